@@ -1,0 +1,465 @@
+# lib.sh: test harness sourced by every t/NNNN-name.sh; prints TAP for prove.
+#
+# A test script looks like
+#
+#	#!/bin/sh
+#	test_description='what this script covers'
+#	. ./lib.sh
+#	test_expect_success 'title' '
+#		commands &&
+#		more commands
+#	'
+#	test_done
+#
+# and runs from t/ (prove does that) or from anywhere (it finds itself).
+# Each script gets a fresh trash directory t/trash.NNNN-name, its cwd while
+# the tests run, removed when every test passed and kept otherwise.
+#
+# Options: -v (show command output), -x (trace commands), -i (stop at the
+# first failure), -d (keep the trash directory). IMG_TEST_OPTS adds options.
+#
+# Exit status and sanitizers. Our commands exit 0 on success, 1 on an error
+# and 2 on a usage error; nothing of ours may die by a signal. Builds with
+# D=1 carry ASan and UBSan; the options exported below make every sanitizer
+# report abort() the process (exit 134, SIGABRT), and should an abort not
+# happen anyway, exit with 125. test_must_fail therefore accepts only exit
+# codes 1..124: 125 means a sanitizer report, 126/127 the shell could not
+# run the command (a missing binary must not pass as "failed as expected"),
+# and above 128 a signal.
+
+# Where we are: the t/ directory and the source tree above it.
+case "$0" in
+*/*) TEST_DIRECTORY=$(cd "${0%/*}" && pwd) ;;
+*) TEST_DIRECTORY=$(pwd) ;;
+esac
+SRC_ROOT=${TEST_DIRECTORY%/t}
+this_test=${0##*/}
+this_test=${this_test%.sh}
+TRASH_DIRECTORY=$TEST_DIRECTORY/trash.$this_test
+
+PATH=$SRC_ROOT/cmd:$TEST_DIRECTORY/helper:$PATH
+export PATH
+
+# Sanitizers: any report is fatal and never looks like an ordinary failure.
+SAN_EXIT=125
+ASAN_OPTIONS=abort_on_error=1:halt_on_error=1:exitcode=$SAN_EXIT:detect_leaks=1:allocator_may_return_null=1:print_summary=1
+UBSAN_OPTIONS=abort_on_error=1:halt_on_error=1:exitcode=$SAN_EXIT:print_stacktrace=1
+LSAN_OPTIONS=exitcode=$SAN_EXIT
+export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+
+# A stable environment for the commands and for qemu.
+LC_ALL=C
+LANG=C
+TZ=UTC
+export LC_ALL LANG TZ
+unset IMG_FAULT_WRITE
+
+verbose=
+immediate=
+debug=
+trace=
+for opt in $IMG_TEST_OPTS "$@"; do
+	case "$opt" in
+	-v|--verbose) verbose=t ;;
+	-i|--immediate) immediate=t ;;
+	-d|--debug) debug=t ;;
+	-x|--trace) trace=t ;;
+	*) echo "error: unknown test option '$opt'" >&2; exit 1 ;;
+	esac
+done
+
+test_count=0
+test_failures=0
+test_fixed=0
+test_broken=0
+test_prereqs=' '
+
+# Where command output goes while a test runs: shown with -v, else kept in
+# a log that a failing test prints as TAP diagnostics.
+test_log=$TRASH_DIRECTORY.log
+
+say_diag() {
+	sed -e 's/^/# /' "$@"
+}
+
+# skip_all REASON: only when an external tool is genuinely missing.
+skip_all() {
+	echo "1..0 # SKIP $*"
+	rm -f "$test_log"
+	exit 0
+}
+
+test_set_prereq() {
+	test_prereqs="$test_prereqs$1 "
+}
+
+test_have_prereq() {
+	case "$test_prereqs" in
+	*" $1 "*) return 0 ;;
+	esac
+	return 1
+}
+
+# Run the body of a test in this shell, so that variables carry over.
+test_run_() {
+	if test -n "$verbose"; then
+		if test -n "$trace"; then
+			(set -x; eval "$1") </dev/null
+		else
+			eval "$1" </dev/null
+		fi
+		return
+	fi
+	if test -n "$trace"; then
+		(set -x; eval "$1") </dev/null >"$test_log" 2>&1
+	else
+		eval "$1" </dev/null >"$test_log" 2>&1
+	fi
+}
+
+test_skip_() {
+	test_count=$((test_count + 1))
+	echo "ok $test_count # skip $1 (missing $2)"
+}
+
+test_report_failure_() {
+	test_failures=$((test_failures + 1))
+	echo "not ok $test_count - $1"
+	printf '%s\n' "$2" | say_diag
+	if test -z "$verbose" && test -s "$test_log"; then
+		echo "# output:"
+		say_diag "$test_log"
+	fi
+	if test -n "$immediate"; then
+		echo "# stopping at the first failure (-i); trash kept in $TRASH_DIRECTORY"
+		echo "1..$test_count"
+		exit 1
+	fi
+}
+
+# test_expect_success [PREREQ] 'title' 'commands'
+test_expect_success() {
+	if test $# = 3; then
+		if ! test_have_prereq "$1"; then
+			test_skip_ "$2" "$1"
+			return 0
+		fi
+		shift
+	fi
+	test $# = 2 || { echo "bug in test script: test_expect_success needs 2 or 3 arguments" >&2; exit 1; }
+	test_count=$((test_count + 1))
+	if test_run_ "$2"; then
+		echo "ok $test_count - $1"
+	else
+		test_report_failure_ "$1" "$2"
+	fi
+	return 0
+}
+
+# test_expect_failure [PREREQ] 'title' 'commands': a known breakage,
+# reported as TODO so that it does not fail the script.
+test_expect_failure() {
+	if test $# = 3; then
+		if ! test_have_prereq "$1"; then
+			test_skip_ "$2" "$1"
+			return 0
+		fi
+		shift
+	fi
+	test $# = 2 || { echo "bug in test script: test_expect_failure needs 2 or 3 arguments" >&2; exit 1; }
+	test_count=$((test_count + 1))
+	if test_run_ "$2"; then
+		test_fixed=$((test_fixed + 1))
+		echo "ok $test_count - $1 # TODO known breakage vanished"
+	else
+		test_broken=$((test_broken + 1))
+		echo "not ok $test_count - $1 # TODO known breakage"
+	fi
+	return 0
+}
+
+test_done() {
+	echo "1..$test_count"
+	cd "$TEST_DIRECTORY" || exit 1
+	if test "$test_failures" -gt 0; then
+		echo "# failed $test_failures of $test_count; trash kept in $TRASH_DIRECTORY"
+		rm -f "$test_log"
+		exit 1
+	fi
+	test -n "$debug" || rm -rf "$TRASH_DIRECTORY"
+	rm -f "$test_log"
+	exit 0
+}
+
+# --- assertions --------------------------------------------------------
+
+# test_must_fail CMD...: CMD must fail the ordinary way (exit 1..124); it
+# must not succeed, die by a signal, report a sanitizer error (125) or be
+# impossible to run (126, 127).
+test_must_fail() {
+	"$@"
+	test_exit_code_=$?
+	if test $test_exit_code_ = 0; then
+		echo >&2 "test_must_fail: command succeeded: $*"
+		return 1
+	elif test $test_exit_code_ -gt 128; then
+		echo >&2 "test_must_fail: killed by signal $((test_exit_code_ - 128)): $*"
+		return 1
+	elif test $test_exit_code_ = $SAN_EXIT; then
+		echo >&2 "test_must_fail: sanitizer report: $*"
+		return 1
+	elif test $test_exit_code_ -ge 126; then
+		echo >&2 "test_must_fail: cannot run (exit $test_exit_code_): $*"
+		return 1
+	fi
+	return 0
+}
+
+# test_expect_code N CMD...: CMD must exit with exactly N.
+test_expect_code() {
+	test_want_code_=$1
+	shift
+	"$@"
+	test_exit_code_=$?
+	if test $test_exit_code_ = "$test_want_code_"; then
+		return 0
+	fi
+	echo >&2 "test_expect_code: exit $test_exit_code_, wanted $test_want_code_: $*"
+	return 1
+}
+
+test_cmp() {
+	diff -u "$@"
+}
+
+# test_line_count OP N FILE, e.g. test_line_count = 1 err
+test_line_count() {
+	test_lines_=$(wc -l <"$3")
+	test "$test_lines_" "$1" "$2" && return 0
+	echo >&2 "test_line_count: $3 has $test_lines_ lines, wanted $1 $2:"
+	cat >&2 "$3"
+	return 1
+}
+
+# no_sanitizer_report FILE: FILE (a captured stderr) holds no sanitizer text.
+no_sanitizer_report() {
+	if grep -E 'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$1" >&2; then
+		echo >&2 "sanitizer report in $1"
+		return 1
+	fi
+	return 0
+}
+
+# --- corpus helpers ----------------------------------------------------
+
+# qio FMT IMAGE 'qemu-io command'...: run qemu-io commands on an image.
+qio() {
+	qio_fmt_=$1
+	qio_img_=$2
+	shift 2
+	# Turn the commands into "-c c1 -c c2 ..." without splitting them.
+	set -- "$@" --
+	while test "$1" != --; do
+		set -- "$@" -c "$1"
+		shift
+	done
+	shift
+	qemu-io -f "$qio_fmt_" "$@" "$qio_img_" >/dev/null
+}
+
+# qio_aes FMT IMAGE PASSWORD 'command'...: qemu-io on an AES-encrypted image.
+qio_aes() {
+	qio_fmt_=$1
+	qio_img_=$2
+	qio_pw_=$3
+	shift 3
+	set -- "$@" --
+	while test "$1" != --; do
+		set -- "$@" -c "$1"
+		shift
+	done
+	shift
+	qemu-io --object "secret,id=sec0,data=$qio_pw_" \
+		--image-opts "driver=$qio_fmt_,file.filename=$qio_img_,encrypt.key-secret=sec0" \
+		"$@" >/dev/null
+}
+
+# write_key FILE PASSWORD: a key file as --key-file reads it.
+write_key() {
+	printf '%s\n' "$2" >"$1"
+}
+
+# Option parsing shared by map_same, raw_same and info_same:
+#   [-f FMT] [--key PASSWORD] IMAGE
+# sets same_fmt_, same_key_, same_img_ and
+# our_opts_ (for img-*) and qemu_src_ (options plus image for qemu-img).
+same_parse_() {
+	same_fmt_=
+	same_key_=
+	while test $# -gt 1; do
+		case "$1" in
+		-f) same_fmt_=$2; shift 2 ;;
+		--key) same_key_=$2; shift 2 ;;
+		*) echo >&2 "bug in test script: bad option $1"; return 1 ;;
+		esac
+	done
+	same_img_=$1
+	our_opts_=
+	test -z "$same_fmt_" || our_opts_="-f $same_fmt_"
+	if test -n "$same_key_"; then
+		test -n "$same_fmt_" ||
+			same_fmt_=$(qemu-img info --output=json "$same_img_" |
+				    sed -n 's/^    "format": "\(.*\)",*$/\1/p')
+		write_key .key "$same_key_" || return 1
+		our_opts_="$our_opts_ --key-file .key"
+		qemu_src_="--object secret,id=sec0,data=$same_key_ --image-opts driver=$same_fmt_,file.filename=$same_img_,encrypt.key-secret=sec0"
+	elif test -n "$same_fmt_"; then
+		qemu_src_="-f $same_fmt_ $same_img_"
+	else
+		qemu_src_=$same_img_
+	fi
+}
+
+# map_normalise < JSON: qemu-img map --output=json (ours or QEMU's) to one
+# canonical line per extent, after merging neighbours that agree on every
+# field and whose offsets (if any) are contiguous.
+map_normalise() {
+	perl -MJSON::PP -e '
+		$SIG{__DIE__} = sub { return if $^S; print STDERR @_; exit 1 };
+		local $/;
+		my $text = <STDIN>;
+		my $list = eval { JSON::PP->new->decode($text) };
+		die "map_normalise: not a JSON array: $@\n" if ref $list ne "ARRAY";
+		my (@out, $prev);
+		my $key = sub {
+			my $e = shift;
+			join ",", map { "$_=" . (JSON::PP::is_bool($e->{$_}) ?
+				($e->{$_} ? "true" : "false") : $e->{$_}) }
+			    grep { $_ ne "start" && $_ ne "length" && $_ ne "offset" }
+			    sort keys %$e;
+		};
+		for my $e (sort { $a->{start} <=> $b->{start} } @$list) {
+			if ($prev && $prev->{start} + $prev->{length} == $e->{start} &&
+			    $key->($prev) eq $key->($e) &&
+			    (defined $prev->{offset}) == (defined $e->{offset}) &&
+			    (!defined $e->{offset} ||
+			     $prev->{offset} + $prev->{length} == $e->{offset})) {
+				$prev->{length} += $e->{length};
+				next;
+			}
+			push @out, $prev if $prev;
+			$prev = { %$e };
+		}
+		push @out, $prev if $prev;
+		for my $e (@out) {
+			printf "start=%d length=%d %s%s\n", $e->{start},
+			    $e->{length}, $key->($e),
+			    defined $e->{offset} ? " offset=$e->{offset}" : "";
+		}
+	'
+}
+
+# map_same [-f FMT] [--key PW] IMAGE: img-map --output=json means what
+# qemu-img map --output=json says.
+map_same() {
+	same_parse_ "$@" || return 1
+	# shellcheck disable=SC2086
+	qemu-img map --output=json $qemu_src_ >map.qemu.json || return 1
+	# shellcheck disable=SC2086
+	img-map --output=json $our_opts_ "$same_img_" >map.ours.json || return 1
+	map_normalise <map.qemu.json >map.qemu.norm &&
+	map_normalise <map.ours.json >map.ours.norm &&
+	test_cmp map.qemu.norm map.ours.norm
+}
+
+# raw_same [-f FMT] [--key PW] IMAGE: our raw export equals qemu-img's.
+raw_same() {
+	same_parse_ "$@" || return 1
+	rm -f raw.qemu raw.ours
+	# shellcheck disable=SC2086
+	qemu-img convert -O raw $qemu_src_ raw.qemu || return 1
+	# shellcheck disable=SC2086
+	img-convert -O raw $our_opts_ "$same_img_" raw.ours || return 1
+	cmp raw.qemu raw.ours
+}
+
+# both_same [-f FMT] [--key PW] IMAGE: raw_same and map_same.
+both_same() {
+	raw_same "$@" && map_same "$@"
+}
+
+# json_get FILE PATH...: print "PATH=VALUE" for each PATH, a dotted path
+# into the JSON in FILE ("format-specific.data.compat", "0.format",
+# "snapshots.1.name"); an absent field prints "PATH=<absent>". Booleans
+# print as true/false, nested values as canonical JSON.
+json_get() {
+	perl -MJSON::PP -e '
+		$SIG{__DIE__} = sub { return if $^S; print STDERR @_; exit 1 };
+		local $/;
+		open my $fh, "<", shift @ARGV or die "json_get: $!\n";
+		my $doc = JSON::PP->new->decode(<$fh>);
+		my $js = JSON::PP->new->canonical;
+		for my $path (@ARGV) {
+			my $v = $doc;
+			for my $k (split /\./, $path) {
+				if (ref $v eq "ARRAY" && $k =~ /^\d+$/) {
+					$v = $k < @$v ? $v->[$k] : undef;
+				} elsif (ref $v eq "HASH" && exists $v->{$k}) {
+					$v = $v->{$k};
+				} else {
+					$v = undef;
+				}
+				last unless defined $v;
+			}
+			my $s = !defined $v ? "<absent>" :
+				JSON::PP::is_bool($v) ? ($v ? "true" : "false") :
+				ref $v ? $js->encode($v) : $v;
+			print "$path=$s\n";
+		}
+	' "$@"
+}
+
+# open_fails CMD IMAGE [ARGS...]: CMD (img-map, img-info, img-convert)
+# fails on IMAGE with exit 1 and one line on stderr that starts with the
+# command's name and names the image in quotes, with no sanitizer report.
+# Extra ARGS go before the image (e.g. -f qcow2).
+open_fails() {
+	of_cmd_=$1
+	of_img_=$2
+	shift 2
+	rm -f of.err of.out
+	case "$of_cmd_" in
+	img-convert) test_expect_code 1 img-convert -O raw "$@" "$of_img_" of.out 2>of.err ;;
+	*) test_expect_code 1 "$of_cmd_" "$@" "$of_img_" >/dev/null 2>of.err ;;
+	esac || { cat of.err >&2; return 1; }
+	cat of.err >&2
+	no_sanitizer_report of.err &&
+	test_line_count = 1 of.err &&
+	grep -F "$of_cmd_: " of.err >/dev/null &&
+	grep -F "'$of_img_'" of.err >/dev/null &&
+	case "$(cat of.err)" in
+	"$of_cmd_: "*) ;;
+	*) echo >&2 "message does not start with '$of_cmd_: '"; false ;;
+	esac
+}
+
+# all_fail IMAGE [ARGS...]: open_fails for img-map, img-info and img-convert.
+all_fail() {
+	open_fails img-map "$@" &&
+	open_fails img-info "$@" &&
+	open_fails img-convert "$@"
+}
+
+# --- setup ---------------------------------------------------------------
+
+command -v qemu-img >/dev/null && command -v qemu-io >/dev/null ||
+	skip_all 'qemu-img and qemu-io (qemu-utils) are not installed'
+command -v perl >/dev/null && perl -MJSON::PP -e 1 2>/dev/null ||
+	skip_all 'perl with JSON::PP is not installed'
+
+rm -rf "$TRASH_DIRECTORY" &&
+mkdir -p "$TRASH_DIRECTORY" &&
+cd "$TRASH_DIRECTORY" || {
+	echo "Bail out! cannot create $TRASH_DIRECTORY"
+	exit 1
+}
