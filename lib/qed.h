@@ -1,0 +1,46 @@
+/* qed.h: QED on-disk constants and decoded header, shared by the reader and later check/write code. */
+#ifndef IMG_QED_H
+#define IMG_QED_H
+
+#include <stdint.h>
+
+#define IMG_QED_MAGIC		0x00444551U	/* "QED\0", little-endian */
+#define IMG_QED_HEADER_LEN	64
+
+#define IMG_QED_MIN_CLUSTER	4096U
+#define IMG_QED_MAX_CLUSTER	(64U << 20)
+#define IMG_QED_MIN_TABLE	1U		/* clusters per table */
+#define IMG_QED_MAX_TABLE	16U
+#define IMG_QED_MAX_BACKING_LEN	4095U		/* QEMU's PATH_MAX - 1 */
+
+/* features */
+#define IMG_QED_F_BACKING_FILE	0x1ULL
+#define IMG_QED_F_NEED_CHECK	0x2ULL
+#define IMG_QED_F_NO_PROBE	0x4ULL		/* backing file is raw */
+#define IMG_QED_F_KNOWN		0x7ULL
+
+/* L2 entries below any valid cluster offset */
+#define IMG_QED_L2_UNALLOC	0
+#define IMG_QED_L2_ZERO		1
+
+/* The 64-byte header, decoded; sizes in bytes except where noted. */
+struct img_qed_header {
+	uint32_t magic;
+	uint32_t cluster_size;
+	uint32_t table_size;		/* clusters */
+	uint32_t header_size;		/* clusters */
+	uint64_t features;
+	uint64_t compat_features;
+	uint64_t autoclear_features;
+	uint64_t l1_table_offset;
+	uint64_t image_size;
+	uint32_t backing_filename_offset;
+	uint32_t backing_filename_size;
+};
+
+void img_qed_decode_header(const uint8_t *buf, struct img_qed_header *h);
+
+/* Largest virtual size the geometry can address (saturating). */
+uint64_t img_qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
+
+#endif
