@@ -1,0 +1,113 @@
+# Makefile: builds libimg.a, the img-* commands, tests and docs (GNU make, non-recursive).
+#
+# Targets:
+#   all      lib/libimg.a, cmd/img-*, t/helper/img-poke, t/unit/unit-tests (default)
+#   deps     install missing build/test dependencies with apt-get
+#   check    build, then run every test in t/ with prove, and lint man pages
+#   demo     build, then run the main job on a small built-in example
+#   bench    side-by-side benchmarks against qemu-img (t/perf/)
+#   install  commands to $(DESTDIR)$(PREFIX)/bin, man pages to .../share/man
+#   clean    remove build outputs
+# Knobs:
+#   V=1      show full command lines
+#   D=1      debug build: -O1 -g with AddressSanitizer and UBSan
+#   PREFIX   install prefix (default /usr/local); DESTDIR for staging
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+PKGS := zlib libzstd nettle popt libarchive
+
+ifeq ($(D),1)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else
+OPT := -O2 -g
+endif
+WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lnettle -lpopt -larchive) -lm
+ALL_CFLAGS = -std=gnu11 $(OPT) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Ilib $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(OPT) $(LDFLAGS)
+
+ifneq ($(V),1)
+Q = @
+say = @printf '  %-6s %s\n' $(1) $(2);
+else
+Q =
+say =
+endif
+
+LIB_SRC := $(sort $(wildcard lib/*.c))
+LIB_OBJ := $(LIB_SRC:.c=.o)
+CLI_SRC := cmd/cli.c cmd/json.c
+CLI_OBJ := $(CLI_SRC:.c=.o)
+CMD_SRC := $(sort $(wildcard cmd/img-*.c))
+CMDS := $(CMD_SRC:.c=)
+UNIT_SRC := $(sort $(wildcard t/unit/*.c))
+HELPERS := t/helper/img-poke
+MANS := $(sort $(wildcard man/*.[15]))
+
+all: $(CMDS) $(HELPERS) t/unit/unit-tests
+
+# Rebuild everything when the flags change (e.g. switching D=1 on or off).
+BUILD_FLAGS := $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)
+.build-flags: FORCE
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+
+%.o: %.c .build-flags
+	$(call say,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+lib/libimg.a: $(LIB_OBJ)
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
+
+cmd/img-%: cmd/img-%.o $(CLI_OBJ) lib/libimg.a
+	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+t/helper/img-poke: t/helper/img-poke.o lib/libimg.a
+	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+t/unit/unit-tests: $(UNIT_SRC:.c=.o) lib/libimg.a
+	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Dependencies: installed only when something is missing.
+DEB_PKGS := build-essential pkg-config libpopt-dev libarchive-dev zlib1g-dev \
+	libzstd-dev nettle-dev qemu-utils perl groff-base
+deps:
+	@if ./t/have-deps; then echo 'deps: everything is installed'; else \
+	  echo 'deps: installing $(DEB_PKGS)'; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEB_PKGS); fi
+
+check-deps:
+	@./t/have-deps || $(MAKE) --no-print-directory deps
+
+check: check-deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)./t/lint-man $(MANS)
+	$(Q)prove -j2 t/[0-9]*.sh
+
+demo: check-deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)./t/demo.sh
+
+bench: check-deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)./t/perf/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(CMDS) $(DESTDIR)$(PREFIX)/bin/
+	for m in $(MANS); do \
+	  s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+
+clean:
+	rm -f lib/*.o lib/*.d lib/libimg.a cmd/*.o cmd/*.d $(CMDS) \
+		t/helper/*.o t/helper/*.d $(HELPERS) t/unit/*.o t/unit/*.d \
+		t/unit/unit-tests .build-flags
+	rm -rf t/trash.* t/perf/work
+
+.SECONDARY:
+.PHONY: all deps check-deps check demo bench install clean FORCE
+-include $(wildcard lib/*.d cmd/*.d t/helper/*.d t/unit/*.d)

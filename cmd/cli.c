@@ -1,0 +1,221 @@
+/* cli.c: shared front-end code: messages, popt parsing, opening images, sizes, progress. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+const char *cli_prog = "img";
+const char *cli_format;
+const char *cli_key_file;
+
+struct poptOption cli_image_options[] = {
+	{ "format", 'f', POPT_ARG_STRING, &cli_format, 0,
+	  "image format (default: probe; raw, qcow, qcow2, qed)", "FMT" },
+	{ "key-file", 0, POPT_ARG_STRING, &cli_key_file, 0,
+	  "password of an AES-encrypted image", "FILE" },
+	POPT_TABLEEND
+};
+
+/* Data written to stdout must reach it: a full disk is an error. */
+static void close_stdout(void)
+{
+	if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
+		if (errno == EPIPE)
+			_exit(EXIT_FAIL);
+		fprintf(stderr, "%s: cannot write standard output: %s\n",
+			cli_prog, strerror(errno));
+		_exit(EXIT_FAIL);
+	}
+}
+
+void cli_init(const char *prog)
+{
+	const char *slash = strrchr(prog, '/');
+
+	cli_prog = slash ? slash + 1 : prog;
+	atexit(close_stdout);
+}
+
+static void vsay(const char *fmt, va_list ap)
+{
+	char msg[2048];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fprintf(stderr, "%s: %s\n", cli_prog, msg);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsay(fmt, ap);
+	va_end(ap);
+}
+
+void cli_die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	cli_progress_end();
+	va_start(ap, fmt);
+	vsay(fmt, ap);
+	va_end(ap);
+	exit(code);
+}
+
+const char **cli_parse(int argc, const char **argv,
+		       const struct poptOption *opts, const char *args_help,
+		       int min, int max, int *nargs)
+{
+	poptContext ctx = poptGetContext(cli_prog, argc, argv, opts, 0);
+	const char **args;
+	int rc, n = 0;
+
+	poptSetOtherOptionHelp(ctx, args_help);
+	while ((rc = poptGetNextOpt(ctx)) > 0)
+		;
+	if (rc < -1)
+		cli_die(EXIT_USAGE, "%s: %s (try --help)",
+			poptBadOption(ctx, POPT_BADOPTION_NOALIAS),
+			poptStrerror(rc));
+	args = poptGetArgs(ctx);
+	while (args && args[n])
+		n++;
+	if (n < min || n > max) {
+		poptPrintUsage(ctx, stderr, 0);
+		exit(EXIT_USAGE);
+	}
+	/* The context owns args; it lives until exit, like the options. */
+	*nargs = n;
+	return args;
+}
+
+static uint8_t *read_key(const char *path, size_t *len)
+{
+	uint8_t *buf = malloc(4097);
+	size_t n = 0;
+	ssize_t r;
+	int fd;
+
+	if (!buf)
+		cli_die(EXIT_FAIL, "out of memory");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		cli_die(EXIT_FAIL, "cannot open key file '%s': %s", path,
+			strerror(errno));
+	while (n < 4097 && (r = read(fd, buf + n, 4097 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	if (n > 4096)
+		cli_die(EXIT_FAIL, "key file '%s' is too long", path);
+	if (n && buf[n - 1] == '\n')
+		n--;
+	if (!n)
+		cli_die(EXIT_FAIL, "key file '%s' is empty", path);
+	*len = n;
+	return buf;
+}
+
+struct img *cli_open(const char *path, unsigned flags)
+{
+	struct img_open_opts o = {
+		.format = cli_format,
+		.no_backing = !!(flags & CLI_NO_BACKING),
+		.metadata_only = !!(flags & CLI_METADATA_ONLY),
+	};
+	struct img *img = img_new();
+	uint8_t *key = NULL;
+
+	if (!img)
+		cli_die(EXIT_FAIL, "out of memory");
+	if (cli_key_file) {
+		key = read_key(cli_key_file, &o.key_len);
+		o.key = key;
+	}
+	if (img_open(img, path, &o) < 0)
+		cli_die(EXIT_FAIL, "cannot open '%s': %s", path,
+			img_errmsg(img));
+	free(key);
+	return img;
+}
+
+int cli_output_json(const char *value)
+{
+	if (!value || !strcmp(value, "human"))
+		return 0;
+	if (!strcmp(value, "json"))
+		return 1;
+	cli_die(EXIT_USAGE, "unknown output format '%s' (human or json)",
+		value);
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "bkmgtpe";
+	char *end;
+	unsigned long long v;
+	int shift = 0;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		const char *u = strchr(units, *end | 0x20);
+		if (!u || end[1] || !*u)
+			return -EINVAL;
+		shift = (int)(u - units) * 10;
+	}
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+const char *cli_human_size(uint64_t n, char *buf, size_t len)
+{
+	static const char *suffix[] = { "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei" };
+	int e;
+
+	/* Switch unit once the value reaches 1000 of the smaller one. */
+	frexp((double)n / (1000.0 / 1024.0), &e);
+	e = (e - 1) / 10;
+	if (e < 0)
+		e = 0;
+	if (e > 6)
+		e = 6;
+	snprintf(buf, len, "%0.3g %sB", (double)n / (double)(1ULL << (e * 10)),
+		 suffix[e]);
+	return buf;
+}
+
+static int progress_shown;
+
+void cli_progress(uint64_t done, uint64_t total, void *arg)
+{
+	static int last = -1;
+	int pct = total ? (int)(done * 100 / total) : 100;
+
+	if (!isatty(STDERR_FILENO) || pct == last)
+		return;
+	last = pct;
+	progress_shown = 1;
+	fprintf(stderr, "\r    (%3d.00/100%%)", pct);
+	fflush(stderr);
+}
+
+void cli_progress_end(void)
+{
+	if (progress_shown) {
+		fputc('\n', stderr);
+		progress_shown = 0;
+	}
+}

@@ -1,0 +1,59 @@
+/* cli.h: what the img-* front ends share: exit codes, messages, option tables, opening images. */
+#ifndef IMG_CLI_H
+#define IMG_CLI_H
+
+#include <popt.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "img.h"
+
+/* Exit codes of every command (img-check adds its own, qemu-img's). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,      /* the work could not be done */
+	EXIT_USAGE = 2,     /* bad options or arguments */
+};
+
+extern const char *cli_prog;
+
+/* Set the program name; arrange for stdout to be checked at exit. */
+void cli_init(const char *prog);
+/* "prog: message" on stderr; die() then exits with code. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_die(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+
+/*
+ * Parse argv with the command's popt table; on a bad option say so and
+ * exit EXIT_USAGE. Returns the positional arguments (NULL-terminated) and
+ * their count in *nargs, which must lie in [min, max].
+ */
+const char **cli_parse(int argc, const char **argv,
+		       const struct poptOption *opts, const char *args_help,
+		       int min, int max, int *nargs);
+
+/* Options every image-reading command takes: -f FMT, --key-file F. */
+extern struct poptOption cli_image_options[];
+extern const char *cli_format;
+extern const char *cli_key_file;
+
+/* Open an image with the shared options, or die with a one-line message. */
+#define CLI_NO_BACKING     0x1   /* do not open the backing chain */
+#define CLI_METADATA_ONLY  0x2   /* no data is read: no key needed */
+struct img *cli_open(const char *path, unsigned flags);
+
+/* --output=human|json: returns 1 for json, dies on anything else. */
+int cli_output_json(const char *value);
+
+/* Sizes like 64M, 10G, 1T, 512 (1024-based suffixes k M G T P E). */
+int cli_parse_size(const char *s, uint64_t *out);
+
+/* qemu-img's human sizes: "1 GiB", "196 KiB", "4.5 MiB". */
+const char *cli_human_size(uint64_t n, char *buf, size_t len);
+
+/* A progress bar on stderr when it is a terminal; no-op otherwise. */
+void cli_progress(uint64_t done, uint64_t total, void *arg);
+void cli_progress_end(void);
+
+#endif

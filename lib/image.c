@@ -1,0 +1,528 @@
+/* image.c: opening images (probe, driver, backing chain, key) and reading guest data through the chain. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "imgint.h"
+
+/* Probe order matters only for ties; raw is the fallback, never probed. */
+static const struct img_driver *const drivers[] = {
+	&img_qcow2_driver, &img_qcow_driver, &img_qed_driver, &img_raw_driver,
+};
+#define NDRIVERS (sizeof(drivers) / sizeof(drivers[0]))
+
+const char *const *img_format_names(void)
+{
+	static const char *names[NDRIVERS + 1];
+
+	size_t n = 0;
+
+	for (size_t i = 0; i < NDRIVERS; i++)
+		if (drivers[i])
+			names[n++] = drivers[i]->name;
+	return names;
+}
+
+static const struct img_driver *driver_by_name(const char *name)
+{
+	for (size_t i = 0; i < NDRIVERS; i++)
+		if (drivers[i] && !strcmp(drivers[i]->name, name))
+			return drivers[i];
+	return NULL;
+}
+
+/* Formats we do not read but must not mistake for raw disks. */
+static const char *foreign_format(const uint8_t *b, size_t len)
+{
+	static const struct {
+		const char *name;
+		size_t off, len;
+		const char *magic;
+	} foreign[] = {
+		{ "vmdk", 0, 4, "KDMV" },
+		{ "vmdk", 0, 21, "# Disk DescriptorFile" },
+		{ "vhdx", 0, 8, "vhdxfile" },
+		{ "vpc", 0, 8, "conectix" },
+		{ "vdi", 64, 4, "\x7f\x10\xda\xbe" },
+		{ "luks", 0, 6, "LUKS\xba\xbe" },
+		{ "parallels", 0, 16, "WithoutFreeSpace" },
+		{ "parallels", 0, 16, "WithouFreSpacExt" },
+		{ "bochs", 0, 21, "Bochs Virtual HD Image" },
+		{ "cloop", 0, 22, "#!/bin/sh\n#V2.0 Format" },
+	};
+
+	for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++)
+		if (len >= foreign[i].off + foreign[i].len &&
+		    !memcmp(b + foreign[i].off, foreign[i].magic, foreign[i].len))
+			return foreign[i].name;
+	return NULL;
+}
+
+static int pick_driver(struct img *img, const char *format)
+{
+	uint8_t head[512];
+	const char *other;
+	ssize_t n;
+	int best = 0;
+
+	if (format) {
+		img->drv = driver_by_name(format);
+		if (!img->drv)
+			return img_error(img, IMG_E_UNKNOWN_FMT,
+					 "unknown format '%s'", format);
+		return 0;
+	}
+	n = img_io_pread(img->io, head, sizeof(head), 0);
+	if (n < 0)
+		return img_error(img, (int)n, "cannot read header: %s",
+				 img_strerror((int)n));
+	img->drv = &img_raw_driver;
+	for (size_t i = 0; i < NDRIVERS; i++) {
+		int score = drivers[i] && drivers[i]->probe
+				    ? drivers[i]->probe(head, (size_t)n) : 0;
+		if (score > best) {
+			best = score;
+			img->drv = drivers[i];
+		}
+	}
+	other = best > 1 ? NULL : foreign_format(head, (size_t)n);
+	if (other)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "unsupported format '%s' (use -f raw to read it as raw bytes)",
+				 other);
+	return 0;
+}
+
+struct img *img_new(void)
+{
+	struct img *img = calloc(1, sizeof(*img));
+
+	if (img)
+		img->zbuf_host = UINT64_MAX;
+	return img;
+}
+
+static char *resolve_backing(const char *image_path, const char *name)
+{
+	const char *slash = strrchr(image_path, '/');
+	size_t dirlen;
+	char *p;
+
+	if (name[0] == '/' || !slash)
+		return strdup(name);
+	dirlen = (size_t)(slash - image_path) + 1;
+	p = malloc(dirlen + strlen(name) + 1);
+	if (p) {
+		memcpy(p, image_path, dirlen);
+		strcpy(p + dirlen, name);
+	}
+	return p;
+}
+
+/* Names QEMU treats as protocols or JSON descriptions, not files. */
+static int is_protocol_name(const char *name)
+{
+	const char *colon = strchr(name, ':');
+	const char *slash = strchr(name, '/');
+
+	if (!strncmp(name, "json:", 5) || strstr(name, "://"))
+		return 1;
+	/* "nbd:host:port", "fat:dir": a known prefix before any slash */
+	if (colon && (!slash || colon < slash)) {
+		static const char *proto[] = { "nbd", "fat", "vvfat", "ssh",
+					       "http", "https", "iscsi",
+					       "rbd", "gluster", "nfs" };
+		for (size_t i = 0; i < sizeof(proto) / sizeof(proto[0]); i++)
+			if ((size_t)(colon - name) == strlen(proto[i]) &&
+			    !strncmp(name, proto[i], strlen(proto[i])))
+				return 1;
+	}
+	return 0;
+}
+
+static int open_backing(struct img *img, const struct img_open_opts *o)
+{
+	struct img_open_opts bo = *o;
+	struct img *b;
+	int max = o->max_chain > 0 ? o->max_chain : IMG_MAX_CHAIN;
+	int ret;
+
+	if (is_protocol_name(img->backing_name))
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "backing file '%s': protocol names are not supported",
+				 img->backing_name);
+	if (img->depth + 1 > max)
+		return img_error(img, IMG_E_CHAIN,
+				 "backing chain deeper than %d images", max);
+	b = img_new();
+	if (!img->backing_path || !b) {
+		free(b);
+		return img_error(img, -ENOMEM, "out of memory");
+	}
+	b->depth = img->depth + 1;
+	b->parent = img;
+	bo.format = img->backing_fmt;
+	if (bo.format && !driver_by_name(bo.format))
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "backing file '%s': unsupported backing format '%s'",
+				 img->backing_name, bo.format);
+	img->backing = b;
+	ret = img_open(b, img->backing_path, &bo);
+	if (ret < 0) {
+		/* Nested failures read "backing file 'b': backing file 'c': ..." */
+		char msg[sizeof(img->errmsg)];
+		snprintf(msg, sizeof(msg), "%s", img_errmsg(b));
+		if (!strncmp(msg, "backing file '", 14) || ret == IMG_E_CHAIN)
+			return img_error(img, ret, "%s", msg);
+		return img_error(img, ret, "backing file '%s': %s",
+				 img->backing_path, msg);
+	}
+	return 0;
+}
+
+/* A wrong AES key shows only as noise: decrypt a few data sectors and see. */
+static int check_key(struct img *img)
+{
+	uint8_t sector[512];
+	int tried = 0;
+	uint64_t off = 0;
+
+	for (int calls = 0; off < img->size && calls < 4096 && tried < 64;
+	     calls++) {
+		struct img_extent e;
+		int ret = img->drv->block_status(img, off, img->size - off, &e);
+		if (ret < 0)
+			return ret;
+		if (e.kind == IMG_EXT_DATA && (e.flags & IMG_EXT_F_ENCRYPTED)) {
+			for (uint64_t s = 0; s < e.length && tried < 64;
+			     s += 512, tried++) {
+				uint64_t g = (e.start + s) & ~511ULL;
+				ret = img_io_read_zfill(img->data_io, sector, 512,
+							e.host + (g - e.start));
+				if (ret < 0)
+					return img_error(img, ret,
+							 "cannot read encrypted data: %s",
+							 img_strerror(ret));
+				img_aes_decrypt(img, sector, 512, g / 512);
+				if (img_aes_plausible(sector))
+					return 0;
+			}
+		}
+		off = e.start + e.length;
+	}
+	if (tried)
+		return img_error(img, IMG_E_KEY,
+				 "wrong key: %d sectors decrypt to noise", tried);
+	return 0;
+}
+
+static int check_loop(struct img *img)
+{
+	for (struct img *p = img->parent; p; p = p->parent)
+		if (p->dev == img->dev && p->ino == img->ino)
+			return img_error(img, IMG_E_CHAIN,
+					 "backing chain loops back to '%s'",
+					 p->path);
+	return 0;
+}
+
+int img_open(struct img *img, const char *path, const struct img_open_opts *o)
+{
+	static const struct img_open_opts none;
+	struct stat st;
+	int ret;
+
+	if (!o)
+		o = &none;
+	img->path = strdup(path);
+	if (!img->path)
+		return img_error(img, -ENOMEM, "out of memory");
+	ret = img_io_open_file(&img->io, path, IMG_IO_RDONLY);
+	if (ret < 0)
+		return img_error(img, ret, "%s", img_strerror(ret));
+	img->data_io = img->io;
+	if (fstat(img->io->fd, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return img_error(img, -EISDIR, "%s", img_strerror(-EISDIR));
+		img->dev = st.st_dev;
+		img->ino = st.st_ino;
+		img->actual_size = (uint64_t)st.st_blocks * 512;
+	}
+	ret = check_loop(img);
+	if (ret < 0)
+		return ret;
+	ret = img_io_size(img->io, &img->file_size);
+	if (ret < 0)
+		return img_error(img, ret, "cannot get size: %s",
+				 img_strerror(ret));
+	ret = pick_driver(img, o->format);
+	if (ret < 0)
+		return ret;
+	ret = img->drv->open(img);
+	if (ret < 0) {
+		if (!img->errmsg[0])
+			img_error(img, ret, "%s", img_strerror(ret));
+		return ret;
+	}
+	if (img->backing_name && !is_protocol_name(img->backing_name)) {
+		img->backing_path = resolve_backing(img->path, img->backing_name);
+		if (!img->backing_path)
+			return img_error(img, -ENOMEM, "out of memory");
+	}
+	if (img->encrypted && !o->metadata_only) {
+		if (o->key) {
+			img->key = malloc(o->key_len ? o->key_len : 1);
+			if (!img->key)
+				return img_error(img, -ENOMEM, "out of memory");
+			memcpy(img->key, o->key, o->key_len);
+			img->key_len = o->key_len;
+		}
+		ret = img_aes_setkey(img);
+		if (ret == 0)
+			ret = check_key(img);
+		if (ret < 0)
+			return ret;
+	}
+	if (img->backing_name && !o->no_backing) {
+		ret = open_backing(img, o);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+void img_free(struct img *img)
+{
+	if (!img)
+		return;
+	img_free(img->backing);
+	if (img->drv && img->drv->close)
+		img->drv->close(img);
+	if (img->data_io != img->io)
+		img_io_close(img->data_io);
+	img_io_close(img->io);
+	for (int i = 0; i < img->nprops; i++)
+		free((char *)img->props[i].str);
+	for (int i = 0; i < img->nsnapshots; i++) {
+		free(img->snapshots[i].id);
+		free(img->snapshots[i].name);
+	}
+	free(img->snapshots);
+	for (int i = 0; i < img->nbitmaps; i++)
+		free(img->bitmaps[i].name);
+	free(img->bitmaps);
+	free(img->path);
+	free(img->data_path);
+	free(img->backing_name);
+	free(img->backing_fmt);
+	free(img->backing_path);
+	free(img->aes);
+	free(img->key);
+	free(img->zbuf);
+	free(img->zin);
+	free(img);
+}
+
+const char *img_format(const struct img *img)
+{
+	return img->drv ? img->drv->name : NULL;
+}
+
+const char *img_path(const struct img *img)
+{
+	return img->path;
+}
+
+uint64_t img_size(const struct img *img)
+{
+	return img->size;
+}
+
+struct img *img_backing(const struct img *img)
+{
+	return img->backing;
+}
+
+int img_chain_status(struct img *img, uint64_t off, uint64_t len,
+		     struct img_extent *ext, struct img **layer, int *depth)
+{
+	struct img *l = img;
+	int d = 0;
+
+	for (;;) {
+		int ret = l->drv->block_status(l, off, len, ext);
+		if (ret < 0) {
+			if (l != img)
+				img_error(img, ret, "backing file '%s': %s",
+					  l->path, img_errmsg(l));
+			return ret;
+		}
+		if (ext->length == 0 || ext->start != off)
+			return img_error(img, IMG_E_CORRUPT,
+					 "internal error: %s driver made no progress at 0x%llx",
+					 l->drv->name, (unsigned long long)off);
+		if (ext->length > len)
+			ext->length = len;
+		len = ext->length;
+		if (ext->kind != IMG_EXT_UNALLOC || !l->backing ||
+		    off >= l->backing->size)
+			break;
+		if (len > l->backing->size - off)
+			len = l->backing->size - off;
+		l = l->backing;
+		d++;
+	}
+	*layer = l;
+	*depth = d;
+	return 0;
+}
+
+static int read_compressed(struct img *l, const struct img_extent *e,
+			   uint64_t off, uint8_t *buf, size_t n)
+{
+	uint32_t cs = l->cluster_size;
+	int ret;
+
+	if (l->zbuf_host != e->host) {
+		/* A stream longer than two clusters cannot come from a
+		 * cluster: refuse rather than allocate what a header says. */
+		if (e->clen > 2 * (uint64_t)cs + 1024)
+			return img_error(l, IMG_E_CORRUPT,
+					 "compressed cluster at 0x%llx: length %llu too large",
+					 (unsigned long long)e->host,
+					 (unsigned long long)e->clen);
+		if (!l->zbuf)
+			l->zbuf = malloc(cs);
+		if (l->zin_cap < e->clen) {
+			free(l->zin);
+			l->zin = malloc(e->clen);
+			l->zin_cap = l->zin ? e->clen : 0;
+		}
+		if (!l->zbuf || !l->zin)
+			return img_error(l, -ENOMEM, "out of memory");
+		ret = img_io_read_zfill(l->io, l->zin, e->clen, e->host);
+		if (ret < 0)
+			return img_error(l, ret,
+					 "cannot read compressed cluster at 0x%llx: %s",
+					 (unsigned long long)e->host,
+					 img_strerror(ret));
+		l->zbuf_host = UINT64_MAX;
+		ret = img_decompress(l->compress, l->zin, e->clen, l->zbuf, cs);
+		if (ret < 0)
+			return img_error(l, ret,
+					 "compressed cluster at 0x%llx (guest 0x%llx) does not decompress",
+					 (unsigned long long)e->host,
+					 (unsigned long long)(off - off % cs));
+		l->zbuf_host = e->host;
+	}
+	memcpy(buf, l->zbuf + off % cs, n);
+	return 0;
+}
+
+static int read_encrypted(struct img *l, const struct img_extent *e,
+			  uint64_t off, uint8_t *buf, size_t n)
+{
+	uint64_t start = off & ~511ULL;
+	uint64_t end = (off + n + 511) & ~511ULL;
+	size_t span = (size_t)(end - start);
+	uint8_t *tmp = buf;
+	int ret;
+
+	if (!l->aes)
+		return img_error(l, IMG_E_KEY,
+				 "image is encrypted: a key is needed (--key-file)");
+	if (start != off || span != n) {
+		tmp = malloc(span);
+		if (!tmp)
+			return img_error(l, -ENOMEM, "out of memory");
+	}
+	ret = img_io_read_zfill(l->data_io, tmp, span, e->host - (off - start));
+	if (ret < 0) {
+		img_error(l, ret, "cannot read data at 0x%llx: %s",
+			  (unsigned long long)e->host, img_strerror(ret));
+	} else {
+		img_aes_decrypt(l, tmp, span, start / 512);
+		if (tmp != buf)
+			memcpy(buf, tmp + (off - start), n);
+	}
+	if (tmp != buf)
+		free(tmp);
+	return ret;
+}
+
+int img_read_extent(struct img *l, const struct img_extent *e, uint64_t off,
+		    uint8_t *buf, size_t n)
+{
+	int ret;
+
+	if (e->kind != IMG_EXT_DATA) {
+		memset(buf, 0, n);
+		return 0;
+	}
+	if (e->flags & IMG_EXT_F_COMPRESSED)
+		return read_compressed(l, e, off, buf, n);
+	if (e->flags & IMG_EXT_F_ENCRYPTED)
+		return read_encrypted(l, e, off, buf, n);
+	ret = img_io_read_zfill(l->data_io, buf, n, e->host + (off - e->start));
+	if (ret < 0)
+		return img_error(l, ret, "cannot read data at 0x%llx: %s",
+				 (unsigned long long)(e->host + (off - e->start)),
+				 img_strerror(ret));
+	return 0;
+}
+
+int img_read(struct img *img, uint64_t off, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	if (off > img->size || len > img->size - off)
+		return img_error(img, -EINVAL,
+				 "read at 0x%llx past the virtual size",
+				 (unsigned long long)off);
+	while (len) {
+		struct img_extent e;
+		struct img *l;
+		int depth, ret;
+
+		ret = img_chain_status(img, off, len, &e, &l, &depth);
+		if (ret < 0)
+			return ret;
+		ret = img_read_extent(l, &e, off, p, (size_t)e.length);
+		if (ret < 0) {
+			if (l != img)
+				img_error(img, ret, "backing file '%s': %s",
+					  l->path, img_errmsg(l));
+			else
+				img->err = ret;
+			return ret;
+		}
+		off += e.length;
+		p += e.length;
+		len -= (size_t)e.length;
+	}
+	return 0;
+}
+
+void img_get_info(const struct img *img, struct img_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->format = img_format(img);
+	info->virtual_size = img->size;
+	info->file_size = img->file_size;
+	info->actual_size = img->actual_size;
+	info->cluster_size = img->cluster_size;
+	info->encryption = img->encrypted == 1 ? "aes" :
+			   img->encrypted == 2 ? "luks" : NULL;
+	info->dirty = img->dirty;
+	info->backing_file = img->backing_name;
+	info->backing_path = img->backing_path;
+	info->backing_format = img->backing_fmt;
+	info->props = img->props;
+	info->nprops = img->nprops;
+	info->snapshots = img->snapshots;
+	info->nsnapshots = img->nsnapshots;
+	info->bitmaps = img->bitmaps;
+	info->nbitmaps = img->nbitmaps;
+}

@@ -1,0 +1,137 @@
+/* img.h: public interface of libimg, the library behind the img-* commands. */
+#ifndef IMG_H
+#define IMG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Conventions: every function returning int gives 0 (or a count) on success
+ * and a negative code on failure: -errno, or one of the IMG_E_* codes below.
+ * After a failure, img_errmsg() on the handle says where and why, e.g.
+ * "L2 table at 0x50000 past end of file". The library never prints or exits.
+ */
+enum img_errcode {
+	IMG_E_BASE = -4096,
+	IMG_E_CORRUPT,     /* the image breaks its format's rules */
+	IMG_E_UNSUPPORTED, /* a valid image using something we do not handle */
+	IMG_E_UNKNOWN_FMT, /* no format matched, or an unknown -f name */
+	IMG_E_KEY,         /* encrypted image: key missing or wrong */
+	IMG_E_CHAIN,       /* backing chain too deep or looping */
+	IMG_E_TOOBIG,      /* a size or table exceeds our (QEMU's) limits */
+	IMG_E_LAST
+};
+
+/* Text for a code alone (errno codes use strerror). */
+const char *img_strerror(int code);
+
+struct img;
+
+/* Options for opening an image; zero-initialise and fill what you need. */
+struct img_open_opts {
+	const char *format;      /* NULL: probe by magic */
+	const uint8_t *key;      /* password for AES-encrypted qcow/qcow2 */
+	size_t key_len;
+	int no_backing;          /* do not open backing files */
+	int metadata_only;       /* no data will be read: no key needed */
+	int max_chain;           /* 0: default depth limit (IMG_MAX_CHAIN) */
+};
+#define IMG_MAX_CHAIN 64
+
+/* Handle life cycle: img_new() never fails short of memory (NULL). */
+struct img *img_new(void);
+int img_open(struct img *img, const char *path, const struct img_open_opts *o);
+void img_free(struct img *img);
+
+/* Last error's detail ("" if none); the code of the last error. */
+const char *img_errmsg(const struct img *img);
+int img_errcode(const struct img *img);
+
+/* Basic facts. */
+const char *img_format(const struct img *img);
+const char *img_path(const struct img *img);
+uint64_t img_size(const struct img *img);
+struct img *img_backing(const struct img *img);
+
+/* Read guest data [off, off+len) through the backing chain; past the
+ * virtual size is an error. */
+int img_read(struct img *img, uint64_t off, void *buf, size_t len);
+
+/*
+ * Guest address space as seen by `qemu-img map`: the status of the range
+ * starting at off, walking down the backing chain while a layer neither
+ * holds data nor reads as zero. Fills *m with the longest run from off
+ * (at most len bytes) whose fields all agree.
+ */
+struct img_map {
+	uint64_t start, length;
+	int depth;               /* layer that answered, 0 = top */
+	int present;             /* that layer allocates the range */
+	int zero;                /* reads as zeros */
+	int data;                /* data is stored */
+	int has_offset;
+	uint64_t offset;         /* host offset in `file` when has_offset */
+	const char *file;        /* host file of that layer (data file for qcow2) */
+	struct img *layer;       /* the layer that answered */
+	int compressed, encrypted;
+};
+/* Returns 1 with *m filled, 0 when off is at the end, or a negative code. */
+int img_map_next(struct img *img, uint64_t off, uint64_t len, struct img_map *m);
+
+/* One typed format property, for info output (qemu-img field names). */
+enum img_prop_type { IMG_PROP_STR, IMG_PROP_BOOL, IMG_PROP_INT };
+struct img_prop {
+	const char *key;         /* e.g. "refcount-bits" */
+	enum img_prop_type type;
+	const char *str;
+	int64_t num;
+};
+
+struct img_snapshot {
+	char *id, *name;
+	uint64_t vm_state_size, disk_size, vm_clock_nsec, icount;
+	uint32_t date_sec, date_nsec;
+	int has_icount;
+};
+
+struct img_bitmap {
+	char *name;
+	uint32_t granularity;
+	int in_use, autom;
+};
+
+/* What img-info shows; filled by the format driver at open. */
+struct img_info {
+	const char *format;
+	uint64_t virtual_size;
+	uint64_t file_size;      /* length of the image file */
+	uint64_t actual_size;    /* allocated bytes (st_blocks * 512) */
+	uint32_t cluster_size;   /* 0 where the format has none */
+	const char *encryption;  /* NULL, "aes" or "luks" */
+	int dirty;               /* qcow2 dirty bit, QED need-check */
+	const char *backing_file;     /* as stored in the image */
+	const char *backing_path;     /* resolved path, when opened */
+	const char *backing_format;   /* as stored, NULL if none */
+	const struct img_prop *props; /* format-specific, nprops entries */
+	int nprops;
+	const struct img_snapshot *snapshots;
+	int nsnapshots;
+	const struct img_bitmap *bitmaps;
+	int nbitmaps;
+};
+void img_get_info(const struct img *img, struct img_info *info);
+
+/*
+ * Export the whole virtual disk as raw bytes to fd. A regular file gets
+ * holes where the guest reads zeros (known from metadata, or found by
+ * scanning data at zero_gran bytes; 0 disables scanning); a pipe gets every
+ * byte. progress, if set, is called now and then with bytes done and total.
+ */
+typedef void (*img_progress_fn)(uint64_t done, uint64_t total, void *arg);
+int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
+		   img_progress_fn progress, void *arg);
+
+/* Names of the formats we know, for messages and -f checks. */
+const char *const *img_format_names(void);
+
+#endif

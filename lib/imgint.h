@@ -1,0 +1,164 @@
+/* imgint.h: what format drivers and library modules share: the image handle and the driver table. */
+#ifndef IMG_INT_H
+#define IMG_INT_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "img.h"
+#include "io.h"
+
+/*
+ * One extent of a single layer, as the format driver sees it. A driver's
+ * block_status fills it for the run starting exactly at the guest offset
+ * asked for; the generic code (image.c, map.c) walks the chain and reads.
+ */
+enum img_ext_kind {
+	IMG_EXT_UNALLOC,   /* not in this layer: backing file, else zeros */
+	IMG_EXT_ZERO,      /* reads as zeros in this layer */
+	IMG_EXT_DATA,      /* stored data at host */
+};
+#define IMG_EXT_F_OFFSET     0x1  /* host offset is meaningful to map */
+#define IMG_EXT_F_COMPRESSED 0x2  /* host = byte offset, clen = stored bytes */
+#define IMG_EXT_F_ENCRYPTED  0x4  /* AES-CBC sectors at host, IV = guest sector */
+
+struct img_extent {
+	uint64_t start;    /* guest offset, == the offset asked for */
+	uint64_t length;   /* > 0 */
+	enum img_ext_kind kind;
+	unsigned flags;
+	uint64_t host;     /* host offset of byte `start` (whole cluster start
+			    * for compressed extents) */
+	uint64_t clen;     /* compressed: bytes stored at host */
+};
+
+enum img_compress { IMG_COMPRESS_ZLIB, IMG_COMPRESS_ZSTD };
+
+struct img_driver {
+	const char *name;
+	/* Score how well the first bytes (len may be short) match: 0 = not
+	 * ours, 100 = our magic. A driver may claim an image it will then
+	 * refuse (an unknown version), so that it is never taken for raw. */
+	int (*probe)(const uint8_t *buf, size_t len);
+	/* Parse and validate the header and tables at img->io; set
+	 * img->size, cluster_size, backing_name/backing_fmt, info fields. */
+	int (*open)(struct img *img);
+	void (*close)(struct img *img);
+	/* Describe the run at guest offset off, at most len bytes long
+	 * (off < img->size, len > 0, off + len <= img->size). */
+	int (*block_status)(struct img *img, uint64_t off, uint64_t len,
+			    struct img_extent *ext);
+};
+
+#define IMG_MAX_PROPS 24
+
+struct img {
+	const struct img_driver *drv;
+	void *priv;              /* driver state */
+	char *path;              /* as given by the caller */
+	struct img_io *io;       /* the image file */
+	struct img_io *data_io;  /* where data clusters live (== io unless an
+				  * external data file) */
+	char *data_path;         /* external data file's resolved path */
+	uint64_t size;           /* virtual size in bytes */
+	uint64_t file_size;
+	uint32_t cluster_size;   /* 0 for raw */
+	enum img_compress compress;
+
+	/* Backing chain. */
+	char *backing_name;      /* as stored */
+	char *backing_fmt;       /* as stored, or NULL */
+	char *backing_path;      /* resolved */
+	struct img *backing;
+	struct img *parent;      /* the image this one backs, or NULL */
+	int depth;               /* 0 = top */
+	dev_t dev;               /* identity of the file, for loop detection */
+	ino_t ino;
+
+	/* Encryption (qcow/qcow2 AES). */
+	int encrypted;           /* 0, 1 = AES, 2 = LUKS */
+	void *aes;               /* expanded key, crypt.c */
+	uint8_t *key;
+	size_t key_len;
+
+	/* Info for img-info. */
+	int dirty;
+	struct img_prop props[IMG_MAX_PROPS];
+	int nprops;
+	struct img_snapshot *snapshots;
+	int nsnapshots;
+	struct img_bitmap *bitmaps;
+	int nbitmaps;
+
+	/* Decompressed-cluster cache (image.c). */
+	uint8_t *zbuf, *zin;
+	uint64_t zbuf_host;      /* host offset of the cached cluster, or ~0 */
+	size_t zin_cap;
+
+	/* Last error. */
+	int err;
+	char errmsg[512];
+	uint64_t actual_size;
+};
+
+/* Record an error on img and return code; the message is a printf format. */
+int img_error(struct img *img, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Add a typed property for info output; strings are copied. */
+void img_prop_str(struct img *img, const char *key, const char *val);
+void img_prop_bool(struct img *img, const char *key, int val);
+void img_prop_int(struct img *img, const char *key, int64_t val);
+
+/* Read exactly len bytes of img->io at off; on failure record an error
+ * naming what (e.g. "L2 table") and return its code. Reads that run past
+ * the end of the file fail with "... at 0x..: offset beyond end of file". */
+int img_read_meta(struct img *img, const char *what, void *buf, size_t len,
+		  uint64_t off);
+
+/* Overflow-checked helpers. */
+static inline int img_add_overflows(uint64_t a, uint64_t b, uint64_t *r)
+{
+	return __builtin_add_overflow(a, b, r);
+}
+static inline int img_mul_overflows(uint64_t a, uint64_t b, uint64_t *r)
+{
+	return __builtin_mul_overflow(a, b, r);
+}
+
+/*
+ * Status of the run at guest offset off through the backing chain, the way
+ * `qemu-img map` walks it: down while a layer neither stores data nor reads
+ * as zero. *layer is the layer that answered (its extent in *ext), *depth
+ * its depth. An UNALLOC answer means zeros (no backing, or past its end).
+ */
+int img_chain_status(struct img *img, uint64_t off, uint64_t len,
+		     struct img_extent *ext, struct img **layer, int *depth);
+/* Read n bytes at guest off of the extent ext of layer l (DATA or ZERO). */
+int img_read_extent(struct img *l, const struct img_extent *ext, uint64_t off,
+		    uint8_t *buf, size_t n);
+
+/* Drivers. */
+extern const struct img_driver img_raw_driver;
+extern const struct img_driver img_qcow_driver __attribute__((weak));
+extern const struct img_driver img_qcow2_driver __attribute__((weak));
+extern const struct img_driver img_qed_driver __attribute__((weak));
+
+/* compress.c: inflate exactly outlen bytes of a compressed cluster. */
+int img_decompress(enum img_compress type, const uint8_t *in, size_t inlen,
+		   uint8_t *out, size_t outlen);
+
+/* crypt.c: qcow/qcow2 AES-128-CBC, one IV per 512-byte guest sector. */
+int img_aes_setkey(struct img *img);
+void img_aes_decrypt(struct img *img, uint8_t *buf, size_t len,
+		     uint64_t guest_sector);
+/* 1 if a decrypted 512-byte sector looks like plaintext, not noise. */
+int img_aes_plausible(const uint8_t *sector);
+
+/* zero.c: 1 if all len bytes are zero (word-at-a-time). */
+int img_is_zero(const void *buf, size_t len);
+/* Length of the zero run at the start of buf (a multiple of gran, except
+ * possibly at the end of buf). */
+size_t img_zero_prefix(const void *buf, size_t len, size_t gran);
+
+#endif

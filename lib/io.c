@@ -1,0 +1,355 @@
+/* io.c: I/O backends (file descriptor, memory) and the convenience wrappers over them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+
+/* ---- file descriptor backend ---- */
+
+static ssize_t fd_pread(struct img_io *io, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(io->fd, (char *)buf + done, len - done,
+				  (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
+static ssize_t fd_pwrite(struct img_io *io, const void *buf, size_t len,
+			 uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(io->fd, (const char *)buf + done,
+				   len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
+static int fd_size(struct img_io *io, uint64_t *size)
+{
+	struct stat st;
+
+	if (fstat(io->fd, &st) < 0)
+		return -errno;
+	if (S_ISBLK(st.st_mode)) {
+		off_t end = lseek(io->fd, 0, SEEK_END);
+		if (end < 0)
+			return -errno;
+		*size = (uint64_t)end;
+		return 0;
+	}
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int fd_truncate(struct img_io *io, uint64_t size)
+{
+	return ftruncate(io->fd, (off_t)size) < 0 ? -errno : 0;
+}
+
+static int fd_flush(struct img_io *io)
+{
+	return fdatasync(io->fd) < 0 ? -errno : 0;
+}
+
+static int fd_punch(struct img_io *io, uint64_t off, uint64_t len)
+{
+	if (fallocate(io->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
+static int fd_next_data(struct img_io *io, uint64_t off, uint64_t *start,
+			uint64_t *end)
+{
+	uint64_t size;
+	off_t d, h;
+	int ret = fd_size(io, &size);
+
+	if (ret < 0)
+		return ret;
+	if (off >= size)
+		return -ENXIO;
+	d = lseek(io->fd, (off_t)off, SEEK_DATA);
+	if (d < 0) {
+		if (errno == ENXIO)
+			return -ENXIO;
+		/* No SEEK_DATA support here: everything is data. */
+		*start = off;
+		*end = size;
+		return 0;
+	}
+	h = lseek(io->fd, d, SEEK_HOLE);
+	if (h < 0)
+		h = (off_t)size;
+	*start = (uint64_t)d;
+	*end = (uint64_t)h;
+	return 0;
+}
+
+static void fd_close(struct img_io *io)
+{
+	if (io->fd >= 0)
+		close(io->fd);
+	free(io);
+}
+
+static const struct img_io_ops fd_ops = {
+	.pread = fd_pread,
+	.pwrite = fd_pwrite,
+	.size = fd_size,
+	.truncate = fd_truncate,
+	.flush = fd_flush,
+	.punch = fd_punch,
+	.next_data = fd_next_data,
+	.close = fd_close,
+};
+
+int img_io_from_fd(struct img_io **out, int fd, unsigned flags)
+{
+	struct img_io *io = calloc(1, sizeof(*io));
+
+	if (!io)
+		return -ENOMEM;
+	io->ops = &fd_ops;
+	io->fd = fd;
+	io->flags = flags;
+	*out = img_io_fault_wrap(io);
+	return 0;
+}
+
+int img_io_open_file(struct img_io **out, const char *path, unsigned flags)
+{
+	int oflags = O_CLOEXEC;
+	int fd, ret;
+
+	if (flags & IMG_IO_RDONLY)
+		oflags |= O_RDONLY;
+	else if (flags & IMG_IO_CREATE)
+		oflags |= O_RDWR | O_CREAT | O_EXCL;
+	else
+		oflags |= O_RDWR;
+	fd = open(path, oflags, 0644);
+	if (fd < 0)
+		return -errno;
+	ret = img_io_from_fd(out, fd, flags);
+	if (ret < 0)
+		close(fd);
+	return ret;
+}
+
+/* ---- memory backend (unit tests, small in-memory images) ---- */
+
+struct mem {
+	uint8_t *data;
+	size_t len, cap;
+};
+
+static ssize_t mem_pread(struct img_io *io, void *buf, size_t len, uint64_t off)
+{
+	struct mem *m = io->priv;
+
+	if (off >= m->len)
+		return 0;
+	if (len > m->len - off)
+		len = m->len - off;
+	memcpy(buf, m->data + off, len);
+	return (ssize_t)len;
+}
+
+static int mem_grow(struct mem *m, uint64_t size)
+{
+	if (size > SIZE_MAX / 2)
+		return -EFBIG;
+	if (size > m->cap) {
+		size_t cap = m->cap ? m->cap : 4096;
+		while (cap < size)
+			cap *= 2;
+		uint8_t *p = realloc(m->data, cap);
+		if (!p)
+			return -ENOMEM;
+		memset(p + m->cap, 0, cap - m->cap);
+		m->data = p;
+		m->cap = cap;
+	}
+	return 0;
+}
+
+static ssize_t mem_pwrite(struct img_io *io, const void *buf, size_t len,
+			  uint64_t off)
+{
+	struct mem *m = io->priv;
+	int ret = mem_grow(m, off + len);
+
+	if (ret < 0)
+		return ret;
+	memcpy(m->data + off, buf, len);
+	if (off + len > m->len)
+		m->len = off + len;
+	return (ssize_t)len;
+}
+
+static int mem_size(struct img_io *io, uint64_t *size)
+{
+	*size = ((struct mem *)io->priv)->len;
+	return 0;
+}
+
+static int mem_truncate(struct img_io *io, uint64_t size)
+{
+	struct mem *m = io->priv;
+	int ret = mem_grow(m, size);
+
+	if (ret < 0)
+		return ret;
+	if (size < m->len)
+		memset(m->data + size, 0, m->len - size);
+	m->len = size;
+	return 0;
+}
+
+static int mem_flush(struct img_io *io)
+{
+	return 0;
+}
+
+static void mem_close(struct img_io *io)
+{
+	struct mem *m = io->priv;
+
+	free(m->data);
+	free(m);
+	free(io);
+}
+
+static const struct img_io_ops mem_ops = {
+	.pread = mem_pread,
+	.pwrite = mem_pwrite,
+	.size = mem_size,
+	.truncate = mem_truncate,
+	.flush = mem_flush,
+	.close = mem_close,
+};
+
+int img_io_open_mem(struct img_io **out, const void *data, size_t len)
+{
+	struct img_io *io = calloc(1, sizeof(*io));
+	struct mem *m = calloc(1, sizeof(*m));
+
+	if (!io || !m || mem_grow(m, len) < 0) {
+		free(io);
+		free(m);
+		return -ENOMEM;
+	}
+	if (len)
+		memcpy(m->data, data, len);
+	m->len = len;
+	io->ops = &mem_ops;
+	io->fd = -1;
+	io->priv = m;
+	*out = io;
+	return 0;
+}
+
+/* ---- wrappers ---- */
+
+ssize_t img_io_pread(struct img_io *io, void *buf, size_t len, uint64_t off)
+{
+	return io->ops->pread(io, buf, len, off);
+}
+
+int img_io_pwrite(struct img_io *io, const void *buf, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	if (io->flags & IMG_IO_RDONLY)
+		return -EBADF;
+	n = io->ops->pwrite(io, buf, len, off);
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+int img_io_size(struct img_io *io, uint64_t *size)
+{
+	return io->ops->size(io, size);
+}
+
+int img_io_truncate(struct img_io *io, uint64_t size)
+{
+	if (!io->ops->truncate)
+		return -EOPNOTSUPP;
+	return io->ops->truncate(io, size);
+}
+
+int img_io_flush(struct img_io *io)
+{
+	return io->ops->flush ? io->ops->flush(io) : 0;
+}
+
+int img_io_next_data(struct img_io *io, uint64_t off, uint64_t *start,
+		     uint64_t *end)
+{
+	uint64_t size;
+	int ret;
+
+	if (io->ops->next_data)
+		return io->ops->next_data(io, off, start, end);
+	ret = img_io_size(io, &size);
+	if (ret < 0)
+		return ret;
+	if (off >= size)
+		return -ENXIO;
+	*start = off;
+	*end = size;
+	return 0;
+}
+
+void img_io_close(struct img_io *io)
+{
+	if (io)
+		io->ops->close(io);
+}
+
+int img_io_read_exact(struct img_io *io, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = img_io_pread(io, buf, len, off);
+
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -ENODATA;
+}
+
+int img_io_read_zfill(struct img_io *io, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = img_io_pread(io, buf, len, off);
+
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n < len)
+		memset((char *)buf + n, 0, len - n);
+	return 0;
+}

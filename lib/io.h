@@ -1,0 +1,62 @@
+/* io.h: the small stackable I/O layer every format reads and writes through. */
+#ifndef IMG_IO_H
+#define IMG_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct img_io;
+
+/* Backend operations; each returns bytes done or 0, or -errno. */
+struct img_io_ops {
+	ssize_t (*pread)(struct img_io *io, void *buf, size_t len, uint64_t off);
+	ssize_t (*pwrite)(struct img_io *io, const void *buf, size_t len,
+			  uint64_t off);
+	int (*size)(struct img_io *io, uint64_t *size);
+	int (*truncate)(struct img_io *io, uint64_t size);
+	int (*flush)(struct img_io *io);
+	int (*punch)(struct img_io *io, uint64_t off, uint64_t len);
+	/* Next data range at or after off: [*start, *end); -ENXIO past the
+	 * last one. Backends without holes report everything as data. */
+	int (*next_data)(struct img_io *io, uint64_t off, uint64_t *start,
+			 uint64_t *end);
+	void (*close)(struct img_io *io);
+};
+
+#define IMG_IO_RDONLY 0x1
+#define IMG_IO_CREATE 0x2   /* create (O_EXCL) for writing */
+
+struct img_io {
+	const struct img_io_ops *ops;
+	struct img_io *inner;    /* wrapped backend, for stacked ones */
+	int fd;                  /* -1 where there is none */
+	unsigned flags;
+	void *priv;
+};
+
+/* Backends. */
+int img_io_open_file(struct img_io **out, const char *path, unsigned flags);
+int img_io_from_fd(struct img_io **out, int fd, unsigned flags);
+int img_io_open_mem(struct img_io **out, const void *data, size_t len);
+/* Wrap io so that the Nth write (1-based) and all after it fail with -EIO,
+ * as the environment variable IMG_FAULT_WRITE=N asks; returns io itself
+ * unwrapped when the variable is unset. */
+struct img_io *img_io_fault_wrap(struct img_io *io);
+
+/* Convenience wrappers over ops. */
+ssize_t img_io_pread(struct img_io *io, void *buf, size_t len, uint64_t off);
+int img_io_pwrite(struct img_io *io, const void *buf, size_t len, uint64_t off);
+int img_io_size(struct img_io *io, uint64_t *size);
+int img_io_truncate(struct img_io *io, uint64_t size);
+int img_io_flush(struct img_io *io);
+int img_io_next_data(struct img_io *io, uint64_t off, uint64_t *start,
+		     uint64_t *end);
+void img_io_close(struct img_io *io);
+
+/* Read exactly len bytes; a short read (EOF) gives -ENODATA. */
+int img_io_read_exact(struct img_io *io, void *buf, size_t len, uint64_t off);
+/* Read len bytes, zero-filling whatever lies past end of file. */
+int img_io_read_zfill(struct img_io *io, void *buf, size_t len, uint64_t off);
+
+#endif

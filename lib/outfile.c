@@ -1,0 +1,97 @@
+/* outfile.c: atomic creation of output files (temporary name, fsync, rename). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "outfile.h"
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+int img_outfile_create(struct img_outfile *o, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	char *dir = dir_of(path);
+	mode_t mask;
+	int ret;
+
+	o->fd = -1;
+	o->tmp = NULL;
+	o->path = strdup(path);
+	base = base ? base + 1 : path;
+	if (!dir || !o->path || !*base) {
+		free(dir);
+		return !*base ? -EISDIR : -ENOMEM;
+	}
+	ret = asprintf(&o->tmp, "%s/.%s.XXXXXX", dir, base);
+	free(dir);
+	if (ret < 0) {
+		o->tmp = NULL;
+		return -ENOMEM;
+	}
+	o->fd = mkostemp(o->tmp, O_CLOEXEC);
+	if (o->fd < 0) {
+		ret = -errno;
+		free(o->tmp);
+		o->tmp = NULL;
+		return ret;
+	}
+	/* mkstemp makes 0600; give the file the usual mode. */
+	mask = umask(0);
+	umask(mask);
+	fchmod(o->fd, 0644 & ~mask);
+	return 0;
+}
+
+int img_outfile_commit(struct img_outfile *o)
+{
+	char *dir;
+	int dfd, ret = 0;
+
+	if (fsync(o->fd) < 0 && errno != EINVAL)
+		return -errno;
+	if (close(o->fd) < 0) {
+		o->fd = -1;
+		return -errno;
+	}
+	o->fd = -1;
+	if (rename(o->tmp, o->path) < 0)
+		return -errno;
+	free(o->tmp);
+	o->tmp = NULL;
+	dir = dir_of(o->path);
+	if (dir) {
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			if (fsync(dfd) < 0)
+				ret = -errno;
+			close(dfd);
+		}
+		free(dir);
+	}
+	return ret;
+}
+
+void img_outfile_abort(struct img_outfile *o)
+{
+	if (o->fd >= 0) {
+		close(o->fd);
+		o->fd = -1;
+	}
+	if (o->tmp) {
+		unlink(o->tmp);
+		/* the name is freed at exit; a handler must not call free() */
+	}
+}
