@@ -1,0 +1,123 @@
+/* qcow2.h: qcow2 on-disk constants and the decoded header, shared by the reader and (later) check and writer. */
+#ifndef IMG_QCOW2_H
+#define IMG_QCOW2_H
+
+#include <stdint.h>
+
+#include "tcache.h"
+
+#define QCOW2_MAGIC            0x514649fbu   /* "QFI\xfb" */
+#define QCOW2_V2_HEADER_LEN    72
+#define QCOW2_V3_HEADER_MIN    104
+#define QCOW2_MIN_CLUSTER_BITS 9
+#define QCOW2_MAX_CLUSTER_BITS 21
+
+/* Limits QEMU 7.2 enforces on open. */
+#define QCOW2_MAX_REFTABLE_BYTES  (8u << 20)
+#define QCOW2_MAX_L1_BYTES        (32u << 20)
+#define QCOW2_MAX_SNAPSHOTS       65536u
+#define QCOW2_MAX_SNAPSHOT_TABLE  (64u << 20)
+#define QCOW2_MAX_SNAPSHOT_EXTRA  1024u
+#define QCOW2_SNAPSHOT_FIXED_LEN  40
+#define QCOW2_MAX_BACKING_NAME    1023u
+#define QCOW2_MAX_BACKING_FMT     15u
+
+/* Feature bits. */
+#define QCOW2_INCOMPAT_DIRTY       0x1ull
+#define QCOW2_INCOMPAT_CORRUPT     0x2ull
+#define QCOW2_INCOMPAT_DATA_FILE   0x4ull
+#define QCOW2_INCOMPAT_COMPRESSION 0x8ull
+#define QCOW2_INCOMPAT_EXTL2       0x10ull
+#define QCOW2_INCOMPAT_KNOWN       0x1full
+#define QCOW2_COMPAT_LAZY_REFCOUNTS 0x1ull
+#define QCOW2_AUTOCLEAR_BITMAPS    0x1ull
+#define QCOW2_AUTOCLEAR_DATA_RAW   0x2ull
+
+#define QCOW2_CRYPT_NONE 0
+#define QCOW2_CRYPT_AES  1
+#define QCOW2_CRYPT_LUKS 2
+
+/* Header extension types. */
+#define QCOW2_EXT_END          0x00000000u
+#define QCOW2_EXT_BACKING_FMT  0xe2792acau
+#define QCOW2_EXT_FEATURES     0x6803f857u
+#define QCOW2_EXT_BITMAPS      0x23852875u
+#define QCOW2_EXT_FDE          0x0537be77u
+#define QCOW2_EXT_DATA_FILE    0x44415441u
+
+/* L1/L2 entries. */
+#define QCOW2_OFFSET_MASK      0x00fffffffffffe00ull
+#define QCOW2_L1_RESERVED      0x7f000000000001ffull
+#define QCOW2_L2_RESERVED      0x3f000000000001feull
+#define QCOW2_L2_RESERVED_EXT  0x3f000000000001ffull  /* bit 0 too */
+#define QCOW2_OFLAG_COPIED     (1ull << 63)
+#define QCOW2_OFLAG_COMPRESSED (1ull << 62)
+#define QCOW2_OFLAG_ZERO       1ull
+#define QCOW2_SUBCLUSTERS      32
+#define QCOW2_REFTABLE_RESERVED 0x1ffull
+
+/* Bitmap directory. */
+#define QCOW2_BITMAP_ENTRY_FIXED  24
+#define QCOW2_MAX_BITMAPS         65535u
+#define QCOW2_MAX_BITMAP_DIR      (1024u * 65535u)
+#define QCOW2_MAX_BITMAP_TABLE    0x8000000u
+#define QCOW2_MAX_BITMAP_PHYS     (512ull << 20)
+#define QCOW2_MAX_BITMAP_NAME     1023u
+#define QCOW2_BITMAP_IN_USE       0x1u
+#define QCOW2_BITMAP_AUTO         0x2u
+#define QCOW2_BITMAP_TYPE_DIRTY   1
+#define QCOW2_MIN_GRANULARITY_BITS 9
+#define QCOW2_MAX_GRANULARITY_BITS 31
+
+/* The header as stored (v2 fields, then the v3 additions; v2 gets the
+ * implied v3 values: refcount_order 4, header_length 72, zlib). */
+struct img_qcow2_header {
+	uint32_t version;
+	uint64_t backing_offset;
+	uint32_t backing_size;
+	uint32_t cluster_bits;
+	uint64_t size;
+	uint32_t crypt_method;
+	uint32_t l1_size;
+	uint64_t l1_offset;
+	uint64_t reftable_offset;
+	uint32_t reftable_clusters;
+	uint32_t nb_snapshots;
+	uint64_t snapshots_offset;
+	uint64_t incompat, compat, autoclear;
+	uint32_t refcount_order;
+	uint32_t header_length;
+	uint8_t compression_type;
+};
+
+/* Where a snapshot's L1 lives (check walks these trees). */
+struct img_qcow2_snap_l1 {
+	uint64_t offset;
+	uint32_t size;
+};
+
+/* Driver state (img->priv), kept whole for img-check and the writer. */
+struct img_qcow2 {
+	struct img_qcow2_header h;
+	uint64_t cluster_size;
+	unsigned l2_bits;          /* log2 of entries per L2 table */
+	unsigned entry_len;        /* 8, or 16 with extended L2 */
+	int extended_l2;
+	int has_data_file;
+	char *data_file_name;      /* as stored in the extension */
+
+	uint64_t *l1;              /* active L1, decoded */
+	struct img_tcache *l2_cache;
+	const uint8_t *l2;         /* last L2 table fetched from l2_cache */
+	uint64_t l2_offset;        /* its host offset, 0 = none */
+
+	char *incompat_names[64];  /* from the feature name table */
+
+	uint64_t bitmap_dir_offset, bitmap_dir_size;
+	uint32_t nb_bitmaps;       /* 0 unless the extension is valid */
+
+	struct img_qcow2_snap_l1 *snap_l1;  /* h.nb_snapshots entries */
+	uint64_t snapshot_table_len;
+};
+
+#endif
