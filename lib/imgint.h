@@ -35,6 +35,8 @@ struct img_extent {
 
 enum img_compress { IMG_COMPRESS_ZLIB, IMG_COMPRESS_ZSTD };
 
+struct img_walk_layout;
+
 struct img_driver {
 	const char *name;
 	/* Score how well the first bytes (len may be short) match: 0 = not
@@ -49,6 +51,9 @@ struct img_driver {
 	 * (off < img->size, len > 0, off + len <= img->size). */
 	int (*block_status)(struct img *img, uint64_t off, uint64_t len,
 			    struct img_extent *ext);
+	/* Describe the L1/L2 tables for img_walk() (walk.h); NULL for
+	 * formats without them (raw). */
+	int (*walk_layout)(struct img *img, struct img_walk_layout *lay);
 };
 
 #define IMG_MAX_PROPS 24
