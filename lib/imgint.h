@@ -145,9 +145,9 @@ int img_read_extent(struct img *l, const struct img_extent *ext, uint64_t off,
 
 /* Drivers. */
 extern const struct img_driver img_raw_driver;
-extern const struct img_driver img_qcow_driver __attribute__((weak));
-extern const struct img_driver img_qcow2_driver __attribute__((weak));
-extern const struct img_driver img_qed_driver __attribute__((weak));
+extern const struct img_driver img_qcow_driver;
+extern const struct img_driver img_qcow2_driver;
+extern const struct img_driver img_qed_driver;
 
 /* compress.c: inflate exactly outlen bytes of a compressed cluster. */
 int img_decompress(enum img_compress type, const uint8_t *in, size_t inlen,
