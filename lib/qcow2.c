@@ -470,22 +470,29 @@ static char *resolve_beside(const char *image_path, const char *name)
 	return path;
 }
 
-static int open_data_file(struct img *img, struct img_qcow2 *q)
+/* Resolve the data file's path at open; open it only when data is first
+ * looked up, so that info works without it, as with qemu-img info. */
+static int resolve_data_file(struct img *img, struct img_qcow2 *q)
 {
-	int ret;
-
 	if (!q->has_data_file)
 		return 0;
 	if (!q->data_file_name[0])
 		return img_error(img, IMG_E_CORRUPT,
 				 "external data file name is empty");
 	img->data_path = resolve_beside(img->path, q->data_file_name);
-	if (!img->data_path)
-		return -ENOMEM;
-	ret = img_io_open_file(&img->data_io, img->data_path, IMG_IO_RDONLY);
+	return img->data_path ? 0 : -ENOMEM;
+}
+
+static int open_data_file(struct img *img)
+{
+	struct img_io *io;
+	int ret;
+
+	ret = img_io_open_file(&io, img->data_path, IMG_IO_RDONLY);
 	if (ret < 0)
 		return img_error(img, ret, "cannot open data file '%s': %s",
-				 img->data_path, strerror(-ret));
+				 img->data_path, img_strerror(ret));
+	img->data_io = io;
 	return 0;
 }
 
@@ -821,7 +828,7 @@ static int read_header(struct img *img, struct img_qcow2 *q, uint8_t **hdr)
 				q->h.header_length);
 	if (ret < 0)
 		return img_error(img, ret, "header extensions at 0x%x: %s",
-				 q->h.header_length, strerror(-ret));
+				 q->h.header_length, img_strerror(ret));
 	if (q->h.header_length > QCOW2_V3_HEADER_MIN)
 		q->h.compression_type = (*hdr)[QCOW2_V3_HEADER_MIN];
 	return 0;
@@ -862,7 +869,7 @@ static int qcow2_open_priv(struct img *img, struct img_qcow2 *q)
 	if (ret < 0)
 		return ret;
 	if ((ret = check_features(img, q)) < 0 ||
-	    (ret = open_data_file(img, q)) < 0 ||
+	    (ret = resolve_data_file(img, q)) < 0 ||
 	    (ret = read_backing_name(img, q)) < 0 ||
 	    (ret = read_l1(img, q)) < 0 ||
 	    (ret = read_snapshots(img, q)) < 0 ||
@@ -891,11 +898,7 @@ static void qcow2_close(struct img *img)
 	free(q->snap_l1);
 	free(q);
 	img->priv = NULL;
-	if (img->data_io && img->data_io != img->io)
-		img_io_close(img->data_io);
-	img->data_io = NULL;
-	free(img->data_path);
-	img->data_path = NULL;
+	/* img_free() closes img->data_io and frees img->data_path. */
 }
 
 static int qcow2_open(struct img *img)
@@ -1122,6 +1125,11 @@ static int qcow2_block_status(struct img *img, uint64_t off, uint64_t len,
 	struct unit u, next;
 	int ret;
 
+	if (q->has_data_file && img->data_io == img->io) {
+		ret = open_data_file(img);
+		if (ret < 0)
+			return ret;
+	}
 	ret = describe(img, q, off, &u);
 	if (ret < 0)
 		return ret;
