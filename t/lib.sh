@@ -338,7 +338,9 @@ map_normalise() {
 			    grep { $_ ne "start" && $_ ne "length" && $_ ne "offset" }
 			    sort keys %$e;
 		};
-		for my $e (sort { $a->{start} <=> $b->{start} } @$list) {
+		# An empty extent (QEMU prints one for an empty image) says nothing.
+		for my $e (sort { $a->{start} <=> $b->{start} }
+			   grep { $_->{length} } @$list) {
 			if ($prev && $prev->{start} + $prev->{length} == $e->{start} &&
 			    $key->($prev) eq $key->($e) &&
 			    (defined $prev->{offset}) == (defined $e->{offset}) &&
@@ -383,9 +385,12 @@ raw_same() {
 	cmp raw.qemu raw.ours
 }
 
-# both_same [-f FMT] [--key PW] IMAGE: raw_same and map_same.
+# both_same [-f FMT] [--key PW] IMAGE: raw_same and map_same (both run,
+# so that a failure shows everything that differs).
 both_same() {
-	raw_same "$@" && map_same "$@"
+	both_raw_=0
+	raw_same "$@" || both_raw_=1
+	map_same "$@" && test $both_raw_ = 0
 }
 
 # json_get FILE PATH...: print "PATH=VALUE" for each PATH, a dotted path
