@@ -52,6 +52,17 @@ test_expect_success 'map_normalise merges agreeing neighbours only' '
 	test_cmp expect actual
 '
 
+test_expect_success 'map_normalise drops empty extents and offsets of absent ones' '
+	cat >in.json <<-\EOT &&
+	[{ "start": 0, "length": 0, "depth": 0, "present": false, "zero": false, "data": false},
+	{ "start": 0, "length": 4096, "depth": 0, "present": false, "zero": true, "data": false, "offset": 327680},
+	{ "start": 4096, "length": 4096, "depth": 0, "present": false, "zero": true, "data": false}]
+	EOT
+	echo "start=0 length=8192 data=false,depth=0,present=false,zero=true" >expect &&
+	map_normalise <in.json >actual &&
+	test_cmp expect actual
+'
+
 test_expect_success 'map_normalise rejects garbage' '
 	echo "not json" >bad.json &&
 	test_must_fail map_normalise <bad.json

@@ -338,9 +338,14 @@ map_normalise() {
 			    grep { $_ ne "start" && $_ ne "length" && $_ ne "offset" }
 			    sort keys %$e;
 		};
-		# An empty extent (QEMU prints one for an empty image) says nothing.
+		# An empty extent (QEMU prints one for an empty image) says
+		# nothing; nor does a host offset for a range that no layer
+		# allocates (QEMU 7.2 gives one for the unallocated subclusters
+		# of an allocated extended-L2 cluster).
 		for my $e (sort { $a->{start} <=> $b->{start} }
 			   grep { $_->{length} } @$list) {
+			delete $e->{offset} if JSON::PP::is_bool($e->{present}) &&
+					       !$e->{present};
 			if ($prev && $prev->{start} + $prev->{length} == $e->{start} &&
 			    $key->($prev) eq $key->($e) &&
 			    (defined $prev->{offset}) == (defined $e->{offset}) &&
