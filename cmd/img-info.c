@@ -118,7 +118,7 @@ static void human_snapshots(const struct img_info *in)
 		cli_human_size(s->vm_state_size, size, sizeof(size));
 		strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S",
 			 localtime_r(&t, &tm));
-		snprintf(clock, sizeof(clock), "%04" PRIu64 ":%02d:%02d.%03d",
+		snprintf(clock, sizeof(clock), "%02" PRIu64 ":%02d:%02d.%03d",
 			 ms / 3600000, (int)(ms / 60000 % 60),
 			 (int)(ms / 1000 % 60), (int)(ms % 1000));
 		if (s->has_icount)

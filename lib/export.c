@@ -17,6 +17,7 @@
 struct sink {
 	int fd;
 	int seekable;
+	int allocate;        /* write zeros instead of leaving holes */
 	uint64_t pos;        /* bytes accounted for so far */
 	const uint8_t *zeros;
 };
@@ -43,7 +44,7 @@ static int sink_data(struct sink *s, const uint8_t *buf, size_t n)
 
 static int sink_zero(struct sink *s, uint64_t n)
 {
-	if (s->seekable) {
+	if (s->seekable && !s->allocate) {
 		s->pos += n;    /* a hole: the final ftruncate sets the length */
 		return 0;
 	}
@@ -101,11 +102,11 @@ int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
 	int ret = 0;
 
 	s.seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-	if (s.seekable) {
-		if (ftruncate(fd, 0) < 0)
-			return img_error(img, -errno, "cannot truncate output: %s",
-					 img_strerror(-errno));
-	} else {
+	s.allocate = zero_gran == 0;
+	if (s.seekable && ftruncate(fd, 0) < 0)
+		return img_error(img, -errno, "cannot truncate output: %s",
+				 img_strerror(-errno));
+	if (!s.seekable || s.allocate) {
 		zeros = calloc(1, CHUNK);
 		if (!zeros)
 			return img_error(img, -ENOMEM, "out of memory");

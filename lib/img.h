@@ -124,8 +124,10 @@ void img_get_info(const struct img *img, struct img_info *info);
 /*
  * Export the whole virtual disk as raw bytes to fd. A regular file gets
  * holes where the guest reads zeros (known from metadata, or found by
- * scanning data at zero_gran bytes; 0 disables scanning); a pipe gets every
- * byte. progress, if set, is called now and then with bytes done and total.
+ * scanning data in blocks of zero_gran bytes); zero_gran 0 writes every
+ * byte, fully allocating the file, as `qemu-img convert -S 0` does. A pipe
+ * gets every byte. progress, if set, is called now and then with bytes
+ * done and total.
  */
 typedef void (*img_progress_fn)(uint64_t done, uint64_t total, void *arg);
 int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
