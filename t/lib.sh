@@ -472,6 +472,19 @@ open_fails() {
 	esac
 }
 
+# damage SRC DST OFFSET TYPE VALUE...: DST is a copy of SRC with img-poke
+# writes applied (OFFSET TYPE VALUE triples).
+damage() {
+	dmg_dst_=$2
+	cp "$1" "$dmg_dst_" || return 1
+	shift 2
+	while test $# -ge 3; do
+		img-poke "$dmg_dst_" "$1" "$2" "$3" || return 1
+		shift 3
+	done
+	test $# = 0
+}
+
 # all_fail IMAGE [ARGS...]: open_fails for img-map, img-info and img-convert.
 all_fail() {
 	open_fails img-map "$@" &&
