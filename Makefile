@@ -85,7 +85,7 @@ check-deps:
 check: check-deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)./t/lint-man $(MANS)
-	$(Q)prove -j2 t/[0-9]*.sh
+	$(Q)cd t && prove -j2 [0-9]*.sh
 
 demo: check-deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -22,6 +22,9 @@ enum img_ext_kind {
 #define IMG_EXT_F_OFFSET     0x1  /* host offset is meaningful to map */
 #define IMG_EXT_F_COMPRESSED 0x2  /* host = byte offset, clen = stored bytes */
 #define IMG_EXT_F_ENCRYPTED  0x4  /* AES-CBC sectors at host, IV = guest sector */
+#define IMG_EXT_F_RECURSE    0x8  /* map: ask the host file where it has
+				   * holes (QEMU does so for images that look
+				   * metadata-preallocated) */
 
 struct img_extent {
 	uint64_t start;    /* guest offset, == the offset asked for */

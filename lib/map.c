@@ -1,4 +1,5 @@
 /* map.c: the guest address space as merged extents, field-compatible with `qemu-img map`. */
+#include <errno.h>
 #include <string.h>
 
 #include "imgint.h"
@@ -21,6 +22,34 @@ static void to_map(struct img *l, int depth, const struct img_extent *e,
 			  ? l->data_path : l->path;
 	m->compressed = !!(e->flags & IMG_EXT_F_COMPRESSED);
 	m->encrypted = !!(e->flags & IMG_EXT_F_ENCRYPTED);
+}
+
+/*
+ * For data the format stores in a preallocated-looking image, QEMU asks the
+ * host file as well and reports its holes as zero (data stays true). Trim
+ * the extent to one run of the host file and say which it is.
+ */
+static int host_holes(struct img *l, struct img_extent *e, struct img_map *m)
+{
+	uint64_t start, end;
+	int ret = img_io_next_data(l->data_io, e->host, &start, &end);
+
+	if (ret == -ENXIO) {
+		m->zero = 1;        /* past the end of the file */
+		return 0;
+	}
+	if (ret < 0)
+		return img_error(l, ret, "cannot find data at 0x%llx: %s",
+				 (unsigned long long)e->host, img_strerror(ret));
+	if (start > e->host) {
+		m->zero = 1;
+		if (start - e->host < e->length)
+			e->length = start - e->host;
+	} else if (end - e->host < e->length) {
+		e->length = end - e->host;
+	}
+	m->length = e->length;
+	return 0;
 }
 
 /* Whether next continues cur: every field agrees, offsets contiguous. */
@@ -54,6 +83,11 @@ int img_map_next(struct img *img, uint64_t off, uint64_t len,
 		if (ret < 0)
 			return ret;
 		to_map(l, depth, &e, &next);
+		if ((e.flags & IMG_EXT_F_RECURSE) && next.data && next.has_offset) {
+			ret = host_holes(l, &e, &next);
+			if (ret < 0)
+				return ret;
+		}
 		if (first) {
 			*m = next;
 			first = 0;

@@ -9,9 +9,12 @@ static int raw_probe(const uint8_t *buf, size_t len)
 	return 1;
 }
 
+/* Like QEMU, see whole sectors: a partial last sector reads as zero-padded. */
 static int raw_open(struct img *img)
 {
-	img->size = img->file_size;
+	if (img->file_size > UINT64_MAX - 511)
+		return img_error(img, IMG_E_TOOBIG, "file too large");
+	img->size = (img->file_size + 511) & ~511ULL;
 	return 0;
 }
 
