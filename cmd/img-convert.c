@@ -10,7 +10,7 @@
 
 static const char *out_format;
 static const char *sparse_size;
-static int progress, quiet;
+static int progress, quiet, durable;
 
 static struct poptOption options[] = {
 	{ NULL, 'O', POPT_ARG_STRING, &out_format, 0,
@@ -21,6 +21,8 @@ static struct poptOption options[] = {
 	{ NULL, 'p', POPT_ARG_NONE, &progress, 0,
 	  "show progress on a terminal", NULL },
 	{ NULL, 'q', POPT_ARG_NONE, &quiet, 0, "quiet", NULL },
+	{ "sync", 0, POPT_ARG_NONE, &durable, 0,
+	  "make the output durable (fsync) before it appears", NULL },
 	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, cli_image_options, 0,
 	  "Source options:", NULL },
 	POPT_AUTOHELP
@@ -90,7 +92,7 @@ int main(int argc, const char **argv)
 		cli_die(EXIT_FAIL, "cannot convert '%s': %s", args[0],
 			img_errmsg(img));
 	if (!to_stdout) {
-		ret = img_outfile_commit(&out);
+		ret = img_outfile_commit(&out, durable);
 		if (ret < 0)
 			cli_die(EXIT_FAIL, "cannot write '%s': %s", args[1],
 				strerror(-ret));

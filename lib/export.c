@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include "imgint.h"
+#include "pipeline.h"
 
-#define CHUNK (4u << 20)
+#define CHUNK (2u << 20)
+#define NSLOTS 4
 
 /*
  * Where the bytes go. A regular file is written with pwrite and left with
@@ -92,66 +94,114 @@ static int sink_scan(struct sink *s, const uint8_t *buf, size_t n, size_t gran)
 	return 0;
 }
 
+enum { SLOT_DATA, SLOT_ZERO };
+
+struct export {
+	struct sink sink;
+	size_t gran;
+};
+
+/* Consumer thread: write one slot, in order. */
+static int write_slot(struct img_pipe_slot *slot, void *arg)
+{
+	struct export *x = arg;
+
+	if (slot->kind == SLOT_ZERO)
+		return sink_zero(&x->sink, slot->len);
+	return sink_scan(&x->sink, slot->buf, (size_t)slot->len, x->gran);
+}
+
+/*
+ * Fill slot with guest data from off: consecutive stored extents are
+ * gathered into one buffer; a zero extent becomes a slot of its own
+ * (unless data was gathered already, which is then handed over first).
+ */
+static int fill_slot(struct img *img, uint64_t off, struct img_pipe_slot *slot)
+{
+	slot->off = off;
+	slot->len = 0;
+	slot->kind = SLOT_DATA;
+	while (off < img->size && slot->len < CHUNK) {
+		uint64_t want = img->size - off;
+		struct img_extent e;
+		struct img *l;
+		int depth, ret;
+
+		if (want > CHUNK - slot->len)
+			want = CHUNK - slot->len;
+		ret = img_chain_status(img, off, want, &e, &l, &depth);
+		if (ret < 0)
+			return ret;
+		if (e.kind != IMG_EXT_DATA) {
+			if (!slot->len) {
+				slot->kind = SLOT_ZERO;
+				slot->len = e.length;
+			}
+			break;
+		}
+		ret = img_read_extent(l, &e, off, slot->buf + slot->len,
+				      (size_t)e.length);
+		if (ret < 0) {
+			if (l != img)
+				img_error(img, ret, "backing file '%s': %s",
+					  l->path, img_errmsg(l));
+			return ret;
+		}
+		slot->len += e.length;
+		off += e.length;
+	}
+	return 0;
+}
+
 int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
 		   img_progress_fn progress, void *arg)
 {
-	struct sink s = { .fd = fd };
+	struct export x = { .sink = { .fd = fd }, .gran = (size_t)zero_gran };
+	struct sink *s = &x.sink;
+	struct img_pipeline *pipe;
 	struct stat st;
-	uint8_t *buf = NULL, *zeros = NULL;
+	uint8_t *zeros = NULL;
 	uint64_t off = 0;
-	int ret = 0;
+	int ret = 0, werr;
 
-	s.seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-	s.allocate = zero_gran == 0;
-	if (s.seekable && ftruncate(fd, 0) < 0)
-		return img_error(img, -errno, "cannot truncate output: %s",
+	s->seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	s->allocate = zero_gran == 0;
+	/* Set the final size first: writes inside the file are cheaper than
+	 * ones that extend it. */
+	if (s->seekable && (ftruncate(fd, 0) < 0 ||
+			    ftruncate(fd, (off_t)img->size) < 0))
+		return img_error(img, -errno, "cannot size output: %s",
 				 img_strerror(-errno));
-	if (!s.seekable || s.allocate) {
+	if (!s->seekable || s->allocate) {
 		zeros = calloc(1, CHUNK);
 		if (!zeros)
 			return img_error(img, -ENOMEM, "out of memory");
 	}
-	s.zeros = zeros;
-	buf = aligned_alloc(4096, CHUNK);
-	if (!buf) {
+	s->zeros = zeros;
+	ret = img_pipeline_start(&pipe, NSLOTS, CHUNK, write_slot, &x);
+	if (ret < 0) {
 		free(zeros);
-		return img_error(img, -ENOMEM, "out of memory");
+		return img_error(img, ret, "cannot start writer: %s",
+				 img_strerror(ret));
 	}
 	while (off < img->size) {
-		uint64_t want = img->size - off < CHUNK ? img->size - off : CHUNK;
-		struct img_extent e;
-		struct img *l;
-		int depth;
+		struct img_pipe_slot *slot;
 
-		ret = img_chain_status(img, off, want, &e, &l, &depth);
+		ret = img_pipeline_get(pipe, &slot);
+		if (ret < 0)
+			break;          /* the writer failed: reported below */
+		ret = fill_slot(img, off, slot);
 		if (ret < 0)
 			break;
-		if (e.kind != IMG_EXT_DATA) {
-			ret = sink_zero(&s, e.length);
-		} else {
-			ret = img_read_extent(l, &e, off, buf, (size_t)e.length);
-			if (ret < 0) {
-				if (l != img)
-					img_error(img, ret, "backing file '%s': %s",
-						  l->path, img_errmsg(l));
-				break;
-			}
-			ret = sink_scan(&s, buf, (size_t)e.length,
-					(size_t)zero_gran);
-		}
-		if (ret < 0) {
-			img_error(img, ret, "cannot write output: %s",
-				  img_strerror(ret));
-			break;
-		}
-		off += e.length;
+		img_pipeline_put(pipe);
+		off += slot->len;
 		if (progress)
 			progress(off, img->size, arg);
 	}
-	if (ret == 0 && s.seekable && ftruncate(fd, (off_t)img->size) < 0)
-		ret = img_error(img, -errno, "cannot set output size: %s",
-				img_strerror(-errno));
-	free(buf);
+	werr = img_pipeline_finish(pipe);
+	if (werr < 0)
+		ret = img_error(img, werr, "cannot write output: %s",
+				img_strerror(werr));
 	free(zeros);
 	return ret;
 }

@@ -55,12 +55,12 @@ int img_outfile_create(struct img_outfile *o, const char *path)
 	return 0;
 }
 
-int img_outfile_commit(struct img_outfile *o)
+int img_outfile_commit(struct img_outfile *o, int durable)
 {
 	char *dir;
 	int dfd, ret = 0;
 
-	if (fsync(o->fd) < 0 && errno != EINVAL)
+	if (durable && fsync(o->fd) < 0 && errno != EINVAL)
 		return -errno;
 	if (close(o->fd) < 0) {
 		o->fd = -1;
@@ -71,6 +71,8 @@ int img_outfile_commit(struct img_outfile *o)
 		return -errno;
 	free(o->tmp);
 	o->tmp = NULL;
+	if (!durable)
+		return 0;
 	dir = dir_of(o->path);
 	if (dir) {
 		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
