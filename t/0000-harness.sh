@@ -1,7 +1,7 @@
 #!/bin/sh
 # 0000-harness.sh: the test harness itself (t/lib.sh) behaves as documented.
 test_description='test harness'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 test_expect_success 'test_must_fail accepts an ordinary failure' '
 	test_must_fail false &&

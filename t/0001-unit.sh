@@ -1,7 +1,7 @@
 #!/bin/sh
 # 0001-unit.sh: runs the C unit tests of lib/ (t/unit/unit-tests) and passes their TAP through.
 test_description='C unit tests'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 unit=$TEST_DIRECTORY/unit/unit-tests
 if ! test -x "$unit"; then

@@ -1,7 +1,7 @@
 #!/bin/sh
 # 2000-raw-export-raw.sh: raw images export and map exactly as qemu-img does.
 test_description='raw export and map of raw images'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 test_expect_success 'sparse raw with data at varied offsets' '
 	truncate -s 64M sparse.raw &&

@@ -1,7 +1,7 @@
 #!/bin/sh
 # 2001-raw-export-qcow.sh: qcow (v1) images export and map exactly as qemu-img does.
 test_description='raw export and map of qcow v1 images'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # QEMU 7.2 "qemu-img convert -c -O qcow" exits 1 without a message after
 # writing a good image (its final empty compressed write fails); accept

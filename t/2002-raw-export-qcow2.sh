@@ -1,7 +1,7 @@
 #!/bin/sh
 # 2002-raw-export-qcow2.sh: qcow2 v2/v3 images of every cluster size, refcount width and compression type export and map as qemu-img does.
 test_description='raw export and map of qcow2 images: versions, cluster sizes, compression'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # varied_writes IMAGE [FMT]: data at aligned and unaligned offsets, across
 # an L2 boundary (4 KiB clusters), zeroes, and the last sector.

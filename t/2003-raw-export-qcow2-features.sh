@@ -1,7 +1,7 @@
 #!/bin/sh
 # 2003-raw-export-qcow2-features.sh: qcow2 extended L2, data files, AES, snapshots, bitmaps and dirty images export and map as qemu-img does.
 test_description='raw export and map of qcow2 images with optional features'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 test_expect_success 'extended L2: sub-cluster writes and write -z' '
 	qemu-img create -q -f qcow2 -o extended_l2=on xl2.qcow2 8M &&

@@ -1,7 +1,7 @@
 #!/bin/sh
 # 2004-raw-export-qed.sh: QED images (cluster and table sizes, zero clusters, backing files, need-check) export and map as qemu-img does.
 test_description='raw export and map of QED images'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 varied_writes() {
 	qio qed "$1" "write -P 0x11 0 4k" "write -P 0x12 6000 3000" \

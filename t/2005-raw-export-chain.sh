@@ -1,7 +1,7 @@
 #!/bin/sh
 # 2005-raw-export-chain.sh: backing chains of mixed formats, relative names in other directories, probed backing formats.
 test_description='raw export and map through backing chains'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 test_expect_success 'qed over qcow2 over raw, each in its own directory' '
 	mkdir base mid other &&

@@ -1,7 +1,7 @@
 #!/bin/sh
 # 2050-convert-stdout.sh: img-convert -O raw to stdout, to sparse files, -S, -p/-q, and refusing a terminal.
 test_description='img-convert output: stdout, pipes, sparseness, terminal refusal'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 if script -qec true /dev/null >/dev/null 2>&1; then
 	test_set_prereq PTY

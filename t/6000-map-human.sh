@@ -1,7 +1,7 @@
 #!/bin/sh
 # 6000-map-human.sh: img-map human output has qemu-img map's shape and content; JSON text matches qemu-img's layout.
 test_description='img-map human output and JSON layout'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 header='Offset          Length          Mapped to       File'
 

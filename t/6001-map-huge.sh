@@ -1,7 +1,7 @@
 #!/bin/sh
 # 6001-map-huge.sh: img-map on 4 TiB images with a few MiB written finishes promptly and agrees with qemu-img.
 test_description='img-map on huge sparse images'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # quick_map IMAGE: both outputs of img-map finish within 10 seconds.
 quick_map() {

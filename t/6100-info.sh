@@ -1,7 +1,7 @@
 #!/bin/sh
 # 6100-info.sh: img-info JSON fields mean what qemu-img info --output=json says, with and without --backing-chain.
 test_description='img-info against qemu-img info'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 fields='format virtual-size cluster-size filename actual-size
 	backing-filename backing-filename-format full-backing-filename

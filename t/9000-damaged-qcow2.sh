@@ -1,7 +1,7 @@
 #!/bin/sh
 # 9000-damaged-qcow2.sh: damaged qcow2 images give exit 1, one line naming the file, and no sanitizer report.
 test_description='damaged qcow2 images'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # good.qcow2: 64 KiB clusters, header, reftable at 0x10000, refblock at
 # 0x20000, L1 at 0x30000, L2 at 0x40000, data from 0x50000.

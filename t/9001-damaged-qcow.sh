@@ -1,7 +1,7 @@
 #!/bin/sh
 # 9001-damaged-qcow.sh: damaged qcow (v1) images give exit 1, one line naming the file, and no sanitizer report.
 test_description='damaged qcow v1 images'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # good.qcow: 4 MiB, 4 KiB clusters, 512-entry L2 tables; L1 (2 entries) at
 # 48, first L2 at 4096, first data cluster at 8192.

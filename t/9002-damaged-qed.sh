@@ -1,7 +1,7 @@
 #!/bin/sh
 # 9002-damaged-qed.sh: damaged QED images give exit 1, one line naming the file, and no sanitizer report.
 test_description='damaged QED images'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # good.qed: 64 KiB clusters, table size 4; L1 at 0x10000, first data
 # cluster at 0x50000, its L2 table at 0x60000; 0xa0000 bytes long.

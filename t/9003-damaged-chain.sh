@@ -1,7 +1,7 @@
 #!/bin/sh
 # 9003-damaged-chain.sh: backing chain loops, missing or wrong backing files, too deep chains, and things that are not images fail cleanly.
 test_description='broken backing chains and non-images'
-. ./lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # chain_fails IMAGE: reading through the chain fails (img-map, img-convert,
 # img-info --backing-chain), while plain img-info, like qemu-img info,

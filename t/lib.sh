@@ -4,14 +4,14 @@
 #
 #	#!/bin/sh
 #	test_description='what this script covers'
-#	. ./lib.sh
+#	. "$(dirname "$0")/lib.sh"
 #	test_expect_success 'title' '
 #		commands &&
 #		more commands
 #	'
 #	test_done
 #
-# and runs from t/ (prove does that) or from anywhere (it finds itself).
+# and runs from any directory (make check runs prove from the top).
 # Each script gets a fresh trash directory t/trash.NNNN-name, its cwd while
 # the tests run, removed when every test passed and kept otherwise.
 #
