@@ -1,0 +1,417 @@
+#!/bin/bash
+# run.sh: times img-convert and img-map against qemu-img on a deterministic corpus, side by side (make bench).
+#
+# Usage: t/perf/run.sh            (or: make bench, which builds first)
+#
+# Knobs (environment variables):
+#   IMG_PERF_SIZE=2G      size of the raw corpus; a whole number of MiB, with
+#                         an M, G or T suffix. 256M or 64M for a quick try.
+#   IMG_PERF_DIR=DIR      work directory (default t/perf/work, gitignored). It
+#                         keeps the corpus, the derived images, the stamp, the
+#                         logs and the results between runs.
+#   IMG_PERF_RUNS=3       minimum timed runs per command, after one warm-up
+#                         (hyperfine runs fast commands more often, to fill 3 s).
+#   IMG_PERF_JOBS='...'   space-separated shell patterns choosing jobs, e.g.
+#                         'map-*' or 'convert-qcow2 map-sparse-*' (default: all).
+#   IMG_PERF_SPARSE=4T    virtual size of the sparse qcow2 and QED images.
+#   IMG_PERF_VERIFY=1     re-hash the corpus before reusing it; otherwise the
+#                         stamp is checked against each file's size and mtime.
+#   IMG_PERF_STAT=mean    which hyperfine statistic the table shows: mean,
+#                         median or min (on a busy machine, min is steadier).
+#   IMG_PERF_VERBOSE=1    show hyperfine's own output (else it goes to DIR/log/).
+#   IMG_PERF_NO_INSTALL=1 never try to apt-get install hyperfine or time.
+#   IMG_PERF_CONVERT, IMG_PERF_MAP  our commands to measure (default: the
+#                         built cmd/img-convert and cmd/img-map), e.g. an
+#                         installed or an older build to compare against.
+#
+# Exit status: 0 when every selected job's output matched qemu-img's, 1 when
+# a row is marked FAIL (the table is printed in full either way) or on setup
+# errors (missing tools, corpus generation failed).
+#
+# Needs qemu-img and qemu-io (qemu-utils), a C compiler, perl; uses hyperfine
+# and GNU time when present (installed with apt-get when missing and allowed),
+# else best-of-N timing and t/perf/maxrss.c. Disk: about 4x the corpus
+# size at peak (2G corpus: ~6 GiB). See t/perf/README for reading the table.
+
+set -u
+export LC_ALL=C LANG=C TZ=UTC
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+perf=$top/t/perf
+W=${IMG_PERF_DIR:-$perf/work}
+RUNS=${IMG_PERF_RUNS:-3}
+SIZE=${IMG_PERF_SIZE:-2G}
+SPARSE=${IMG_PERF_SPARSE:-4T}
+JOBS=${IMG_PERF_JOBS:-*}
+VERBOSE=${IMG_PERF_VERBOSE:-}
+STAT=${IMG_PERF_STAT:-mean}
+OURS_CONVERT=${IMG_PERF_CONVERT:-$top/cmd/img-convert}
+OURS_MAP=${IMG_PERF_MAP:-$top/cmd/img-map}
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+# Size with an M/G/T suffix to MiB.
+to_mib() {
+	local n=${1%[MmGgTt]} u=${1#"${1%[MmGgTt]}"}
+	case "$n" in ''|*[!0-9]*) return 1 ;; esac
+	case "$u" in
+	M|m) echo "$n" ;;
+	G|g) echo $((n * 1024)) ;;
+	T|t) echo $((n * 1024 * 1024)) ;;
+	'') [ $((n % 1048576)) = 0 ] && echo $((n / 1048576)) ;;
+	esac
+}
+MIB=$(to_mib "$SIZE") && [ "$MIB" -gt 0 ] 2>/dev/null ||
+	die "IMG_PERF_SIZE '$SIZE' is not a whole number of MiB (e.g. 256M, 2G)"
+SPARSE_MIB=$(to_mib "$SPARSE") && [ "$SPARSE_MIB" -gt 0 ] 2>/dev/null ||
+	die "IMG_PERF_SPARSE '$SPARSE' is not a whole number of MiB (e.g. 4T)"
+case "$RUNS" in ''|*[!0-9]*|0) die "IMG_PERF_RUNS '$RUNS' is not a positive number" ;; esac
+case "$STAT" in mean|median|min) ;; *) die "IMG_PERF_STAT '$STAT' is not mean, median or min" ;; esac
+
+# Tools.
+for t in qemu-img qemu-io perl; do
+	command -v "$t" >/dev/null || die "'$t' not found (make deps installs qemu-utils and perl)"
+done
+OURS_CONVERT=$(command -v "$OURS_CONVERT") ||
+	die "'${IMG_PERF_CONVERT:-cmd/img-convert}' not found; run make (or make bench)"
+OURS_MAP=$(command -v "$OURS_MAP") ||
+	die "'${IMG_PERF_MAP:-cmd/img-map}' not found; run make (or make bench)"
+CC=${CC:-cc}
+command -v "$CC" >/dev/null || die "no C compiler '$CC' for t/perf/gen.c"
+
+apt_install() {
+	[ -z "${IMG_PERF_NO_INSTALL:-}" ] && command -v apt-get >/dev/null || return 1
+	local sudo=
+	if [ "$(id -u)" != 0 ]; then
+		command -v sudo >/dev/null && sudo -n true 2>/dev/null || return 1
+		sudo='sudo -n'
+	fi
+	say "installing $*"
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null 2>&1 ||
+	{ $sudo apt-get update -qq >/dev/null 2>&1 &&
+	  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null 2>&1; }
+}
+command -v hyperfine >/dev/null || apt_install hyperfine ||
+	say "hyperfine not available: falling back to best-of-$RUNS timing"
+HYPERFINE=$(command -v hyperfine || true)
+gnu_time() { [ -x /usr/bin/time ] && /usr/bin/time -f %M true >/dev/null 2>&1; }
+gnu_time || apt_install time || true
+if gnu_time; then
+	RSS_TOOL=time
+else
+	RSS_TOOL=maxrss		# t/perf/maxrss.c, built below
+fi
+
+mkdir -p "$W" "$W/log" "$W/json" || die "cannot create work directory '$W'"
+W=$(cd "$W" && pwd)
+
+# Outputs of the jobs; removed between runs and on exit.
+OUT_OURS=$W/out.ours
+OUT_QEMU=$W/out.qemu
+cleanup() { rm -f "$OUT_OURS".* "$OUT_QEMU".* "$W"/rss.*; }
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+cleanup
+
+# --- Corpus and derived images -------------------------------------------
+
+# Measure a snapshot of our commands: other people rebuilding cmd/ while
+# the benchmark runs must not swap binaries under it.
+mkdir -p "$W/bin" && cp -f "$OURS_CONVERT" "$W/bin/img-convert" &&
+	cp -f "$OURS_MAP" "$W/bin/img-map" || die "cannot copy our commands to '$W/bin'"
+OURS_CONVERT=$W/bin/img-convert
+OURS_MAP=$W/bin/img-map
+"$OURS_CONVERT" --help >/dev/null 2>&1 && "$OURS_MAP" --help >/dev/null 2>&1 ||
+	die "the copies of our commands in '$W/bin' do not run (a rebuild in progress?)"
+TREE=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
+
+GEN=$W/gen
+if [ ! -x "$GEN" ] || [ "$perf/gen.c" -nt "$GEN" ]; then
+	$CC -std=gnu11 -O2 -o "$GEN" "$perf/gen.c" || die "cannot build t/perf/gen.c"
+fi
+if [ "$RSS_TOOL" = maxrss ] && { [ ! -x "$W/maxrss" ] || [ "$perf/maxrss.c" -nt "$W/maxrss" ]; }; then
+	$CC -std=gnu11 -O2 -o "$W/maxrss" "$perf/maxrss.c" || die "cannot build t/perf/maxrss.c"
+fi
+
+CORPUS=$W/corpus.raw
+IMAGES="corpus.raw corpus.qcow2 corpus.qcow corpus.qed corpus-zlib.qcow2 sparse.qcow2 sparse.qed"
+
+# The sparse images: 32 writes (every eighth a zero write) of 64k..256k at
+# scattered, deterministic offsets; about 4.5 MiB of data.
+sparse_cmds() {
+	awk -v slots=$((SPARSE_MIB * 16)) 'BEGIN {
+		split("64k 128k 256k 192k", len, " ")
+		for (i = 1; i <= 32; i++) {
+			s = (i * 2654435761 + i * i * 40503) % (slots - 8)
+			if (i % 8 == 0)
+				printf "write -q -z %.0f %s\n", s * 65536, len[i % 4 + 1]
+			else
+				printf "write -q -P %d %.0f %s\n", i * 7 % 255 + 1, s * 65536, len[i % 4 + 1]
+		}
+	}'
+}
+
+stamp_head() {
+	printf 'imgtools perf corpus v1\nsize_mib %s\nsparse_mib %s\n' "$MIB" "$SPARSE_MIB"
+	printf 'gen %s\n' "$(cksum < "$perf/gen.c")"
+	printf 'sparse %s\n' "$(sparse_cmds | cksum)"
+	printf 'qemu %s\n' "$(qemu-img --version | head -n1)"
+}
+stamp_files() {
+	local f
+	for f in $IMAGES; do printf 'file %s %s\n' "$f" "$(stat -c '%s %Y' "$W/$f")"; done
+}
+
+corpus_ok() {
+	[ -f "$W/stamp" ] || return 1
+	local f
+	for f in $IMAGES; do [ -f "$W/$f" ] || return 1; done
+	[ "$(grep -v '^hash ' "$W/stamp")" = "$(stamp_head; stamp_files)" ] || return 1
+	if [ -n "${IMG_PERF_VERIFY:-}" ]; then
+		say "verifying the corpus hash"
+		[ "hash $("$GEN" --hash "$CORPUS")" = "$(grep '^hash ' "$W/stamp")" ] || return 1
+	fi
+}
+
+build_corpus() {
+	local f h t0
+	rm -f "$W/stamp"
+	for f in $IMAGES; do rm -f "$W/$f"; done
+	t0=$SECONDS
+	say "generating a ${MIB} MiB raw corpus in $W"
+	h=$("$GEN" "$MIB" "$CORPUS") || die "corpus generation failed"
+	say "corpus written in $((SECONDS - t0)) s"
+	say "deriving qcow2, qcow, QED and compressed qcow2 with qemu-img"
+	qemu-img convert -f raw -O qcow2 "$CORPUS" "$W/corpus.qcow2" &&
+	qemu-img convert -f raw -O qcow "$CORPUS" "$W/corpus.qcow" &&
+	qemu-img convert -f raw -O qed "$CORPUS" "$W/corpus.qed" &&
+	qemu-img convert -c -f raw -O qcow2 "$CORPUS" "$W/corpus-zlib.qcow2" ||
+		die "qemu-img convert failed while deriving the images"
+	say "making ${SPARSE} sparse qcow2 and QED images"
+	local fmt args=()
+	while IFS= read -r f; do args+=(-c "$f"); done < <(sparse_cmds)
+	for fmt in qcow2 qed; do
+		qemu-img create -q -f $fmt "$W/sparse.$fmt" "${SPARSE_MIB}M" &&
+		qemu-io -f $fmt "${args[@]}" "$W/sparse.$fmt" >/dev/null ||
+			die "cannot make sparse.$fmt"
+	done
+	{ stamp_head; stamp_files; printf 'hash %s\n' "$h"; } > "$W/stamp"
+	say "corpus ready in $((SECONDS - t0)) s"
+}
+
+if corpus_ok; then
+	say "reusing the ${MIB} MiB corpus in $W (stamp matches)"
+else
+	build_corpus
+fi
+
+# --- Measuring -----------------------------------------------------------
+
+# rss FILE CMD...: run CMD, write its peak RSS in KiB to FILE, return its status.
+rss() {
+	local f=$1; shift
+	case "$RSS_TOOL" in
+	time)
+		/usr/bin/time -f %M -o "$f.t" "$@"
+		local rc=$?
+		tail -n1 "$f.t" > "$f"; rm -f "$f.t"
+		return $rc ;;
+	*)
+		"$W/maxrss" "$f" "$@" ;;
+	esac
+}
+
+# secs T: seconds for the table; four decimals below 0.1 s, else three.
+secs() {
+	case "$1" in -|'') echo - ;; *) awk -v t="$1" 'BEGIN {
+		if (t < 0.1) printf "%.4f", t; else printf "%.3f", t }' ;; esac
+}
+
+kib_to_mib() {
+	case "$1" in ''|*[!0-9]*) echo - ;; *) awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' ;; esac
+}
+
+# qword STRING: STRING quoted for sh -c (hyperfine runs commands with sh).
+qword() { printf "'%s'" "$(printf %s "$1" | sed "s/'/'\\\\''/g")"; }
+qcmd() { local a s=; for a in "$@"; do s="$s${s:+ }$(qword "$a")"; done; printf %s "$s"; }
+
+# time_pair JOB PREPARE OURS_CMD QEMU_CMD: mean seconds of each command (or
+# best of RUNS without hyperfine) on stdout as "ours qemu"; an empty OURS_CMD
+# times only qemu-img and prints "-" for ours.
+time_pair() {
+	local job=$1 prep=$2 ours=$3 qemu=$4 log=$W/log/$job.txt json=$W/json/$job.json
+	if [ -n "$HYPERFINE" ]; then
+		# -N: no shell in between, so millisecond jobs need no correction;
+		# hyperfine discards the commands' output itself.
+		local args=(-N --warmup 1 --min-runs "$RUNS" --style basic --export-json "$json")
+		[ -n "$prep" ] && args+=(--prepare "$prep")
+		[ -n "$ours" ] && args+=(-n ours "$ours")
+		args+=(-n qemu-img "$qemu")
+		if [ -n "$VERBOSE" ]; then
+			"$HYPERFINE" "${args[@]}" >&2
+		else
+			"$HYPERFINE" "${args[@]}" > "$log" 2>&1
+		fi || { echo "- -"; return 1; }
+		perl -MJSON::PP -e '
+			local $/; open my $f, "<", $ARGV[0] or die; my $j = decode_json(<$f>);
+			my %m = map { $_->{command} => sprintf("%.6f", $_->{$ARGV[1]}) } @{$j->{results}};
+			print(($m{ours} // "-"), " ", ($m{"qemu-img"} // "-"), "\n");' "$json" "$STAT"
+	else
+		local o=- q
+		[ -n "$ours" ] && o=$(best_of "$prep" "$ours")
+		q=$(best_of "$prep" "$qemu")
+		echo "$o $q"
+	fi
+}
+
+now() { if [ -n "${EPOCHREALTIME:-}" ]; then echo "${EPOCHREALTIME/,/.}"; else date +%s.%N; fi; }
+best_of() {
+	local prep=$1 cmd=$2 i t0 t1 best=
+	for i in $(seq 0 "$RUNS"); do
+		[ -n "$prep" ] && sh -c "$prep"
+		t0=$(now); sh -c "$cmd" >/dev/null 2>&1; t1=$(now)
+		[ "$i" = 0 ] && continue	# warm-up
+		best=$(awk -v a="$t0" -v b="$t1" -v m="$best" 'BEGIN {
+			d = b - a; if (m == "" || d < m + 0) m = d; printf "%.6f", m }')
+	done
+	echo "$best"
+}
+
+selected() {
+	local p -
+	set -f	# the patterns are for the job names, not for files
+	for p in $JOBS; do
+		# shellcheck disable=SC2053
+		[[ $1 == $p ]] && return 0
+	done
+	return 1
+}
+
+ROWS=()
+NOTES=()
+add_row() { ROWS+=("$(printf '%s\t' "$@")"); }
+
+# run_job JOB KIND FORMAT IMAGE: check once (and measure our RSS), then time.
+run_job() {
+	local job=$1 kind=$2 fmt=$3 img=$W/$4 ours_a qemu_a status=ok rc qrc
+	selected "$job" || return 0
+	say "$job: checking"
+	rm -f "$W/log/$job".*
+	cleanup
+	if [ "$kind" = convert ]; then
+		ours_a=("$OURS_CONVERT" -f "$fmt" -O raw "$img" "$OUT_OURS.raw")
+		qemu_a=(qemu-img convert -f "$fmt" -O raw "$img" "$OUT_QEMU.raw")
+		rss "$W/rss.ours" "${ours_a[@]}" 2> "$W/log/$job.ours.err"; rc=$?
+		rss "$W/rss.qemu" "${qemu_a[@]}" 2> "$W/log/$job.qemu.err"; qrc=$?
+		if [ $qrc != 0 ]; then status="FAIL(qemu-img exit $qrc)"
+		elif [ $rc != 0 ]; then status="FAIL(exit $rc)"
+		elif ! cmp -s "$OUT_OURS.raw" "$OUT_QEMU.raw"; then
+			status="FAIL(differs)"
+			NOTES+=("$job: $(cmp "$OUT_OURS.raw" "$OUT_QEMU.raw" 2>&1 | head -n1)")
+		fi
+	else
+		ours_a=("$OURS_MAP" -f "$fmt" --output=json "$img")
+		qemu_a=(qemu-img map -f "$fmt" --output=json "$img")
+		rss "$W/rss.ours" "${ours_a[@]}" > "$OUT_OURS.json" 2> "$W/log/$job.ours.err"; rc=$?
+		rss "$W/rss.qemu" "${qemu_a[@]}" > "$OUT_QEMU.json" 2> "$W/log/$job.qemu.err"; qrc=$?
+		if [ $qrc != 0 ]; then status="FAIL(qemu-img exit $qrc)"
+		elif [ $rc != 0 ]; then status="FAIL(exit $rc)"
+		elif [ "$(tr -d ' \t\r\n' < "$OUT_OURS.json" | cksum)" != \
+		       "$(tr -d ' \t\r\n' < "$OUT_QEMU.json" | cksum)" ]; then
+			status="FAIL(differs)"
+			cp "$OUT_OURS.json" "$W/log/$job.ours.json"
+			cp "$OUT_QEMU.json" "$W/log/$job.qemu.json"
+			NOTES+=("$job: JSON differs, see $W/log/$job.{ours,qemu}.json")
+		fi
+	fi
+	if [ $rc != 0 ] && [ -s "$W/log/$job.ours.err" ]; then
+		NOTES+=("$job: $(head -n1 "$W/log/$job.ours.err")")
+	fi
+	if [ $qrc != 0 ] && [ -s "$W/log/$job.qemu.err" ]; then
+		NOTES+=("$job: $(head -n1 "$W/log/$job.qemu.err")")
+	fi
+	[ -s "$W/log/$job.ours.err" ] || rm -f "$W/log/$job.ours.err"
+	[ -s "$W/log/$job.qemu.err" ] || rm -f "$W/log/$job.qemu.err"
+	local ours_rss qemu_rss
+	ours_rss=$(kib_to_mib "$(cat "$W/rss.ours" 2>/dev/null)")
+	qemu_rss=$(kib_to_mib "$(cat "$W/rss.qemu" 2>/dev/null)")
+	[ $rc = 0 ] || ours_rss=-
+	cleanup
+
+	local prep= ours_c= qemu_c t_ours=- t_qemu=- ratio=-
+	[ "$kind" = convert ] && prep="rm -f $(qword "$OUT_OURS.raw") $(qword "$OUT_QEMU.raw")"
+	if [ "$kind" = convert ]; then
+		[ $rc = 0 ] && ours_c=$(qcmd "${ours_a[@]}")
+		qemu_c=$(qcmd "${qemu_a[@]}")
+	else
+		[ $rc = 0 ] && ours_c=$(qcmd "${ours_a[@]}")
+		qemu_c=$(qcmd "${qemu_a[@]}")
+	fi
+	if [ $qrc = 0 ]; then
+		say "$job: timing"
+		read -r t_ours t_qemu < <(time_pair "$job" "$prep" "$ours_c" "$qemu_c")
+		cleanup
+		[ -n "$t_ours" ] || t_ours=-
+		[ -n "$t_qemu" ] || t_qemu=-
+		[ "$t_ours" = - ] && [ "$t_qemu" = - ] && NOTES+=("$job: timing failed, see $W/log/$job.txt")
+	fi
+	if [ "$t_ours" != - ] && [ "$t_qemu" != - ]; then
+		ratio=$(awk -v o="$t_ours" -v q="$t_qemu" 'BEGIN {
+			if (o > 0) printf "%.2f", q / o; else print "-" }')
+	fi
+	t_ours=$(secs "$t_ours")
+	t_qemu=$(secs "$t_qemu")
+	add_row "$job" "$t_ours" "$t_qemu" "$ratio" "$ours_rss" "$qemu_rss" "$status"
+}
+
+t_start=$SECONDS
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
+run_job convert-qcow2      convert qcow2 corpus.qcow2
+run_job convert-qcow       convert qcow  corpus.qcow
+run_job convert-qed        convert qed   corpus.qed
+run_job convert-qcow2-zlib convert qcow2 corpus-zlib.qcow2
+run_job map-qcow2          map     qcow2 corpus.qcow2
+run_job map-qcow           map     qcow  corpus.qcow
+run_job map-qed            map     qed   corpus.qed
+run_job map-sparse-qcow2   map     qcow2 sparse.qcow2
+run_job map-sparse-qed     map     qed   sparse.qed
+
+# --- Report --------------------------------------------------------------
+
+{
+	echo
+	printf 'imgtools bench: %s MiB corpus, sparse images %s; %s; %s\n' "$MIB" "$SPARSE" \
+		"$(if [ -n "$HYPERFINE" ]; then echo "$STAT of >=$RUNS runs after 1 warm-up ($("$HYPERFINE" --version))"; else echo "best of $RUNS runs after 1 warm-up"; fi)" \
+		"$(qemu-img --version | head -n1)"
+	printf 'host: %s, %s CPUs, load %s at start, %s at end; tree: %s; %s\n' \
+		"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)" \
+		"$(nproc 2>/dev/null || echo ?)" "$LOAD0" \
+		"$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')" \
+		"$TREE" \
+		"$(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	fmt='%-20s %9s %9s %7s %9s %9s  %s\n'
+	printf "$fmt" job 'ours(s)' 'qemu(s)' ratio 'RSS(MiB)' 'qRSS(MiB)' check
+	printf "$fmt" -------------------- --------- --------- ------- --------- --------- -----
+	for r in "${ROWS[@]}"; do
+		IFS=$'\t' read -r a b c d e f g <<< "$r"
+		printf "$fmt" "$a" "$b" "$c" "$d" "$e" "$f" "$g"
+	done
+	echo
+	echo 'ratio = qemu-img time / our time (>1: we are faster); RSS = our peak resident'
+	echo 'set size, qRSS = qemu-img'"'"'s; check = our output equals qemu-img'"'"'s (raw bytes'
+	echo 'with cmp, map JSON with whitespace removed).'
+	if [ ${#NOTES[@]} -gt 0 ]; then
+		echo
+		echo 'notes:'
+		for n in "${NOTES[@]}"; do echo "  $n"; done
+	fi
+	echo
+	echo "work dir $W: $(du -sh "$W" 2>/dev/null | cut -f1) on disk; run took $((SECONDS - t_start)) s"
+} | tee "$W/results.txt"
+
+fails=0
+for r in "${ROWS[@]}"; do case "$r" in *FAIL*) fails=$((fails + 1)) ;; esac; done
+[ $fails = 0 ] || { say "$fails job(s) marked FAIL"; exit 1; }
+exit 0
