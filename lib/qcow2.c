@@ -273,10 +273,6 @@ static int check_features(struct img *img, struct img_qcow2 *q)
 
 	if (unknown)
 		return refuse_incompat(img, q, unknown);
-	if (q->extended_l2 && q->cluster_size < 16384)
-		return img_error(img, IMG_E_CORRUPT,
-				 "extended L2 entries need a cluster size of at least 16384 (have %llu)",
-				 (unsigned long long)q->cluster_size);
 	if ((h->incompat & QCOW2_INCOMPAT_DATA_FILE) && !q->data_file_name)
 		return img_error(img, IMG_E_CORRUPT,
 				 "image needs an external data file (incompatible feature bit 0x4) but names none");
@@ -841,6 +837,11 @@ static int check_header(struct img *img, struct img_qcow2 *q)
 	q->extended_l2 = !!(q->h.incompat & QCOW2_INCOMPAT_EXTL2);
 	q->entry_len = q->extended_l2 ? 16 : 8;
 	q->l2_bits = q->h.cluster_bits - (q->extended_l2 ? 4 : 3);
+	/* Subclusters are at least 512 bytes. */
+	if (q->extended_l2 && q->cluster_size < 16384)
+		return img_error(img, IMG_E_CORRUPT,
+				 "extended L2 entries need a cluster size of at least 16384 (have %llu)",
+				 (unsigned long long)q->cluster_size);
 	img->cluster_size = (uint32_t)q->cluster_size;
 	/* QEMU keeps whole 512-byte sectors of the virtual size. */
 	img->size = q->h.size & ~511ull;
