@@ -72,6 +72,22 @@ test_expect_success 'AES-encrypted qcow2' '
 	both_same --key pass aes.qcow2
 '
 
+test_expect_success 'key file: one trailing newline is optional, a second one is key' '
+	qemu-img convert -O raw --object secret,id=sec0,data=pass \
+		--image-opts driver=qcow2,file.filename=aes.qcow2,encrypt.key-secret=sec0 \
+		aes.expect &&
+	printf pass >key.bare &&
+	img-convert -O raw --key-file key.bare aes.qcow2 aes.bare &&
+	cmp aes.expect aes.bare &&
+	printf "pass\n" >key.nl &&
+	img-convert -O raw --key-file key.nl aes.qcow2 aes.nl &&
+	cmp aes.expect aes.nl &&
+	printf "pass\n\n" >key.nlnl &&
+	{ img-convert -O raw --key-file key.nlnl aes.qcow2 aes.nlnl 2>err; test $? -le 1; } &&
+	no_sanitizer_report err &&
+	! cmp -s aes.expect aes.nlnl
+'
+
 test_expect_success 'AES-encrypted qcow2 with 4 KiB clusters over a plain backing file' '
 	qemu-img create -q -f qcow2 aes-base.qcow2 2M &&
 	qio qcow2 aes-base.qcow2 "write -P 0x44 0 2M" &&
