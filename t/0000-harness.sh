@@ -1,6 +1,7 @@
 #!/bin/sh
 # 0000-harness.sh: the test harness itself (t/lib.sh) behaves as documented.
 test_description='test harness'
+test_no_commands=t
 . "$(dirname "$0")/lib.sh"
 
 test_expect_success 'test_must_fail accepts an ordinary failure' '
@@ -92,6 +93,7 @@ test_expect_success 'json_get reads nested fields' '
 test_expect_success 'a nested script reports failures, TODOs and skips in TAP' '
 	cat >nested.sh <<-EOT &&
 	#!/bin/sh
+	test_no_commands=t
 	. "$TEST_DIRECTORY/lib.sh"
 	test_expect_success "passes" "true"
 	test_expect_success "fails" "echo some output; false"
@@ -112,6 +114,7 @@ test_expect_success 'a nested script reports failures, TODOs and skips in TAP' '
 test_expect_success 'a passing nested script removes its trash' '
 	cat >good.sh <<-EOT &&
 	#!/bin/sh
+	test_no_commands=t
 	. "$TEST_DIRECTORY/lib.sh"
 	test_expect_success "passes" "echo x >file"
 	test_done

@@ -1,6 +1,7 @@
 #!/bin/sh
 # 0001-unit.sh: runs the C unit tests of lib/ (t/unit/unit-tests) and passes their TAP through.
 test_description='C unit tests'
+test_no_commands=t
 . "$(dirname "$0")/lib.sh"
 
 unit=$TEST_DIRECTORY/unit/unit-tests

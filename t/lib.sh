@@ -494,6 +494,21 @@ all_fail() {
 
 # --- setup ---------------------------------------------------------------
 
+# Test the commands of this tree, never installed ones that happen to be in
+# PATH. A script that needs none sets test_no_commands before sourcing us.
+if test -z "$test_no_commands"; then
+	for cmd_ in img-map img-info img-convert; do
+		if ! test -x "$SRC_ROOT/cmd/$cmd_"; then
+			echo "Bail out! $SRC_ROOT/cmd/$cmd_ is not built (run make)"
+			exit 1
+		fi
+	done
+	test -x "$TEST_DIRECTORY/helper/img-poke" || {
+		echo "Bail out! $TEST_DIRECTORY/helper/img-poke is not built (run make)"
+		exit 1
+	}
+fi
+
 command -v qemu-img >/dev/null && command -v qemu-io >/dev/null ||
 	skip_all 'qemu-img and qemu-io (qemu-utils) are not installed'
 command -v perl >/dev/null && perl -MJSON::PP -e 1 2>/dev/null ||
