@@ -118,6 +118,18 @@ struct img_qcow2 {
 
 	struct img_qcow2_snap_l1 *snap_l1;  /* h.nb_snapshots entries */
 	uint64_t snapshot_table_len;
+
+	uint64_t *reftable;        /* decoded on first use */
+	uint64_t reftable_entries;
+	struct img_tcache *refblock_cache;
+	int prealloc_checked;
+	int metadata_prealloc;     /* QEMU's "metadata preallocation" guess */
 };
+
+struct img;
+
+/* Refcount of host cluster `cluster` (0 past the refcount table or in an
+ * unallocated refcount block). For img-check and the map heuristic. */
+int img_qcow2_refcount(struct img *img, uint64_t cluster, uint64_t *refcount);
 
 #endif
