@@ -110,8 +110,8 @@ static int read_l1(struct img *img, struct qcow *q)
 
 	if (!in_file(img, off, bytes))
 		return img_error(img, IMG_E_CORRUPT,
-				 "L1 table at 0x%llx: offset beyond end of file",
-				 (unsigned long long)off);
+				 "L1 table at 0x%llx (%zu bytes) runs past end of file",
+				 (unsigned long long)off, bytes);
 	q->l1 = malloc(bytes ? bytes : 1);
 	if (!q->l1)
 		return img_error(img, -ENOMEM, "cannot allocate L1 table");
@@ -140,8 +140,8 @@ static int read_backing_name(struct img *img, const struct img_qcow_header *h)
 				 len, IMG_QCOW_MAX_BACKING_LEN);
 	if (!in_file(img, off, len))
 		return img_error(img, IMG_E_CORRUPT,
-				 "backing file name at 0x%llx: offset beyond end of file",
-				 (unsigned long long)off);
+				 "backing file name at 0x%llx (%u bytes) runs past end of file",
+				 (unsigned long long)off, len);
 	name = calloc(1, len + 1);
 	if (!name)
 		return img_error(img, -ENOMEM, "cannot allocate backing file name");
@@ -234,6 +234,10 @@ static int decode_entry(struct img *img, uint64_t entry, uint64_t pos,
 		e->flags = IMG_EXT_F_COMPRESSED;
 		img_qcow_compressed(entry, q->h.cluster_bits, &e->host,
 				    &e->clen);
+		if (!e->clen)
+			return img_error(img, IMG_E_CORRUPT,
+					 "L2 entry for guest offset 0x%llx: compressed cluster of 0 bytes",
+					 (unsigned long long)(pos - in_cluster));
 		return 0;
 	}
 	if (entry & 511)
@@ -271,9 +275,14 @@ static uint64_t empty_l1_run(const struct qcow *q, uint64_t pos, uint64_t end,
 
 /* Would decode_entry() refuse this entry? (checked quietly when only
  * extending a run: the next call reports it) */
-static int entry_bad(uint64_t entry)
+static int entry_bad(uint64_t entry, unsigned cluster_bits)
 {
-	return !(entry & IMG_QCOW_COMPRESSED) && (entry & 511);
+	uint64_t host, len;
+
+	if (!(entry & IMG_QCOW_COMPRESSED))
+		return entry & 511;
+	img_qcow_compressed(entry, cluster_bits, &host, &len);
+	return !len;
 }
 
 /* The longest run at pos that stays inside one L2 table (or a stretch of
@@ -299,7 +308,8 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	}
 	if (!in_file(img, l2_off, q->l2_bytes))
 		return img_error(img, IMG_E_CORRUPT,
-				 "L2 table at 0x%llx: offset beyond end of file",
+				 "L1 entry for guest offset 0x%llx: L2 table at 0x%llx runs past end of file",
+				 (unsigned long long)(pos >> shift << shift),
 				 (unsigned long long)l2_off);
 	ret = img_tcache_get(img, q->l2_cache, "L2 table", l2_off, &l2);
 	if (ret < 0)
@@ -313,7 +323,7 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	e->length = cs - (pos & (cs - 1));
 	while (e->length < limit) {
 		entry = get_be64(l2 + ++idx * 8);
-		if (entry_bad(entry))
+		if (entry_bad(entry, cbits))
 			break;
 		decode_entry(img, entry, pos + e->length, &next);
 		if (!extents_join(e, &next))

@@ -77,11 +77,11 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 static const char *cluster_offset_problem(const struct qed *q, uint64_t off)
 {
 	if (off & (q->h.cluster_size - 1))
-		return "not cluster aligned";
+		return "offset not cluster aligned";
 	if (off < q->header_bytes)
-		return "inside the header";
+		return "offset inside the header";
 	if (off >= q->file_size)
-		return "beyond end of file";
+		return "offset beyond end of file";
 	return NULL;
 }
 
@@ -158,7 +158,7 @@ static int check_header(struct img *img, struct qed *q)
 	why = table_offset_problem(q, h->l1_table_offset);
 	if (why)
 		return img_error(img, IMG_E_CORRUPT,
-				 "L1 table at 0x%llx: offset %s",
+				 "L1 table at 0x%llx: %s",
 				 (unsigned long long)h->l1_table_offset, why);
 	return 0;
 }
@@ -304,7 +304,7 @@ static int decode_entry(struct img *img, uint64_t entry, uint64_t pos,
 	why = cluster_offset_problem(q, entry);
 	if (why)
 		return img_error(img, IMG_E_CORRUPT,
-				 "L2 entry for guest offset 0x%llx: data cluster offset 0x%llx %s",
+				 "L2 entry for guest offset 0x%llx: data cluster at 0x%llx: %s",
 				 (unsigned long long)(pos - in_cluster),
 				 (unsigned long long)entry, why);
 	e->kind = IMG_EXT_DATA;
@@ -370,7 +370,7 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	why = table_offset_problem(q, l2_off);
 	if (why)
 		return img_error(img, IMG_E_CORRUPT,
-				 "L1 entry for guest offset 0x%llx: L2 table offset 0x%llx %s",
+				 "L1 entry for guest offset 0x%llx: L2 table at 0x%llx: %s",
 				 (unsigned long long)(l1_idx << q->l1_shift),
 				 (unsigned long long)l2_off, why);
 	idx = (pos >> cbits) & (q->nelems - 1);
