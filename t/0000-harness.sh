@@ -64,6 +64,21 @@ test_expect_success 'map_normalise drops empty extents and offsets of absent one
 	test_cmp expect actual
 '
 
+test_expect_success 'map_is_maximal finds extents that could be merged' '
+	cat >merged.json <<-\EOT &&
+	[{ "start": 0, "length": 512, "depth": 0, "present": true, "zero": false, "data": true, "offset": 4096},
+	{ "start": 512, "length": 512, "depth": 0, "present": true, "zero": false, "data": true, "offset": 8192},
+	{ "start": 1024, "length": 512, "depth": 0, "present": false, "zero": true, "data": false, "offset": 9000},
+	{ "start": 1536, "length": 512, "depth": 0, "present": false, "zero": true, "data": false, "offset": 12000}]
+	EOT
+	map_is_maximal <merged.json &&
+	cat >split.json <<-\EOT &&
+	[{ "start": 0, "length": 512, "depth": 0, "present": true, "zero": false, "data": true, "offset": 4096},
+	{ "start": 512, "length": 512, "depth": 0, "present": true, "zero": false, "data": true, "offset": 4608}]
+	EOT
+	test_must_fail map_is_maximal <split.json
+'
+
 test_expect_success 'map_normalise rejects garbage' '
 	echo "not json" >bad.json &&
 	test_must_fail map_normalise <bad.json

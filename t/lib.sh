@@ -385,8 +385,39 @@ map_normalise() {
 	'
 }
 
+# map_is_maximal < JSON: no two neighbouring extents could be one (same
+# fields, contiguous offsets), as img-map promises; lists the pairs that
+# could and fails if there are any.
+map_is_maximal() {
+	perl -MJSON::PP -e '
+		$SIG{__DIE__} = sub { return if $^S; print STDERR @_; exit 1 };
+		local $/;
+		my $list = JSON::PP->new->decode(<STDIN>);
+		my $key = sub {
+			my $e = shift;
+			join ",", map { "$_=" . (JSON::PP::is_bool($e->{$_}) ?
+				($e->{$_} ? "true" : "false") : $e->{$_}) }
+			    grep { $_ ne "start" && $_ ne "length" && $_ ne "offset" }
+			    sort keys %$e;
+		};
+		my ($prev, $bad) = (undef, 0);
+		for my $e (@$list) {
+			if ($prev && $prev->{start} + $prev->{length} == $e->{start} &&
+			    $key->($prev) eq $key->($e) &&
+			    (defined $prev->{offset}) == (defined $e->{offset}) &&
+			    (!defined $e->{offset} ||
+			     $prev->{offset} + $prev->{length} == $e->{offset})) {
+				print STDERR "mergeable extents at $prev->{start} and $e->{start}\n";
+				$bad = 1;
+			}
+			$prev = $e;
+		}
+		exit $bad;
+	'
+}
+
 # map_same [-f FMT] [--key PW] IMAGE: img-map --output=json means what
-# qemu-img map --output=json says.
+# qemu-img map --output=json says, and merges extents maximally.
 map_same() {
 	same_parse_ "$@" || return 1
 	# shellcheck disable=SC2086
@@ -395,7 +426,8 @@ map_same() {
 	img-map --output=json $our_opts_ "$same_img_" >map.ours.json || return 1
 	map_normalise <map.qemu.json >map.qemu.norm &&
 	map_normalise <map.ours.json >map.ours.norm &&
-	test_cmp map.qemu.norm map.ours.norm
+	test_cmp map.qemu.norm map.ours.norm &&
+	map_is_maximal <map.ours.json
 }
 
 # raw_same [-f FMT] [--key PW] IMAGE: our raw export equals qemu-img's.
