@@ -15,8 +15,9 @@
 # Each script gets a fresh trash directory t/trash.NNNN-name, its cwd while
 # the tests run, removed when every test passed and kept otherwise.
 #
-# Options: -v (show command output), -x (trace commands), -i (stop at the
-# first failure), -d (keep the trash directory). IMG_TEST_OPTS adds options.
+# Options: -v (show command output), -x (trace commands; each test then
+# runs in a subshell), -i (stop at the first failure), -d (keep the trash
+# directory). IMG_TEST_OPTS adds options.
 #
 # Exit status and sanitizers. Our commands exit 0 on success, 1 on an error
 # and 2 on a usage error; nothing of ours may die by a signal. Builds with
@@ -52,7 +53,7 @@ LC_ALL=C
 LANG=C
 TZ=UTC
 export LC_ALL LANG TZ
-unset IMG_FAULT_WRITE
+unset IMG_FAULT_WRITE IMG_FAULT_MODE
 
 verbose=
 immediate=
