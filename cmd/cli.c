@@ -69,6 +69,14 @@ void cli_die(int code, const char *fmt, ...)
 	exit(code);
 }
 
+/* The context owns the positional arguments: freed only at exit. */
+static poptContext popt_ctx;
+
+static void free_popt(void)
+{
+	poptFreeContext(popt_ctx);
+}
+
 const char **cli_parse(int argc, const char **argv,
 		       const struct poptOption *opts, const char *args_help,
 		       int min, int max, int *nargs)
@@ -76,6 +84,9 @@ const char **cli_parse(int argc, const char **argv,
 	poptContext ctx = poptGetContext(cli_prog, argc, argv, opts, 0);
 	const char **args;
 	int rc, n = 0;
+
+	popt_ctx = ctx;
+	atexit(free_popt);
 
 	poptSetOtherOptionHelp(ctx, args_help);
 	while ((rc = poptGetNextOpt(ctx)) > 0)
@@ -91,7 +102,6 @@ const char **cli_parse(int argc, const char **argv,
 		poptPrintUsage(ctx, stderr, 0);
 		exit(EXIT_USAGE);
 	}
-	/* The context owns args; it lives until exit, like the options. */
 	*nargs = n;
 	return args;
 }

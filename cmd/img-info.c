@@ -62,7 +62,8 @@ static void json_info(struct json *j, const struct img *img)
 		}
 		json_end_array(j);
 	}
-	if (in.nprops || in.nbitmaps || in.encryption) {
+	/* Only formats with properties have the object, as with qemu-img. */
+	if (in.nprops) {
 		json_object(j, "format-specific");
 		json_str(j, "type", in.format);
 		json_object(j, "data");
@@ -156,7 +157,7 @@ static void human_info(const struct img *img)
 	}
 	if (in.nsnapshots)
 		human_snapshots(&in);
-	if (in.nprops || in.nbitmaps || in.encryption) {
+	if (in.nprops) {
 		printf("Format specific information:\n");
 		for (int i = 0; i < in.nprops; i++) {
 			const struct img_prop *p = &in.props[i];
