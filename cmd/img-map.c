@@ -86,8 +86,11 @@ int main(int argc, const char **argv)
 			img_errmsg(img));
 	if (have_pend)
 		print_human(&pend);
+	/* An empty disk is one empty extent, as qemu-img prints it. */
+	if (json && first)
+		print_json(&(struct img_map){ 0 }, 1);
 	if (json)
-		printf(first ? "[]\n" : "]\n");
+		printf("]\n");
 	img_free(img);
 	return EXIT_OK;
 }

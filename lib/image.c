@@ -388,7 +388,7 @@ static int read_compressed(struct img *l, const struct img_extent *e,
 	if (l->zbuf_host != e->host) {
 		/* A stream longer than two clusters cannot come from a
 		 * cluster: refuse rather than allocate what a header says. */
-		if (e->clen > 2 * (uint64_t)cs + 1024)
+		if (!e->clen || e->clen > 2 * (uint64_t)cs + 1024)
 			return img_error(l, IMG_E_CORRUPT,
 					 "compressed cluster at 0x%llx: length %llu too large",
 					 (unsigned long long)e->host,

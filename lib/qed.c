@@ -275,8 +275,8 @@ static int qed_open(struct img *img)
 	need_check = !!(q->h.features & IMG_QED_F_NEED_CHECK);
 	img->size = q->h.image_size;
 	img->cluster_size = q->h.cluster_size;
+	/* Shown as the dirty flag; qemu-img has no QED-specific info. */
 	img->dirty = need_check;
-	img_prop_bool(img, "need-check", need_check);
 	return 0;
 fail:
 	qed_close(img);
