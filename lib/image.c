@@ -156,6 +156,11 @@ static int open_backing(struct img *img, const struct img_open_opts *o)
 	if (img->depth + 1 > max)
 		return img_error(img, IMG_E_CHAIN,
 				 "backing chain deeper than %d images", max);
+	bo.format = img->backing_fmt;
+	if (bo.format && !driver_by_name(bo.format))
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "backing file '%s': unsupported backing format '%s'",
+				 img->backing_name, bo.format);
 	b = img_new();
 	if (!img->backing_path || !b) {
 		free(b);
@@ -163,11 +168,6 @@ static int open_backing(struct img *img, const struct img_open_opts *o)
 	}
 	b->depth = img->depth + 1;
 	b->parent = img;
-	bo.format = img->backing_fmt;
-	if (bo.format && !driver_by_name(bo.format))
-		return img_error(img, IMG_E_UNSUPPORTED,
-				 "backing file '%s': unsupported backing format '%s'",
-				 img->backing_name, bo.format);
 	img->backing = b;
 	ret = img_open(b, img->backing_path, &bo);
 	if (ret < 0) {
