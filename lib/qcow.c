@@ -8,6 +8,7 @@
 #include "imgint.h"
 #include "qcow.h"
 #include "tcache.h"
+#include "walk.h"
 
 #define L2_CACHE_SLOTS 16
 
@@ -214,19 +215,27 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* Fill e for one L2 entry at guest pos (kind, flags, host of pos). */
-static int decode_entry(struct img *img, uint64_t entry, uint64_t pos,
-			struct img_extent *e)
+/* Why decode() finds an L2 entry unusable. */
+enum entry_problem { ENTRY_OK, ENTRY_EMPTY_STREAM, ENTRY_MISALIGNED };
+
+/*
+ * The one qcow L2 entry decoder (block status and the table walker): fill
+ * kind, flags, host and clen for the stored entry (host order) of a whole
+ * cluster; host is the cluster's start, or the stream's byte offset for a
+ * compressed one. The fields are filled even when the entry is unusable,
+ * so that a checker can see what it says.
+ */
+static enum entry_problem decode(const struct img *img, uint64_t entry,
+				 struct img_extent *e)
 {
-	struct qcow *q = img->priv;
-	uint64_t in_cluster = pos & (img->cluster_size - 1);
+	const struct qcow *q = img->priv;
 
 	e->flags = 0;
 	e->host = 0;
 	e->clen = 0;
 	if (!entry) {
 		e->kind = IMG_EXT_UNALLOC;
-		return 0;
+		return ENTRY_OK;
 	}
 	e->kind = IMG_EXT_DATA;
 	if (entry & IMG_QCOW_COMPRESSED) {
@@ -234,19 +243,34 @@ static int decode_entry(struct img *img, uint64_t entry, uint64_t pos,
 		e->flags = IMG_EXT_F_COMPRESSED;
 		img_qcow_compressed(entry, q->h.cluster_bits, &e->host,
 				    &e->clen);
-		if (!e->clen)
-			return img_error(img, IMG_E_CORRUPT,
-					 "L2 entry for guest offset 0x%llx: compressed cluster of 0 bytes",
-					 (unsigned long long)(pos - in_cluster));
-		return 0;
+		return e->clen ? ENTRY_OK : ENTRY_EMPTY_STREAM;
 	}
-	if (entry & 511)
+	e->flags = img->encrypted ? IMG_EXT_F_ENCRYPTED : IMG_EXT_F_OFFSET;
+	e->host = entry;
+	return entry & 511 ? ENTRY_MISALIGNED : ENTRY_OK;
+}
+
+/* Fill e for one L2 entry at guest pos (kind, flags, host of pos). */
+static int decode_entry(struct img *img, uint64_t entry, uint64_t pos,
+			struct img_extent *e)
+{
+	uint64_t in_cluster = pos & (img->cluster_size - 1);
+
+	switch (decode(img, entry, e)) {
+	case ENTRY_OK:
+		break;
+	case ENTRY_EMPTY_STREAM:
+		return img_error(img, IMG_E_CORRUPT,
+				 "L2 entry for guest offset 0x%llx: compressed cluster of 0 bytes",
+				 (unsigned long long)(pos - in_cluster));
+	case ENTRY_MISALIGNED:
 		return img_error(img, IMG_E_CORRUPT,
 				 "L2 entry for guest offset 0x%llx: data offset 0x%llx not 512-byte aligned",
 				 (unsigned long long)(pos - in_cluster),
 				 (unsigned long long)entry);
-	e->flags = img->encrypted ? IMG_EXT_F_ENCRYPTED : IMG_EXT_F_OFFSET;
-	e->host = entry + in_cluster;
+	}
+	if (e->kind == IMG_EXT_DATA && !(e->flags & IMG_EXT_F_COMPRESSED))
+		e->host += in_cluster;
 	return 0;
 }
 
@@ -271,18 +295,6 @@ static uint64_t empty_l1_run(const struct qcow *q, uint64_t pos, uint64_t end,
 		i++;
 	}
 	return min_u64(len, end - pos);
-}
-
-/* Would decode_entry() refuse this entry? (checked quietly when only
- * extending a run: the next call reports it) */
-static int entry_bad(uint64_t entry, unsigned cluster_bits)
-{
-	uint64_t host, len;
-
-	if (!(entry & IMG_QCOW_COMPRESSED))
-		return entry & 511;
-	img_qcow_compressed(entry, cluster_bits, &host, &len);
-	return !len;
 }
 
 /* The longest run at pos that stays inside one L2 table (or a stretch of
@@ -322,10 +334,12 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 		return ret;
 	e->length = cs - (pos & (cs - 1));
 	while (e->length < limit) {
+		/* A bad entry ends the run quietly (no error recorded); the
+		 * next call reports it. pos + e->length starts a cluster,
+		 * so decode()'s host is already the host of that offset. */
 		entry = get_be64(l2 + ++idx * 8);
-		if (entry_bad(entry, cbits))
+		if (decode(img, entry, &next) != ENTRY_OK)
 			break;
-		decode_entry(img, entry, pos + e->length, &next);
 		if (!extents_join(e, &next))
 			break;
 		e->length += cs;
@@ -353,10 +367,44 @@ static int qcow_block_status(struct img *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/* The walker's decode: the stored entry is big-endian. An unusable entry
+ * (see decode()) is passed on as it reads, for the caller to judge. */
+static void walk_decode(struct img *img, const uint8_t *raw,
+			struct img_walk_entry *e)
+{
+	decode(img, get_be64(raw), &e->ext);
+}
+
+static int qcow_walk_layout(struct img *img, struct img_walk_layout *lay)
+{
+	const struct qcow *q = img->priv;
+
+	*lay = (struct img_walk_layout){
+		.l1 = q->l1,		/* decoded at open */
+		.l1_entries = q->l1_size,
+		.l1_offset_mask = ~0ULL,	/* qcow L1 entries have no flags */
+		.l2_bytes = q->l2_bytes,
+		.entry_bytes = 8,
+		.cluster_size = img->cluster_size,
+		/*
+		 * Nothing: qcow (v1) addresses L2 tables by byte. QEMU
+		 * allocates them cluster-aligned at the end of the file but
+		 * reads and updates them at any offset, and so does lookup()
+		 * above; demanding more would make a checker condemn tables
+		 * that every reader uses.
+		 */
+		.table_align = 1,
+		.min_offset = IMG_QCOW_HEADER_LEN,
+		.decode = walk_decode,
+	};
+	return 0;
+}
+
 const struct img_driver img_qcow_driver = {
 	.name = "qcow",
 	.probe = qcow_probe,
 	.open = qcow_open,
 	.close = qcow_close,
 	.block_status = qcow_block_status,
+	.walk_layout = qcow_walk_layout,
 };

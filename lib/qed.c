@@ -7,6 +7,7 @@
 #include "imgint.h"
 #include "qed.h"
 #include "tcache.h"
+#include "walk.h"
 
 /* L2 tables can reach 1 GiB (64 MiB clusters x 16), so they are read and
  * cached in pieces of at most this many bytes. */
@@ -283,40 +284,49 @@ fail:
 	return ret;
 }
 
+/*
+ * The one QED L2 entry decoder (block status and the table walker): fill
+ * kind, flags, host (the cluster's start) and clen for the stored entry
+ * (host order) of a whole cluster. Returns NULL, or why the entry cannot
+ * be a data cluster; the fields are filled even then (DATA at the stored
+ * offset), so that a checker can see what the entry says.
+ */
+static const char *decode(const struct qed *q, uint64_t entry,
+			  struct img_extent *e)
+{
+	e->flags = 0;
+	e->host = 0;
+	e->clen = 0;
+	if (entry == IMG_QED_L2_UNALLOC) {
+		e->kind = IMG_EXT_UNALLOC;
+		return NULL;
+	}
+	if (entry == IMG_QED_L2_ZERO) {
+		e->kind = IMG_EXT_ZERO;
+		return NULL;
+	}
+	e->kind = IMG_EXT_DATA;
+	e->flags = IMG_EXT_F_OFFSET;
+	e->host = entry;
+	return cluster_offset_problem(q, entry);
+}
+
 /* Fill e's kind and host for one L2 entry at guest pos. */
 static int decode_entry(struct img *img, uint64_t entry, uint64_t pos,
 			struct img_extent *e)
 {
 	struct qed *q = img->priv;
 	uint64_t in_cluster = pos & (q->h.cluster_size - 1);
-	const char *why;
+	const char *why = decode(q, entry, e);
 
-	e->flags = 0;
-	e->host = 0;
-	if (entry == IMG_QED_L2_UNALLOC) {
-		e->kind = IMG_EXT_UNALLOC;
-		return 0;
-	}
-	if (entry == IMG_QED_L2_ZERO) {
-		e->kind = IMG_EXT_ZERO;
-		return 0;
-	}
-	why = cluster_offset_problem(q, entry);
 	if (why)
 		return img_error(img, IMG_E_CORRUPT,
 				 "L2 entry for guest offset 0x%llx: data cluster at 0x%llx: %s",
 				 (unsigned long long)(pos - in_cluster),
 				 (unsigned long long)entry, why);
-	e->kind = IMG_EXT_DATA;
-	e->flags = IMG_EXT_F_OFFSET;
-	e->host = entry + in_cluster;
+	if (e->kind == IMG_EXT_DATA)
+		e->host += in_cluster;
 	return 0;
-}
-
-/* Would decode_entry() refuse this entry? */
-static int entry_bad(const struct qed *q, uint64_t entry)
-{
-	return entry > IMG_QED_L2_ZERO && cluster_offset_problem(q, entry);
 }
 
 /* Can run b (which starts where a ends) extend a? */
@@ -386,12 +396,13 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	if (ret < 0)
 		return ret;
 	e->length = cs - (pos & (cs - 1));
-	/* A bad entry ends the run quietly; the next call reports it. */
+	/* A bad entry ends the run quietly (no error recorded); the next
+	 * call reports it. pos + e->length starts a cluster, so decode()'s
+	 * host is already the host of that offset. */
 	while (e->length < limit) {
 		entry = get_le64(chunk + ++idx * 8);
-		if (entry_bad(q, entry))
+		if (decode(q, entry, &next))
 			break;
-		decode_entry(img, entry, pos + e->length, &next);
 		if (!extents_join(e, &next))
 			break;
 		e->length += cs;
@@ -419,10 +430,39 @@ static int qed_block_status(struct img *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/* The walker's decode: the stored entry is little-endian. An unusable
+ * entry (see decode()) is passed on as it reads, for the caller to judge. */
+static void walk_decode(struct img *img, const uint8_t *raw,
+			struct img_walk_entry *e)
+{
+	decode(img->priv, get_le64(raw), &e->ext);
+}
+
+static int qed_walk_layout(struct img *img, struct img_walk_layout *lay)
+{
+	const struct qed *q = img->priv;
+
+	*lay = (struct img_walk_layout){
+		/* Decoded at open; like block status, the walker sees only
+		 * the L1 entries that map guest offsets below image_size. */
+		.l1 = q->l1,
+		.l1_entries = q->l1_entries,
+		.l1_offset_mask = ~0ULL,	/* QED L1 entries have no flags */
+		.l2_bytes = q->nelems * 8,
+		.entry_bytes = 8,
+		.cluster_size = q->h.cluster_size,
+		.table_align = q->h.cluster_size,	/* as table_offset_problem() */
+		.min_offset = q->header_bytes,
+		.decode = walk_decode,
+	};
+	return 0;
+}
+
 const struct img_driver img_qed_driver = {
 	.name = "qed",
 	.probe = qed_probe,
 	.open = qed_open,
 	.close = qed_close,
 	.block_status = qed_block_status,
+	.walk_layout = qed_walk_layout,
 };
