@@ -372,7 +372,13 @@ static int qcow_block_status(struct img *img, uint64_t off, uint64_t len,
 static void walk_decode(struct img *img, const uint8_t *raw,
 			struct img_walk_entry *e)
 {
-	decode(img, get_be64(raw), &e->ext);
+	static const char *const why[] = {
+		[ENTRY_OK] = NULL,
+		[ENTRY_EMPTY_STREAM] = "compressed cluster of 0 bytes",
+		[ENTRY_MISALIGNED] = "data offset not aligned to 512 bytes",
+	};
+
+	e->problem = why[decode(img, get_be64(raw), &e->ext)];
 }
 
 static int qcow_walk_layout(struct img *img, struct img_walk_layout *lay)

@@ -435,7 +435,7 @@ static int qed_block_status(struct img *img, uint64_t off, uint64_t len,
 static void walk_decode(struct img *img, const uint8_t *raw,
 			struct img_walk_entry *e)
 {
-	decode(img->priv, get_le64(raw), &e->ext);
+	e->problem = decode(img->priv, get_le64(raw), &e->ext);
 }
 
 static int qed_walk_layout(struct img *img, struct img_walk_layout *lay)

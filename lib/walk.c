@@ -58,6 +58,7 @@ static int walk_piece(struct img *img, const struct img_walk_layout *lay,
 		e->entry_offset = piece_off + k * lay->entry_bytes;
 		e->ext = (struct img_extent){ .start = guest,
 					      .length = lay->cluster_size };
+		e->problem = NULL;
 		lay->decode(img, e->raw, e);
 		ret = cb->entry ? cb->entry(img, e, arg) : 0;
 		if (ret < 0)

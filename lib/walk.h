@@ -36,6 +36,9 @@ struct img_walk_entry {
 	uint8_t *raw;              /* the stored bytes; callbacks may edit
 				    * them and return IMG_WALK_CHANGED */
 	struct img_extent ext;     /* decoded; ext.start == guest */
+	const char *problem;       /* set by decode when the entry is unusable
+				    * (e.g. "data offset not aligned"); ext
+				    * still says what the entry claims */
 };
 
 /* Callback results, or-ed together; a negative value is an error. */

@@ -83,7 +83,7 @@ void test_walk(void)
 {
 	/* 0: empty; 1: table 0; 2: misaligned; 3: table 1; 4: past EOF;
 	 * 5: inside the header */
-	uint64_t l1[6] = { 0, 0x1000, 0x1008, 0x1040, 0x2ff0, 0x40 };
+	uint64_t l1[6] = { 0, 0x1000, 0x1008, 0x1040, 0x3000, 0x40 };
 	struct img_walk_layout lay = {
 		.l1 = l1, .l1_entries = 6, .l1_offset_mask = ~0ULL,
 		.l2_bytes = L2_BYTES, .entry_bytes = 8, .cluster_size = CS,

@@ -12,5 +12,7 @@ void test_endian(void);
 void test_zero(void);
 void test_io(void);
 void test_tcache(void);
+void test_walk(void);
+void test_walk_formats(void);
 
 #endif
