@@ -1261,12 +1261,10 @@ static int qcow2_block_status(struct img *img, uint64_t off, uint64_t len,
 		q->metadata_prealloc = detect_metadata_prealloc(img, q);
 		q->prealloc_checked = 1;
 	}
-	/* Host holes then read as zeros in map; needs IMG_EXT_F_HOSTZERO. */
-#ifdef IMG_EXT_F_HOSTZERO
+	/* Host holes then read as zeros in map (map.c asks the host file). */
 	if (q->metadata_prealloc && u.kind == IMG_EXT_DATA &&
 	    (u.flags & IMG_EXT_F_OFFSET))
-		ext->flags |= IMG_EXT_F_HOSTZERO;
-#endif
+		ext->flags |= IMG_EXT_F_RECURSE;
 	ext->host = u.host;
 	ext->clen = u.clen;
 	return 0;
