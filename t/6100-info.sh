@@ -38,7 +38,7 @@ chain_same() {
 	    grep -vc "=<absent>") &&
 	: >chain.qemu && : >chain.ours &&
 	i=0 &&
-	while test $i -le $n; do
+	while test $i -lt $n; do
 		info_fields chain.qemu.json $i. >>chain.qemu &&
 		info_fields chain.ours.json $i. >>chain.ours &&
 		i=$((i + 1)) || return 1
@@ -158,7 +158,7 @@ test_expect_success 'backing files, with and without a recorded format' '
 
 test_expect_success '--backing-chain' '
 	chain_same v1-top.qcow &&
-	test $n = 3 &&
+	test $n = 4 &&
 	chain_same mid/mid.qcow2 &&
 	chain_same v3.qcow2
 '
