@@ -356,6 +356,16 @@ static uint64_t empty_l1_run(const struct qed *q, uint64_t pos, uint64_t end)
 	return min_u64(len, end - pos);
 }
 
+/* How many entries from index i on (below n) are zero. */
+static uint64_t zero_entries(const uint8_t *table, uint64_t i, uint64_t n)
+{
+	uint64_t start = i;
+
+	while (i < n && !get_le64(table + i * 8))
+		i++;
+	return i - start;
+}
+
 /* The longest run at pos inside one cached piece of an L2 table (or a
  * stretch of empty L1 slots), ending by end. */
 static int lookup(struct img *img, uint64_t pos, uint64_t end,
@@ -396,6 +406,12 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	if (ret < 0)
 		return ret;
 	e->length = cs - (pos & (cs - 1));
+	/* Sparse tables are mostly zero entries: skip them a word at a time. */
+	if (e->kind == IMG_EXT_UNALLOC) {
+		uint64_t n = zero_entries(chunk, idx + 1, q->chunk_entries);
+		idx += n;
+		e->length += n * cs;
+	}
 	/* A bad entry ends the run quietly (no error recorded); the next
 	 * call reports it. pos + e->length starts a cluster, so decode()'s
 	 * host is already the host of that offset. */
