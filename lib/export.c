@@ -94,59 +94,95 @@ static int sink_scan(struct sink *s, const uint8_t *buf, size_t n, size_t gran)
 	return 0;
 }
 
-enum { SLOT_DATA, SLOT_ZERO };
+/*
+ * A slot carries a run of guest bytes as a list of pieces: stored data
+ * (its bytes follow each other in the slot's buffer) and zero runs (no
+ * bytes). Batching many small pieces per slot keeps the hand-over between
+ * the threads rare even when data and holes alternate every cluster.
+ */
+#define MAX_PIECES 512
+
+struct piece {
+	uint64_t len;
+	int zero;
+};
+
+struct pieces {
+	int n;
+	struct piece p[MAX_PIECES];
+};
 
 struct export {
 	struct sink sink;
 	size_t gran;
 };
 
-/* Consumer thread: write one slot, in order. */
+/* Consumer thread: write one slot's pieces, in order. */
 static int write_slot(struct img_pipe_slot *slot, void *arg)
 {
 	struct export *x = arg;
+	struct pieces *ps = slot->aux;
+	const uint8_t *data = slot->buf;
 
-	if (slot->kind == SLOT_ZERO)
-		return sink_zero(&x->sink, slot->len);
-	return sink_scan(&x->sink, slot->buf, (size_t)slot->len, x->gran);
+	for (int i = 0; i < ps->n; i++) {
+		const struct piece *pc = &ps->p[i];
+		int ret;
+
+		if (pc->zero) {
+			ret = sink_zero(&x->sink, pc->len);
+		} else {
+			ret = sink_scan(&x->sink, data, (size_t)pc->len, x->gran);
+			data += pc->len;
+		}
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
-/*
- * Fill slot with guest data from off: consecutive stored extents are
- * gathered into one buffer; a zero extent becomes a slot of its own
- * (unless data was gathered already, which is then handed over first).
- */
+static void add_piece(struct pieces *ps, uint64_t len, int zero)
+{
+	struct piece *last = ps->n ? &ps->p[ps->n - 1] : NULL;
+
+	if (last && last->zero == zero)
+		last->len += len;
+	else
+		ps->p[ps->n++] = (struct piece){ len, zero };
+}
+
+/* Fill slot with the guest bytes from off on, until its buffer or piece
+ * list is full or the disk ends. */
 static int fill_slot(struct img *img, uint64_t off, struct img_pipe_slot *slot)
 {
+	struct pieces *ps = slot->aux;
+	uint64_t used = 0;
+
 	slot->off = off;
 	slot->len = 0;
-	slot->kind = SLOT_DATA;
-	while (off < img->size && slot->len < CHUNK) {
-		uint64_t want = img->size - off;
+	ps->n = 0;
+	while (off < img->size && used < CHUNK && ps->n < MAX_PIECES) {
 		struct img_extent e;
 		struct img *l;
 		int depth, ret;
 
-		if (want > CHUNK - slot->len)
-			want = CHUNK - slot->len;
-		ret = img_chain_status(img, off, want, &e, &l, &depth);
+		/* Zero runs take no buffer space: ask for all that is left. */
+		ret = img_chain_status(img, off, img->size - off, &e, &l, &depth);
 		if (ret < 0)
 			return ret;
-		if (e.kind != IMG_EXT_DATA) {
-			if (!slot->len) {
-				slot->kind = SLOT_ZERO;
-				slot->len = e.length;
+		if (e.kind == IMG_EXT_DATA) {
+			if (e.length > CHUNK - used)
+				e.length = CHUNK - used;
+			ret = img_read_extent(l, &e, off, slot->buf + used,
+					      (size_t)e.length);
+			if (ret < 0) {
+				if (l != img)
+					img_error(img, ret, "backing file '%s': %s",
+						  l->path, img_errmsg(l));
+				return ret;
 			}
-			break;
+			used += e.length;
 		}
-		ret = img_read_extent(l, &e, off, slot->buf + slot->len,
-				      (size_t)e.length);
-		if (ret < 0) {
-			if (l != img)
-				img_error(img, ret, "backing file '%s': %s",
-					  l->path, img_errmsg(l));
-			return ret;
-		}
+		add_piece(ps, e.length, e.kind != IMG_EXT_DATA);
 		slot->len += e.length;
 		off += e.length;
 	}
@@ -166,9 +202,12 @@ int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
 
 	s->seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 	s->allocate = zero_gran == 0;
-	/* Set the final size first: writes inside the file are cheaper than
-	 * ones that extend it. */
-	if (s->seekable && (ftruncate(fd, 0) < 0 ||
+	/*
+	 * Set the final size first: writes inside the file are cheaper than
+	 * ones that extend it. Old contents must go, but truncating an empty
+	 * file to 0 is not free: ext4 then flushes the whole file on close.
+	 */
+	if (s->seekable && ((st.st_size && ftruncate(fd, 0) < 0) ||
 			    ftruncate(fd, (off_t)img->size) < 0))
 		return img_error(img, -errno, "cannot size output: %s",
 				 img_strerror(-errno));
@@ -178,7 +217,8 @@ int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
 			return img_error(img, -ENOMEM, "out of memory");
 	}
 	s->zeros = zeros;
-	ret = img_pipeline_start(&pipe, NSLOTS, CHUNK, write_slot, &x);
+	ret = img_pipeline_start(&pipe, NSLOTS, CHUNK, sizeof(struct pieces),
+				 write_slot, &x);
 	if (ret < 0) {
 		free(zeros);
 		return img_error(img, ret, "cannot start writer: %s",

@@ -54,8 +54,10 @@ static void *consumer(void *arg)
 
 static void free_pipeline(struct img_pipeline *p)
 {
-	for (int i = 0; i < p->nslots; i++)
+	for (int i = 0; i < p->nslots; i++) {
 		free(p->slots[i].buf);
+		free(p->slots[i].aux);
+	}
 	free(p->slots);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->put);
@@ -64,7 +66,7 @@ static void free_pipeline(struct img_pipeline *p)
 }
 
 int img_pipeline_start(struct img_pipeline **out, int nslots, size_t bufsize,
-		       img_pipe_consume_fn consume, void *arg)
+		       size_t auxsize, img_pipe_consume_fn consume, void *arg)
 {
 	struct img_pipeline *p = calloc(1, sizeof(*p));
 
@@ -83,7 +85,8 @@ int img_pipeline_start(struct img_pipeline **out, int nslots, size_t bufsize,
 	}
 	for (int i = 0; i < nslots; i++) {
 		p->slots[i].buf = aligned_alloc(4096, bufsize);
-		if (!p->slots[i].buf) {
+		p->slots[i].aux = auxsize ? calloc(1, auxsize) : NULL;
+		if (!p->slots[i].buf || (auxsize && !p->slots[i].aux)) {
 			free_pipeline(p);
 			return -ENOMEM;
 		}

@@ -13,6 +13,7 @@
  */
 struct img_pipe_slot {
 	uint8_t *buf;      /* bufsize bytes, owned by the pipeline */
+	void *aux;         /* auxsize zeroed bytes for the caller's notes */
 	uint64_t off;      /* caller's meaning (e.g. guest offset) */
 	uint64_t len;
 	int kind;          /* caller's meaning (e.g. data or zeros) */
@@ -25,7 +26,7 @@ typedef int (*img_pipe_consume_fn)(struct img_pipe_slot *slot, void *arg);
 struct img_pipeline;
 
 int img_pipeline_start(struct img_pipeline **out, int nslots, size_t bufsize,
-		       img_pipe_consume_fn consume, void *arg);
+		       size_t auxsize, img_pipe_consume_fn consume, void *arg);
 /* Wait for a free slot; returns 0, or the consumer's error. */
 int img_pipeline_get(struct img_pipeline *p, struct img_pipe_slot **slot);
 /* Hand the slot got last to the consumer. */
