@@ -104,7 +104,7 @@ struct img *img_new(void)
 	return img;
 }
 
-static char *resolve_backing(const char *image_path, const char *name)
+char *img_path_beside(const char *image_path, const char *name)
 {
 	const char *slash = strrchr(image_path, '/');
 	size_t dirlen;
@@ -267,7 +267,7 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 		return ret;
 	}
 	if (img->backing_name && !is_protocol_name(img->backing_name)) {
-		img->backing_path = resolve_backing(img->path, img->backing_name);
+		img->backing_path = img_path_beside(img->path, img->backing_name);
 		if (!img->backing_path)
 			return img_error(img, -ENOMEM, "out of memory");
 	}

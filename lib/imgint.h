@@ -146,6 +146,22 @@ int img_chain_status(struct img *img, uint64_t off, uint64_t len,
 int img_read_extent(struct img *l, const struct img_extent *ext, uint64_t off,
 		    uint8_t *buf, size_t n);
 
+/* extent.c: building runs for block_status from per-table lookups. */
+/* Whether run b, starting where a ends, continues a (never compressed). */
+int img_extent_joins(const struct img_extent *a, const struct img_extent *b);
+/* Bytes from pos (< end) over the empty L1 slot holding it and the empty
+ * slots after it; each slot maps 2^shift guest bytes. */
+uint64_t img_empty_l1_run(const uint64_t *l1, uint64_t l1_entries,
+			  unsigned shift, uint64_t pos, uint64_t end);
+/* A driver's lookup: the run at pos within one table, ending by end. */
+typedef int (*img_lookup_fn)(struct img *img, uint64_t pos, uint64_t end,
+			     struct img_extent *e);
+/* block_status from lookups: join runs across tables while they agree. */
+int img_status_by_lookup(struct img *img, img_lookup_fn lookup, uint64_t off,
+			 uint64_t len, struct img_extent *ext);
+/* A file name stored in an image, resolved against the image's directory. */
+char *img_path_beside(const char *image_path, const char *name);
+
 /* Drivers. */
 extern const struct img_driver img_raw_driver;
 extern const struct img_driver img_qcow_driver;

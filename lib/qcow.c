@@ -274,29 +274,6 @@ static int decode_entry(struct img *img, uint64_t entry, uint64_t pos,
 	return 0;
 }
 
-/* Can run b (which starts where a ends) extend a? */
-static int extents_join(const struct img_extent *a, const struct img_extent *b)
-{
-	if (a->kind != b->kind || a->flags != b->flags ||
-	    (a->flags & IMG_EXT_F_COMPRESSED))
-		return 0;
-	return a->kind != IMG_EXT_DATA || b->host == a->host + a->length;
-}
-
-/* An unallocated L1 slot at index i: extend over the empty slots after it. */
-static uint64_t empty_l1_run(const struct qcow *q, uint64_t pos, uint64_t end,
-			     unsigned shift)
-{
-	uint64_t i = pos >> shift;
-	uint64_t len = (1ULL << shift) - (pos & ((1ULL << shift) - 1));
-
-	while (len < end - pos && i + 1 < q->l1_size && !q->l1[i + 1]) {
-		len += 1ULL << shift;
-		i++;
-	}
-	return min_u64(len, end - pos);
-}
-
 /* The longest run at pos that stays inside one L2 table (or a stretch of
  * empty L1 slots) and ends by end. */
 static int lookup(struct img *img, uint64_t pos, uint64_t end,
@@ -315,7 +292,7 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	e->start = pos;
 	if (!l2_off) {
 		e->kind = IMG_EXT_UNALLOC;
-		e->length = empty_l1_run(q, pos, end, shift);
+		e->length = img_empty_l1_run(q->l1, q->l1_size, shift, pos, end);
 		return 0;
 	}
 	if (!in_file(img, l2_off, q->l2_bytes))
@@ -340,7 +317,7 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 		entry = get_be64(l2 + ++idx * 8);
 		if (decode(img, entry, &next) != ENTRY_OK)
 			break;
-		if (!extents_join(e, &next))
+		if (!img_extent_joins(e, &next))
 			break;
 		e->length += cs;
 	}
@@ -351,20 +328,7 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 static int qcow_block_status(struct img *img, uint64_t off, uint64_t len,
 			     struct img_extent *ext)
 {
-	uint64_t end = off + len;
-	struct img_extent next;
-	int ret;
-
-	ret = lookup(img, off, end, ext);
-	if (ret < 0)
-		return ret;
-	while (off + ext->length < end) {
-		if (lookup(img, off + ext->length, end, &next) < 0 ||
-		    !extents_join(ext, &next))
-			break;
-		ext->length += next.length;
-	}
-	return 0;
+	return img_status_by_lookup(img, lookup, off, len, ext);
 }
 
 /* The walker's decode: the stored entry is big-endian. An unusable entry

@@ -329,31 +329,10 @@ static int decode_entry(struct img *img, uint64_t entry, uint64_t pos,
 	return 0;
 }
 
-/* Can run b (which starts where a ends) extend a? */
-static int extents_join(const struct img_extent *a, const struct img_extent *b)
-{
-	if (a->kind != b->kind || a->flags != b->flags)
-		return 0;
-	return a->kind != IMG_EXT_DATA || b->host == a->host + a->length;
-}
-
 /* Bytes from pos to the end of its aligned block of 2^bits bytes. */
 static uint64_t to_boundary(uint64_t pos, unsigned bits)
 {
 	return (1ULL << bits) - (pos & ((1ULL << bits) - 1));
-}
-
-/* An empty L1 slot at pos: extend over the empty slots after it. */
-static uint64_t empty_l1_run(const struct qed *q, uint64_t pos, uint64_t end)
-{
-	uint64_t i = pos >> q->l1_shift;
-	uint64_t len = to_boundary(pos, q->l1_shift);
-
-	while (len < end - pos && i + 1 < q->l1_entries && !q->l1[i + 1]) {
-		len += 1ULL << q->l1_shift;
-		i++;
-	}
-	return min_u64(len, end - pos);
 }
 
 /* How many entries from index i on (below n) are zero. */
@@ -384,7 +363,8 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	e->start = pos;
 	if (!l2_off) {
 		e->kind = IMG_EXT_UNALLOC;
-		e->length = empty_l1_run(q, pos, end);
+		e->length = img_empty_l1_run(q->l1, q->l1_entries, q->l1_shift,
+					     pos, end);
 		return 0;
 	}
 	why = table_offset_problem(q, l2_off);
@@ -419,7 +399,7 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 		entry = get_le64(chunk + ++idx * 8);
 		if (decode(q, entry, &next))
 			break;
-		if (!extents_join(e, &next))
+		if (!img_extent_joins(e, &next))
 			break;
 		e->length += cs;
 	}
@@ -430,20 +410,7 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 static int qed_block_status(struct img *img, uint64_t off, uint64_t len,
 			    struct img_extent *ext)
 {
-	uint64_t end = off + len;
-	struct img_extent next;
-	int ret;
-
-	ret = lookup(img, off, end, ext);
-	if (ret < 0)
-		return ret;
-	while (off + ext->length < end) {
-		if (lookup(img, off + ext->length, end, &next) < 0 ||
-		    !extents_join(ext, &next))
-			break;
-		ext->length += next.length;
-	}
-	return 0;
+	return img_status_by_lookup(img, lookup, off, len, ext);
 }
 
 /* The walker's decode: the stored entry is little-endian. An unusable
