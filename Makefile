@@ -44,7 +44,7 @@ CLI_OBJ := $(CLI_SRC:.c=.o)
 CMD_SRC := $(sort $(wildcard cmd/img-*.c))
 CMDS := $(CMD_SRC:.c=)
 UNIT_SRC := $(sort $(wildcard t/unit/*.c))
-HELPERS := t/helper/img-poke
+HELPERS := t/helper/img-poke t/helper/img-walk
 MANS := $(sort $(wildcard man/*.[15]))
 
 all: $(CMDS) $(HELPERS) t/unit/unit-tests
@@ -63,7 +63,7 @@ lib/libimg.a: $(LIB_OBJ)
 cmd/img-%: cmd/img-%.o $(CLI_OBJ) lib/libimg.a
 	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-t/helper/img-poke: t/helper/img-poke.o lib/libimg.a
+t/helper/%: t/helper/%.o lib/libimg.a
 	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 t/unit/unit-tests: $(UNIT_SRC:.c=.o) lib/libimg.a

@@ -7,6 +7,7 @@
 #include "endian.h"
 #include "imgint.h"
 #include "qcow2.h"
+#include "walk.h"
 #include "tcache.h"
 
 #define L2_CACHE_SLOTS 16
@@ -1270,10 +1271,83 @@ static int qcow2_block_status(struct img *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/* ---- table walker --------------------------------------------------- */
+
+/* The walker's view of one stored L2 entry: the cluster as a whole (a
+ * checker counts clusters; subclusters only matter to block status). */
+static void walk_decode(struct img *img, const uint8_t *raw,
+			struct img_walk_entry *e)
+{
+	const struct img_qcow2 *q = img->priv;
+	uint64_t entry = get_be64(raw);
+	uint64_t bitmap = q->extended_l2 ? get_be64(raw + 8) : 0;
+	int zero_flag = !q->extended_l2 && (entry & QCOW2_OFLAG_ZERO);
+	struct img_extent *x = &e->ext;
+
+	x->flags = 0;
+	x->host = 0;
+	x->clen = 0;
+	if (entry & QCOW2_OFLAG_COMPRESSED) {
+		unsigned shift = 62 - (q->h.cluster_bits - 8);
+		uint64_t nsect = (entry >> shift) &
+				 ((1ull << (q->h.cluster_bits - 8)) - 1);
+
+		x->kind = IMG_EXT_DATA;
+		x->flags = IMG_EXT_F_COMPRESSED;
+		x->host = entry & ((1ull << shift) - 1);
+		x->clen = (nsect + 1) * 512 - (x->host & 511);
+		if (q->has_data_file)
+			e->problem = "compressed cluster in an image with an external data file";
+		else if (bitmap)
+			e->problem = "compressed cluster with a subcluster bitmap";
+		else if (entry & QCOW2_OFLAG_COPIED)
+			e->problem = "copied flag set on a compressed cluster";
+		return;
+	}
+	if (entry & (q->extended_l2 ? QCOW2_L2_RESERVED_EXT : QCOW2_L2_RESERVED))
+		e->problem = "reserved bits set";
+	else if (zero_flag && q->h.version < 3)
+		e->problem = "zero flag in a version 2 image";
+	if (entry_unallocated(q, entry)) {
+		x->kind = zero_flag || (bitmap >> 32) ? IMG_EXT_ZERO
+						      : IMG_EXT_UNALLOC;
+		if ((uint32_t)bitmap && !e->problem)
+			e->problem = "allocated subclusters in an unallocated cluster";
+		return;
+	}
+	x->kind = zero_flag ? IMG_EXT_ZERO : IMG_EXT_DATA;
+	x->host = entry & QCOW2_OFFSET_MASK;
+	if (!img->encrypted)
+		x->flags = IMG_EXT_F_OFFSET;
+	else if (x->kind == IMG_EXT_DATA)
+		x->flags = IMG_EXT_F_ENCRYPTED;
+	if ((x->host & (q->cluster_size - 1)) && !e->problem)
+		e->problem = "host offset not cluster aligned";
+}
+
+static int qcow2_walk_layout(struct img *img, struct img_walk_layout *lay)
+{
+	const struct img_qcow2 *q = img->priv;
+
+	*lay = (struct img_walk_layout){
+		.l1 = q->l1,
+		.l1_entries = q->h.l1_size,
+		.l1_offset_mask = QCOW2_OFFSET_MASK,
+		.l2_bytes = q->cluster_size,
+		.entry_bytes = q->entry_len,
+		.cluster_size = q->cluster_size,
+		.table_align = q->cluster_size,
+		.min_offset = q->cluster_size,   /* cluster 0 is the header */
+		.decode = walk_decode,
+	};
+	return 0;
+}
+
 const struct img_driver img_qcow2_driver = {
 	.name = "qcow2",
 	.probe = qcow2_probe,
 	.open = qcow2_open,
 	.close = qcow2_close,
 	.block_status = qcow2_block_status,
+	.walk_layout = qcow2_walk_layout,
 };
