@@ -449,23 +449,6 @@ static int read_backing_name(struct img *img, const struct img_qcow2 *q)
 
 /* ---- external data file ---------------------------------------------- */
 
-static char *resolve_beside(const char *image_path, const char *name)
-{
-	const char *slash = strrchr(image_path, '/');
-	size_t dirlen;
-	char *path;
-
-	if (name[0] == '/' || !slash)
-		return strdup(name);
-	dirlen = (size_t)(slash - image_path) + 1;
-	path = malloc(dirlen + strlen(name) + 1);
-	if (path) {
-		memcpy(path, image_path, dirlen);
-		strcpy(path + dirlen, name);
-	}
-	return path;
-}
-
 /* Resolve the data file's path at open; open it only when data is first
  * looked up, so that info works without it, as with qemu-img info. */
 static int resolve_data_file(struct img *img, struct img_qcow2 *q)
@@ -475,7 +458,7 @@ static int resolve_data_file(struct img *img, struct img_qcow2 *q)
 	if (!q->data_file_name[0])
 		return img_error(img, IMG_E_CORRUPT,
 				 "external data file name is empty");
-	img->data_path = resolve_beside(img->path, q->data_file_name);
+	img->data_path = img_path_beside(img->path, q->data_file_name);
 	return img->data_path ? 0 : -ENOMEM;
 }
 
