@@ -86,11 +86,11 @@ const char **cli_parse(int argc, const char **argv,
 	int rc, n = 0;
 
 	popt_ctx = ctx;
-	atexit(free_popt);
-
 	poptSetOtherOptionHelp(ctx, args_help);
 	while ((rc = poptGetNextOpt(ctx)) > 0)
 		;
+	/* Only now: --help and --usage free the context before exiting. */
+	atexit(free_popt);
 	if (rc < -1)
 		cli_die(EXIT_USAGE, "%s: %s (try --help)",
 			poptBadOption(ctx, POPT_BADOPTION_NOALIAS),

@@ -60,7 +60,7 @@ int main(int argc, const char **argv)
 	int nargs, fd, ret, to_stdout;
 
 	cli_init(argv[0]);
-	args = cli_parse(argc, argv, options, "SRC DST", 2, 2, &nargs);
+	args = cli_parse(argc, argv, options, "[OPTION...] SRC DST", 2, 2, &nargs);
 	if (!out_format)
 		out_format = "raw";
 	if (strcmp(out_format, "raw"))

@@ -202,7 +202,7 @@ int main(int argc, const char **argv)
 	int json, nargs;
 
 	cli_init(argv[0]);
-	args = cli_parse(argc, argv, options, "IMAGE", 1, 1, &nargs);
+	args = cli_parse(argc, argv, options, "[OPTION...] IMAGE", 1, 1, &nargs);
 	json = cli_output_json(output);
 	/* Without --backing-chain a missing backing file is no reason to fail. */
 	img = cli_open(args[0], CLI_METADATA_ONLY |

@@ -54,7 +54,7 @@ int main(int argc, const char **argv)
 	int json, nargs, ret, first = 1, have_pend = 0;
 
 	cli_init(argv[0]);
-	args = cli_parse(argc, argv, options, "IMAGE", 1, 1, &nargs);
+	args = cli_parse(argc, argv, options, "[OPTION...] IMAGE", 1, 1, &nargs);
 	json = cli_output_json(output);
 	img = cli_open(args[0], 0);
 	if (!json)
