@@ -126,7 +126,32 @@ struct img_qcow2 {
 	int metadata_prealloc;     /* QEMU's "metadata preallocation" guess */
 };
 
+/* Header extensions, snapshot entries and bitmap entries are 8-aligned. */
+static inline uint64_t img_qcow2_align8(uint64_t n)
+{
+	return (n + 7) & ~7ull;
+}
+
 struct img;
+struct img_extent;
+struct img_walk_layout;
+
+/* qcow2.c: open the external data file on first need. */
+int img_qcow2_open_data_file(struct img *img);
+
+/* qcow2_meta.c: the snapshot table and the bitmap directory, into
+ * img->snapshots / img->bitmaps and the snapshot L1 list. */
+int img_qcow2_read_snapshots(struct img *img, struct img_qcow2 *q);
+int img_qcow2_read_bitmaps(struct img *img, struct img_qcow2 *q);
+
+/* qcow2_map.c: the driver's block_status and walk_layout. */
+int img_qcow2_block_status(struct img *img, uint64_t off, uint64_t len,
+			   struct img_extent *ext);
+int img_qcow2_walk_layout(struct img *img, struct img_walk_layout *lay);
+
+/* qcow2_refcount.c: whether QEMU would take the image for metadata-
+ * preallocated (then map shows host-file holes as zeros). */
+int img_qcow2_detect_prealloc(struct img *img, struct img_qcow2 *q);
 
 /* Refcount of host cluster `cluster` (0 past the refcount table or in an
  * unallocated refcount block). For img-check and the map heuristic. */
