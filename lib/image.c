@@ -271,7 +271,10 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 		if (!img->backing_path)
 			return img_error(img, -ENOMEM, "out of memory");
 	}
-	if (img->encrypted && !o->metadata_only) {
+	if (img->encrypted == 2 && !o->metadata_only)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "LUKS encryption is not supported (only img-info reads such images)");
+	if (img->encrypted == 1 && !o->metadata_only) {
 		if (o->key) {
 			img->key = malloc(o->key_len ? o->key_len : 1);
 			if (!img->key)

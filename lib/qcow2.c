@@ -210,8 +210,9 @@ static int check_encryption(struct img *img, const struct img_qcow2 *q)
 		img->encrypted = 1;
 		return 0;
 	case QCOW2_CRYPT_LUKS:
-		return img_error(img, IMG_E_UNSUPPORTED,
-				 "LUKS encryption is not supported");
+		/* Described by img-info; reading data is refused in image.c. */
+		img->encrypted = 2;
+		return 0;
 	default:
 		return img_error(img, IMG_E_UNSUPPORTED,
 				 "unsupported encryption method %u",
@@ -380,7 +381,7 @@ static int read_one_extension(struct img *img, struct img_qcow2 *q,
 	case QCOW2_EXT_DATA_FILE:
 		return ext_data_file(img, q, data, len);
 	case QCOW2_EXT_FDE:
-		/* Only meaningful with LUKS, which open() refuses anyway. */
+		/* Only meaningful with LUKS (whose data we do not read). */
 		if (q->h.crypt_method != QCOW2_CRYPT_LUKS)
 			return img_error(img, IMG_E_CORRUPT,
 					 "LUKS header extension at 0x%llx in an image without LUKS encryption",

@@ -149,4 +149,17 @@ test_expect_success 'unknown compatible and autoclear feature bits are ignored' 
 	both_same unk.qcow2
 '
 
+test_expect_success 'LUKS: img-info describes it, reading data is refused' '
+	qemu-img create -q -f qcow2 --object secret,id=s0,data=pw \
+		-o encrypt.format=luks,encrypt.key-secret=s0 luks.qcow2 4M &&
+	img-info --output=json luks.qcow2 >info.json &&
+	test "$(json_get info.json encrypted format-specific.data.encrypt.format)" = \
+		"encrypted=true
+format-specific.data.encrypt.format=luks" &&
+	test_must_fail img-map luks.qcow2 2>err &&
+	grep "^img-map: cannot open .luks.qcow2.: LUKS encryption is not supported" err &&
+	test_must_fail img-convert luks.qcow2 out.raw 2>err &&
+	! test -e out.raw
+'
+
 test_done
