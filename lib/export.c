@@ -18,6 +18,8 @@
  */
 struct sink {
 	int fd;
+	struct img_io *io;   /* a regular file, through the I/O layer (and so
+			      * through fault injection in tests) */
 	int seekable;
 	int allocate;        /* write zeros instead of leaving holes */
 	uint64_t pos;        /* bytes accounted for so far */
@@ -26,19 +28,19 @@ struct sink {
 
 static int sink_data(struct sink *s, const uint8_t *buf, size_t n)
 {
-	size_t done = 0;
-
-	while (done < n) {
-		ssize_t w = s->seekable
-			? pwrite(s->fd, buf + done, n - done,
-				 (off_t)(s->pos + done))
-			: write(s->fd, buf + done, n - done);
-		if (w < 0) {
-			if (errno == EINTR)
+	if (s->io) {
+		int ret = img_io_pwrite(s->io, buf, n, s->pos);
+		if (ret < 0)
+			return ret;
+	} else {
+		for (size_t done = 0; done < n;) {
+			ssize_t w = write(s->fd, buf + done, n - done);
+			if (w < 0 && errno == EINTR)
 				continue;
-			return -errno;
+			if (w < 0)
+				return -errno;
+			done += (size_t)w;
 		}
-		done += (size_t)w;
 	}
 	s->pos += n;
 	return 0;
@@ -217,10 +219,20 @@ int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
 			return img_error(img, -ENOMEM, "out of memory");
 	}
 	s->zeros = zeros;
+	if (s->seekable) {
+		int dfd = dup(fd);
+		if (dfd < 0 || img_io_from_fd(&s->io, dfd, 0) < 0) {
+			if (dfd >= 0)
+				close(dfd);
+			free(zeros);
+			return img_error(img, -ENOMEM, "out of memory");
+		}
+	}
 	ret = img_pipeline_start(&pipe, NSLOTS, CHUNK, sizeof(struct pieces),
 				 write_slot, &x);
 	if (ret < 0) {
 		free(zeros);
+		img_io_close(s->io);
 		return img_error(img, ret, "cannot start writer: %s",
 				 img_strerror(ret));
 	}
@@ -243,5 +255,6 @@ int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
 		ret = img_error(img, werr, "cannot write output: %s",
 				img_strerror(werr));
 	free(zeros);
+	img_io_close(s->io);
 	return ret;
 }

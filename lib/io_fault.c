@@ -12,13 +12,14 @@
  * of this command" without knowing which file it goes to. Writes that fail
  * never reach the file, as if the process had been killed just before.
  * IMG_FAULT_MODE=kill makes the Nth write end the process with SIGKILL
- * instead, which is how crash safety is tested.
+ * instead (a crash: how crash safety is tested), and IMG_FAULT_MODE=term
+ * sends it SIGTERM (an interruption it may clean up after).
  */
 static long fault_writes;
 
 struct fault {
 	long fail_at;
-	int kill;
+	int sig;         /* signal to raise at the Nth write, or 0 */
 };
 
 static ssize_t fault_pread(struct img_io *io, void *buf, size_t len,
@@ -33,8 +34,8 @@ static int fault_hit(struct img_io *io)
 
 	if (++fault_writes < f->fail_at)
 		return 0;
-	if (f->kill)
-		kill(getpid(), SIGKILL);
+	if (f->sig)
+		kill(getpid(), f->sig);
 	return 1;
 }
 
@@ -113,7 +114,8 @@ struct img_io *img_io_fault_wrap(struct img_io *inner)
 		return inner;
 	}
 	f->fail_at = atol(n);
-	f->kill = mode && !strcmp(mode, "kill");
+	f->sig = !mode ? 0 : !strcmp(mode, "kill") ? SIGKILL :
+		 !strcmp(mode, "term") ? SIGTERM : 0;
 	io->ops = &fault_ops;
 	io->inner = inner;
 	io->fd = inner->fd;
