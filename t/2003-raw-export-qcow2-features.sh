@@ -88,6 +88,18 @@ test_expect_success 'key file: one trailing newline is optional, a second one is
 	! cmp -s aes.expect aes.nlnl
 '
 
+test_expect_success 'AES: a missing or wrong key is named, not read as noise' '
+	test_must_fail img-convert aes.qcow2 nokey.raw 2>err &&
+	test_line_count = 1 err &&
+	grep "^img-convert: cannot open .aes.qcow2.: image is encrypted: a key is needed (--key-file)" err &&
+	printf wrong >key.wrong &&
+	test_must_fail img-map --key-file key.wrong aes.qcow2 2>err &&
+	grep "^img-map: cannot open .aes.qcow2.: wrong key: " err &&
+	test_must_fail img-convert --key-file key.wrong aes.qcow2 wrong.raw 2>err &&
+	grep "wrong key" err &&
+	! test -e nokey.raw && ! test -e wrong.raw
+'
+
 test_expect_success 'AES-encrypted qcow2 with 4 KiB clusters over a plain backing file' '
 	qemu-img create -q -f qcow2 aes-base.qcow2 2M &&
 	qio qcow2 aes-base.qcow2 "write -P 0x44 0 2M" &&
