@@ -12,18 +12,16 @@
 #define NSLOTS 4
 
 /*
- * Where the bytes go. A regular file is written with pwrite and left with
- * holes where the guest reads zeros; anything else (a pipe) gets every byte
- * in order.
+ * Where the bytes go. A regular file is written through the I/O layer (and
+ * so through fault injection in tests) and left with holes where the guest
+ * reads zeros; anything else (a pipe) gets every byte in order.
  */
 struct sink {
 	int fd;
-	struct img_io *io;   /* a regular file, through the I/O layer (and so
-			      * through fault injection in tests) */
-	int seekable;
+	struct img_io *io;   /* set for a regular file */
 	int allocate;        /* write zeros instead of leaving holes */
 	uint64_t pos;        /* bytes accounted for so far */
-	const uint8_t *zeros;
+	uint8_t *zeros;      /* CHUNK zero bytes, where zeros are written */
 };
 
 static int sink_data(struct sink *s, const uint8_t *buf, size_t n)
@@ -48,8 +46,8 @@ static int sink_data(struct sink *s, const uint8_t *buf, size_t n)
 
 static int sink_zero(struct sink *s, uint64_t n)
 {
-	if (s->seekable && !s->allocate) {
-		s->pos += n;    /* a hole: the final ftruncate sets the length */
+	if (s->io && !s->allocate) {
+		s->pos += n;    /* a hole: the file was given its size first */
 		return 0;
 	}
 	while (n) {
@@ -67,7 +65,7 @@ static int sink_scan(struct sink *s, const uint8_t *buf, size_t n, size_t gran)
 {
 	size_t i = 0;
 
-	if (!gran || !s->seekable)
+	if (!gran || !s->io)
 		return sink_data(s, buf, n);
 	while (i < n) {
 		size_t z = img_zero_prefix(buf + i, n - i, gran);
@@ -191,48 +189,64 @@ static int fill_slot(struct img *img, uint64_t off, struct img_pipe_slot *slot)
 	return 0;
 }
 
-int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
-		   img_progress_fn progress, void *arg)
+/* Prepare fd for the export: a regular file gets its final size and goes
+ * through the I/O layer; zeros to copy are needed for pipes and -S 0. */
+static int open_sink(struct img *img, int fd, int allocate, struct sink *s)
 {
-	struct export x = { .sink = { .fd = fd }, .gran = (size_t)zero_gran };
-	struct sink *s = &x.sink;
-	struct img_pipeline *pipe;
 	struct stat st;
-	uint8_t *zeros = NULL;
-	uint64_t off = 0;
-	int ret = 0, werr;
+	int dfd;
 
-	s->seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-	s->allocate = zero_gran == 0;
-	/*
-	 * Set the final size first: writes inside the file are cheaper than
-	 * ones that extend it. Old contents must go, but truncating an empty
-	 * file to 0 is not free: ext4 then flushes the whole file on close.
-	 */
-	if (s->seekable && ((st.st_size && ftruncate(fd, 0) < 0) ||
-			    ftruncate(fd, (off_t)img->size) < 0))
-		return img_error(img, -errno, "cannot size output: %s",
-				 img_strerror(-errno));
-	if (!s->seekable || s->allocate) {
-		zeros = calloc(1, CHUNK);
-		if (!zeros)
-			return img_error(img, -ENOMEM, "out of memory");
-	}
-	s->zeros = zeros;
-	if (s->seekable) {
-		int dfd = dup(fd);
+	s->fd = fd;
+	s->allocate = allocate;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		/*
+		 * Set the final size first: writes inside the file are
+		 * cheaper than ones that extend it. Old contents must go,
+		 * but truncating an empty file to 0 is not free: ext4 then
+		 * flushes the whole file on close.
+		 */
+		if ((st.st_size && ftruncate(fd, 0) < 0) ||
+		    ftruncate(fd, (off_t)img->size) < 0)
+			return img_error(img, -errno, "cannot size output: %s",
+					 img_strerror(-errno));
+		dfd = dup(fd);
 		if (dfd < 0 || img_io_from_fd(&s->io, dfd, 0) < 0) {
 			if (dfd >= 0)
 				close(dfd);
-			free(zeros);
 			return img_error(img, -ENOMEM, "out of memory");
 		}
 	}
+	if (!s->io || allocate) {
+		s->zeros = calloc(1, CHUNK);
+		if (!s->zeros) {
+			img_io_close(s->io);
+			return img_error(img, -ENOMEM, "out of memory");
+		}
+	}
+	return 0;
+}
+
+static void close_sink(struct sink *s)
+{
+	free(s->zeros);
+	img_io_close(s->io);
+}
+
+int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
+		   img_progress_fn progress, void *arg)
+{
+	struct export x = { .gran = (size_t)zero_gran };
+	struct img_pipeline *pipe;
+	uint64_t off = 0;
+	int ret, werr;
+
+	ret = open_sink(img, fd, zero_gran == 0, &x.sink);
+	if (ret < 0)
+		return ret;
 	ret = img_pipeline_start(&pipe, NSLOTS, CHUNK, sizeof(struct pieces),
 				 write_slot, &x);
 	if (ret < 0) {
-		free(zeros);
-		img_io_close(s->io);
+		close_sink(&x.sink);
 		return img_error(img, ret, "cannot start writer: %s",
 				 img_strerror(ret));
 	}
@@ -254,7 +268,6 @@ int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
 	if (werr < 0)
 		ret = img_error(img, werr, "cannot write output: %s",
 				img_strerror(werr));
-	free(zeros);
-	img_io_close(s->io);
+	close_sink(&x.sink);
 	return ret;
 }
