@@ -1,4 +1,5 @@
 /* test-walk-formats.c: unit tests of the qcow and QED walk_layout operations over small hand-built images. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -113,6 +114,30 @@ static struct img *open_image(const char *path, int metadata_only)
  */
 #define QCS 0x1000u
 
+/* img_read through the same image: data, zero and unallocated clusters,
+ * reads across cluster boundaries, and the errors. */
+static void check_reads(struct img *img)
+{
+	static uint8_t buf[6 * QCS], want[6 * QCS];
+	int ret;
+
+	memset(want, 0, sizeof(want));
+	memset(want, 0xaa, QCS);
+	memset(want + 5 * QCS, 0xbb, QCS);
+	ret = img_read(img, 0, buf, sizeof(buf));
+	tap_ok(ret == 0 && !memcmp(buf, want, sizeof(buf)),
+	       "img_read: data, zero and unallocated clusters read right");
+	ret = img_read(img, QCS - 7, buf, 14);
+	tap_ok(ret == 0 && !memcmp(buf, want + QCS - 7, 14),
+	       "img_read: a read across a data/zero cluster boundary");
+	ret = img_read(img, (2u << 20) + 3 * QCS, buf, 16);
+	tap_ok(ret == IMG_E_CORRUPT,
+	       "img_read: a misaligned entry is an error, not data (%s)",
+	       img_errmsg(img));
+	ret = img_read(img, img_size(img) - 8, buf, 16);
+	tap_ok(ret == -EINVAL, "img_read: past the virtual size is refused");
+}
+
 static void test_qed(void)
 {
 	static uint8_t f[7 * QCS];
@@ -143,6 +168,9 @@ static void test_qed(void)
 	put_le64(f + 3 * QCS + 256 * 8, 4 * QCS);     /* past the disk */
 	/* table 2 (L1[2]): would add entries if followed */
 	put_le64(f + 6 * QCS, 4 * QCS);
+	/* data: cluster 4 (guest 0) holds 0xaa, cluster 5 (guest 5) 0xbb */
+	memset(f + 4 * QCS, 0xaa, QCS);
+	memset(f + 5 * QCS, 0xbb, QCS);
 
 	path = temp_image(f, sizeof(f));
 	img = path ? open_image(path, 0) : NULL;
@@ -191,6 +219,7 @@ static void test_qed(void)
 	tap_ok(t.mismatches == 0,
 	       "qed walk: block status decodes every entry the same (%d differ)",
 	       t.mismatches);
+	check_reads(img);
 	ret = img->drv->block_status(img, (2u << 20) + 3 * QCS, QCS,
 				     &(struct img_extent){ 0 });
 	tap_ok(ret == IMG_E_CORRUPT && strstr(img_errmsg(img), "not cluster aligned"),
