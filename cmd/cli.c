@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "opts.h"
 
 const char *cli_prog = "img";
 const char *cli_format;
@@ -167,27 +168,7 @@ int cli_output_json(const char *value)
 
 int cli_parse_size(const char *s, uint64_t *out)
 {
-	static const char units[] = "bkmgtpe";
-	char *end;
-	unsigned long long v;
-	int shift = 0;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end) {
-		const char *u = strchr(units, *end | 0x20);
-		if (!u || end[1] || !*u)
-			return -EINVAL;
-		shift = (int)(u - units) * 10;
-	}
-	if (shift && v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*out = (uint64_t)v << shift;
-	return 0;
+	return img_parse_size(s, out);
 }
 
 const char *cli_human_size(uint64_t n, char *buf, size_t len)

@@ -25,7 +25,7 @@ const char *const *img_format_names(void)
 	return names;
 }
 
-static const struct img_driver *driver_by_name(const char *name)
+const struct img_driver *img_driver_by_name(const char *name)
 {
 	for (size_t i = 0; i < NDRIVERS; i++)
 		if (drivers[i] && !strcmp(drivers[i]->name, name))
@@ -68,7 +68,7 @@ static int pick_driver(struct img *img, const char *format)
 	int best = 0;
 
 	if (format) {
-		img->drv = driver_by_name(format);
+		img->drv = img_driver_by_name(format);
 		if (!img->drv)
 			return img_error(img, IMG_E_UNKNOWN_FMT,
 					 "unknown format '%s'", format);
@@ -157,7 +157,7 @@ static int open_backing(struct img *img, const struct img_open_opts *o)
 		return img_error(img, IMG_E_CHAIN,
 				 "backing chain deeper than %d images", max);
 	bo.format = img->backing_fmt;
-	if (bo.format && !driver_by_name(bo.format))
+	if (bo.format && !img_driver_by_name(bo.format))
 		return img_error(img, IMG_E_UNSUPPORTED,
 				 "backing file '%s': unsupported backing format '%s'",
 				 img->backing_name, bo.format);

@@ -133,6 +133,24 @@ typedef void (*img_progress_fn)(uint64_t done, uint64_t total, void *arg);
 int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
 		   img_progress_fn progress, void *arg);
 
+/*
+ * Creating images (opts.h describes the options). img_create_options()
+ * gives the options of a format that can be created, or NULL. The new
+ * image appears at path atomically (a temporary file, renamed); a backing
+ * file must be openable unless IMG_CREATE_UNSAFE, and gives the size when
+ * none is set. The size is rounded up to whole 512-byte sectors.
+ */
+struct img_opts;
+struct img_opt_desc;
+#define IMG_CREATE_UNSAFE 0x1   /* do not open the backing file (-u) */
+#define IMG_CREATE_SYNC   0x2   /* fsync before the image appears */
+const struct img_opt_desc *img_create_options(const char *fmt);
+int img_create(struct img *img, const char *path, const char *fmt,
+	       struct img_opts *o, unsigned flags);
+/* "fmt=qcow2 cluster_size=65536 ... size=N", as qemu-img create says. */
+int img_create_describe(const char *fmt, const struct img_opts *o, char *buf,
+			size_t len);
+
 /* Names of the formats we know, for messages and -f checks. */
 const char *const *img_format_names(void);
 

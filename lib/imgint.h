@@ -39,6 +39,8 @@ struct img_extent {
 enum img_compress { IMG_COMPRESS_ZLIB, IMG_COMPRESS_ZSTD };
 
 struct img_walk_layout;
+struct img_opts;
+struct img_opt_desc;
 
 struct img_driver {
 	const char *name;
@@ -57,7 +59,24 @@ struct img_driver {
 	/* Describe the L1/L2 tables for img_walk() (walk.h); NULL for
 	 * formats without them (raw). */
 	int (*walk_layout)(struct img *img, struct img_walk_layout *lay);
+	/* Options img-create takes for this format (opts.h; they include
+	 * size, and backing_file/backing_fmt where the format has them). */
+	const struct img_opt_desc *create_opts;
+	/* Write a new, empty image to img->io (a fresh writable file that
+	 * becomes img->path): options are checked, size is set and rounded
+	 * to 512, the backing file (if any) was found. NULL: cannot create. */
+	int (*create)(struct img *img, const struct img_opts *o);
 };
+
+/* raw.c, for every format's create: zero bytes [off, off+n) of io; size
+ * a new file to `to` bytes, from `from` on reserving blocks (mode
+ * "falloc") or writing zeros ("full"), or neither ("off"). */
+int img_write_zeros(struct img_io *io, uint64_t off, uint64_t n);
+int img_preallocate(struct img *img, uint64_t from, uint64_t to,
+		    const char *mode);
+
+/* The driver of a format name, or NULL. */
+const struct img_driver *img_driver_by_name(const char *name);
 
 #define IMG_MAX_PROPS 24
 

@@ -1,0 +1,113 @@
+/* img-create: create a new, empty image of a format, as `qemu-img create` does. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "opts.h"
+
+static const char *format = "raw";
+static const char *options;
+static const char *backing, *backing_fmt;
+static int unsafe, quiet, durable;
+
+static struct poptOption opts_table[] = {
+	{ "format", 'f', POPT_ARG_STRING, &format, 0,
+	  "format of the new image (raw, qcow, qcow2, qed; default raw)",
+	  "FMT" },
+	{ NULL, 'o', POPT_ARG_STRING, &options, 0,
+	  "format options, name=value,...; -o help lists them", "OPTIONS" },
+	{ NULL, 'b', POPT_ARG_STRING, &backing, 0,
+	  "backing file (relative names are relative to FILE)", "BACKING" },
+	{ NULL, 'F', POPT_ARG_STRING, &backing_fmt, 0,
+	  "format of the backing file", "BACKING_FMT" },
+	{ NULL, 'u', POPT_ARG_NONE, &unsafe, 0,
+	  "do not open the backing file (SIZE is then needed)", NULL },
+	{ NULL, 'q', POPT_ARG_NONE, &quiet, 0,
+	  "do not print the \"Formatting\" line", NULL },
+	{ "sync", 0, POPT_ARG_NONE, &durable, 0,
+	  "make the new image durable (fsync) before it appears", NULL },
+	POPT_AUTOHELP
+	POPT_TABLEEND
+};
+
+static void list_options(const struct img_opt_desc *d)
+{
+	static const char *type[] = { "size", "num", "bool (on/off)", "str" };
+
+	printf("Supported options:\n");
+	for (; d->name; d++) {
+		printf("  %s=<%s> - %s", d->name, type[d->type], d->help);
+		if (d->choices) {
+			printf(" (");
+			for (const char *const *c = d->choices; *c; c++)
+				printf("%s%s", c == d->choices ? "" : ", ", *c);
+			printf(")");
+		}
+		if (d->def)
+			printf(" [default %s]", d->def);
+		printf("\n");
+	}
+}
+
+/* -b, -F and SIZE are options like any other, set last so they win. */
+static void set_option(struct img_opts *o, const char *name,
+		       const char *value)
+{
+	char err[256];
+
+	if (value && img_opts_set(o, name, value, err, sizeof(err)) < 0)
+		cli_die(EXIT_USAGE, "%s", err);
+}
+
+int main(int argc, const char **argv)
+{
+	const struct img_opt_desc *desc;
+	struct img_opts o;
+	struct img *img;
+	char err[256], line[2048];
+	const char **args;
+	int nargs;
+
+	cli_init(argv[0]);
+	args = cli_parse(argc, argv, opts_table, "[OPTION...] FILE [SIZE]", 0,
+			 2, &nargs);
+	desc = img_create_options(format);
+	if (!desc)
+		cli_die(EXIT_USAGE, "unknown format '%s' (raw, qcow, qcow2, qed)",
+			format);
+	if (options && !strcmp(options, "help")) {
+		list_options(desc);
+		return EXIT_OK;
+	}
+	if (nargs < 1)
+		cli_die(EXIT_USAGE, "no image file given (try --help)");
+	img_opts_init(&o, desc);
+	if (options && img_opts_parse(&o, options, err, sizeof(err)) < 0)
+		cli_die(EXIT_USAGE, "%s", err);
+	if (backing_fmt && !backing && !img_opt_isset(&o, "backing_file"))
+		cli_die(EXIT_USAGE, "-F needs a backing file (-b)");
+	set_option(&o, "backing_file", backing);
+	set_option(&o, "backing_fmt", backing_fmt);
+	if (nargs == 2) {
+		uint64_t size;
+		if (img_parse_size(args[1], &size) < 0)
+			cli_die(EXIT_USAGE, "invalid size '%s' (e.g. 64M, 10G, 1T)",
+				args[1]);
+		set_option(&o, "size", args[1]);
+	}
+	img = img_new();
+	if (!img)
+		cli_die(EXIT_FAIL, "out of memory");
+	if (img_create(img, args[0], format, &o,
+		       (unsafe ? IMG_CREATE_UNSAFE : 0) |
+		       (durable ? IMG_CREATE_SYNC : 0)) < 0)
+		cli_die(EXIT_FAIL, "cannot create '%s': %s", args[0],
+			img_errmsg(img));
+	if (!quiet) {
+		img_create_describe(format, &o, line, sizeof(line));
+		printf("Formatting '%s', %s\n", args[0], line);
+	}
+	img_free(img);
+	img_opts_free(&o);
+	return EXIT_OK;
+}

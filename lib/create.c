@@ -1,0 +1,138 @@
+/* create.c: creating new images: options, the backing file, atomic appearance; formats write the bytes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "imgint.h"
+#include "opts.h"
+#include "outfile.h"
+
+const struct img_opt_desc *img_create_options(const char *fmt)
+{
+	const struct img_driver *drv = img_driver_by_name(fmt);
+
+	return drv && drv->create ? drv->create_opts : NULL;
+}
+
+/* Open the backing file as the new image will see it, for its size. */
+static int probe_backing(struct img *img, const char *path,
+			 struct img_opts *o, uint64_t *size)
+{
+	const char *name = img_opt_str(o, "backing_file");
+	const char *fmt = img_opt_str(o, "backing_fmt");
+	struct img_open_opts bo = { .format = fmt, .metadata_only = 1 };
+	struct img *b = img_new();
+	char *where = img_path_beside(path, name);
+	int ret;
+
+	if (!b || !where) {
+		free(where);
+		img_free(b);
+		return img_error(img, -ENOMEM, "out of memory");
+	}
+	ret = img_open(b, where, &bo);
+	if (ret < 0)
+		img_error(img, ret, "cannot open backing file '%s': %s", where,
+			  img_errmsg(b));
+	else if (!fmt)
+		/* As qemu-img 7.2: an unstated format is a probing hazard. */
+		ret = img_error(img, -EINVAL,
+				"backing file '%s' given without its format: add -F %s",
+				name, img_format(b));
+	else
+		*size = img_size(b);
+	img_free(b);
+	free(where);
+	return ret;
+}
+
+int img_create(struct img *img, const char *path, const char *fmt,
+	       struct img_opts *o, unsigned flags)
+{
+	const struct img_driver *drv = img_driver_by_name(fmt);
+	struct img_outfile out = { .fd = -1 };
+	uint64_t size = 0, backing_size = 0;
+	char num[32], err[256];
+	int fd, ret;
+
+	if (!drv || !drv->create)
+		return img_error(img, IMG_E_UNKNOWN_FMT,
+				 "format '%s' cannot be created", fmt);
+	if (img_opt_str(o, "backing_fmt") && !img_opt_str(o, "backing_file"))
+		return img_error(img, -EINVAL,
+				 "a backing format without a backing file");
+	if (img_opt_str(o, "backing_file") && !(flags & IMG_CREATE_UNSAFE)) {
+		ret = probe_backing(img, path, o, &backing_size);
+		if (ret < 0)
+			return ret;
+	}
+	if (img_opt_isset(o, "size"))
+		size = img_opt_num(o, "size");
+	else if (img_opt_str(o, "backing_file") && !(flags & IMG_CREATE_UNSAFE))
+		size = backing_size;
+	else
+		return img_error(img, -EINVAL, "the image size is missing");
+	if (size > UINT64_MAX - 511)
+		return img_error(img, IMG_E_TOOBIG, "image size too large");
+	size = (size + 511) & ~511ULL;   /* whole sectors, as qemu-img */
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)size);
+	ret = img_opts_set(o, "size", num, err, sizeof(err));
+	if (ret < 0)
+		return img_error(img, ret, "%s", err);
+
+	img->drv = drv;
+	img->path = strdup(path);
+	if (!img->path)
+		return img_error(img, -ENOMEM, "out of memory");
+	img->size = size;
+	ret = img_outfile_create(&out, path);
+	if (ret < 0) {
+		free(out.path);
+		return img_error(img, ret, "cannot create: %s", img_strerror(ret));
+	}
+	fd = dup(out.fd);
+	ret = fd < 0 ? -errno : img_io_from_fd(&img->io, fd, 0);
+	if (ret < 0) {
+		if (fd >= 0)
+			close(fd);
+		img_outfile_abort(&out);
+		free(out.path);
+		free(out.tmp);
+		return img_error(img, ret, "cannot create: %s", img_strerror(ret));
+	}
+	img->data_io = img->io;
+	ret = drv->create(img, o);
+	if (ret == 0) {
+		ret = img_outfile_commit(&out, !!(flags & IMG_CREATE_SYNC));
+		if (ret < 0)
+			img_error(img, ret, "cannot write: %s", img_strerror(ret));
+	} else if (!img->errmsg[0]) {
+		img_error(img, ret, "%s", img_strerror(ret));
+	}
+	img_outfile_abort(&out);
+	free(out.path);
+	free(out.tmp);
+	/* The handle's driver state is the creator's: nothing to close. */
+	img->drv = NULL;
+	return ret;
+}
+
+int img_create_describe(const char *fmt, const struct img_opts *o, char *buf,
+			size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "fmt=%s", fmt);
+
+	for (int i = 0; i < o->n && n < len; i++) {
+		const struct img_opt_desc *d = &o->desc[i];
+		const char *v = img_opt_str(o, d->name);
+
+		if (!o->v[i].set && !(d->announce && v))
+			continue;
+		if (d->type == IMG_OPT_BOOL)
+			v = img_opt_num(o, d->name) ? "on" : "off";
+		n += (size_t)snprintf(buf + n, len - n, " %s=%s", d->name, v);
+	}
+	return n < len ? 0 : -ENOSPC;
+}
