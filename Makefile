@@ -31,7 +31,11 @@ ALL_LDFLAGS = $(OPT) -pthread $(LDFLAGS)
 
 ifneq ($(V),1)
 Q = @
+ifeq ($(findstring s,$(firstword -$(MAKEFLAGS))),)
 say = @printf '  %-6s %s\n' $(1) $(2);
+else
+say = @
+endif
 else
 Q =
 say =
