@@ -377,4 +377,6 @@ const struct img_driver img_qcow_driver = {
 	.close = qcow_close,
 	.block_status = qcow_block_status,
 	.walk_layout = qcow_walk_layout,
+	.create_opts = img_qcow_create_opts,
+	.create = img_qcow_create,
 };

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "opts.h"
+
 #define IMG_QCOW_MAGIC		0x514649fbU	/* "QFI\xfb", big-endian */
 #define IMG_QCOW_VERSION	1
 #define IMG_QCOW_HEADER_LEN	48
@@ -46,5 +48,10 @@ static inline void img_qcow_compressed(uint64_t entry, unsigned cluster_bits,
 	*host = entry & ((1ULL << shift) - 1);
 	*len = (entry >> shift) & ((1ULL << cluster_bits) - 1);
 }
+
+/* qcow_create.c: the options img-create takes, and the driver's create. */
+struct img;
+extern const struct img_opt_desc img_qcow_create_opts[];
+int img_qcow_create(struct img *img, const struct img_opts *o);
 
 #endif

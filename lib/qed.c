@@ -448,4 +448,6 @@ const struct img_driver img_qed_driver = {
 	.close = qed_close,
 	.block_status = qed_block_status,
 	.walk_layout = qed_walk_layout,
+	.create_opts = img_qed_create_opts,
+	.create = img_qed_create,
 };

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "opts.h"
+
 #define IMG_QED_MAGIC		0x00444551U	/* "QED\0", little-endian */
 #define IMG_QED_HEADER_LEN	64
 
@@ -42,5 +44,10 @@ void img_qed_decode_header(const uint8_t *buf, struct img_qed_header *h);
 
 /* Largest virtual size the geometry can address (saturating). */
 uint64_t img_qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
+
+/* qed_create.c: the options img-create takes, and the driver's create. */
+struct img;
+extern const struct img_opt_desc img_qed_create_opts[];
+int img_qed_create(struct img *img, const struct img_opts *o);
 
 #endif
