@@ -6,7 +6,7 @@
 #include "opts.h"
 
 static const char *format = "raw";
-static const char *options;
+static const char **options;   /* every -o, in order */
 static const char *backing, *backing_fmt;
 static int unsafe, quiet, durable;
 
@@ -14,7 +14,7 @@ static struct poptOption opts_table[] = {
 	{ "format", 'f', POPT_ARG_STRING, &format, 0,
 	  "format of the new image (raw, qcow, qcow2, qed; default raw)",
 	  "FMT" },
-	{ NULL, 'o', POPT_ARG_STRING, &options, 0,
+	{ NULL, 'o', POPT_ARG_ARGV, &options, 0,
 	  "format options, name=value,...; -o help lists them", "OPTIONS" },
 	{ NULL, 'b', POPT_ARG_STRING, &backing, 0,
 	  "backing file (relative names are relative to FILE)", "BACKING" },
@@ -75,15 +75,18 @@ int main(int argc, const char **argv)
 	if (!desc)
 		cli_die(EXIT_USAGE, "unknown format '%s' (raw, qcow, qcow2, qed)",
 			format);
-	if (options && !strcmp(options, "help")) {
-		list_options(desc);
-		return EXIT_OK;
+	for (int i = 0; options && options[i]; i++) {
+		if (!strcmp(options[i], "help")) {
+			list_options(desc);
+			return EXIT_OK;
+		}
 	}
 	if (nargs < 1)
 		cli_die(EXIT_USAGE, "no image file given (try --help)");
 	img_opts_init(&o, desc);
-	if (options && img_opts_parse(&o, options, err, sizeof(err)) < 0)
-		cli_die(EXIT_USAGE, "%s", err);
+	for (int i = 0; options && options[i]; i++)
+		if (img_opts_parse(&o, options[i], err, sizeof(err)) < 0)
+			cli_die(EXIT_USAGE, "%s", err);
 	if (backing_fmt && !backing && !img_opt_isset(&o, "backing_file"))
 		cli_die(EXIT_USAGE, "-F needs a backing file (-b)");
 	set_option(&o, "backing_file", backing);

@@ -74,13 +74,16 @@ int img_create(struct img *img, const char *path, const char *fmt,
 		size = backing_size;
 	else
 		return img_error(img, -EINVAL, "the image size is missing");
+	if (!img_opt_isset(o, "size")) {
+		/* Say the size taken from the backing file, as qemu-img does. */
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)size);
+		ret = img_opts_set(o, "size", num, err, sizeof(err));
+		if (ret < 0)
+			return img_error(img, ret, "%s", err);
+	}
 	if (size > UINT64_MAX - 511)
 		return img_error(img, IMG_E_TOOBIG, "image size too large");
 	size = (size + 511) & ~511ULL;   /* whole sectors, as qemu-img */
-	snprintf(num, sizeof(num), "%llu", (unsigned long long)size);
-	ret = img_opts_set(o, "size", num, err, sizeof(err));
-	if (ret < 0)
-		return img_error(img, ret, "%s", err);
 
 	img->drv = drv;
 	img->path = strdup(path);
@@ -131,8 +134,13 @@ int img_create_describe(const char *fmt, const struct img_opts *o, char *buf,
 		if (!o->v[i].set && !(d->announce && v))
 			continue;
 		if (d->type == IMG_OPT_BOOL)
-			v = img_opt_num(o, d->name) ? "on" : "off";
-		n += (size_t)snprintf(buf + n, len - n, " %s=%s", d->name, v);
+			n += (size_t)snprintf(buf + n, len - n, " %s=%s", d->name,
+					      img_opt_num(o, d->name) ? "on" : "off");
+		else if (d->type == IMG_OPT_SIZE || d->type == IMG_OPT_NUM)
+			n += (size_t)snprintf(buf + n, len - n, " %s=%llu", d->name,
+					      (unsigned long long)img_opt_num(o, d->name));
+		else
+			n += (size_t)snprintf(buf + n, len - n, " %s=%s", d->name, v);
 	}
 	return n < len ? 0 : -ENOSPC;
 }

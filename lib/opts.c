@@ -4,30 +4,52 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "imgint.h"
 #include "opts.h"
 
 int img_parse_size(const char *s, uint64_t *out)
 {
 	static const char units[] = "bkmgtpe";
-	char *end;
-	unsigned long long v;
+	uint64_t whole = 0, frac = 0, scale = 1;
+	const char *p = s;
 	int shift = 0;
 
-	if (!s || !*s || *s == '-')
+	if (!s || *p < '0' || *p > '9')
 		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end) {
-		const char *u = strchr(units, *end | 0x20);
-		if (!u || !*u || end[1])
+	for (; *p >= '0' && *p <= '9'; p++)
+		if (img_mul_overflows(whole, 10, &whole) ||
+		    img_add_overflows(whole, (uint64_t)(*p - '0'), &whole))
+			return -ERANGE;
+	/* A fraction, as in 1.5G, needs a unit to make it whole bytes. */
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			if (scale < 1000000000000ULL) {
+				frac = frac * 10 + (uint64_t)(*p - '0');
+				scale *= 10;
+			}
+	}
+	if (*p) {
+		const char *u = strchr(units, *p | 0x20);
+		if (!u || !*u || p[1])
 			return -EINVAL;
 		shift = (int)(u - units) * 10;
+	} else if (scale > 1) {
+		return -EINVAL;
 	}
-	if (shift && v > (UINT64_MAX >> shift))
+	if (shift && whole > (UINT64_MAX >> shift))
 		return -ERANGE;
-	*out = (uint64_t)v << shift;
+	whole <<= shift;
+	/* frac / scale of a unit, rounded down to bytes */
+	if (frac) {
+		uint64_t unit = 1ULL << shift, part;
+		if (unit > UINT64_MAX / frac)
+			part = frac / scale * unit;   /* huge units: coarser */
+		else
+			part = frac * unit / scale;
+		if (img_add_overflows(whole, part, &whole))
+			return -ERANGE;
+	}
+	*out = whole;
 	return 0;
 }
 

@@ -163,19 +163,25 @@ test_expect_success 'Formatting line as qemu-img: qed' '
 	formatting_same -f qed -o size=0,preallocation=falloc,table_size=2
 '
 
-# Known differences, kept visible until fixed (lib/opts.c, lib/create.c,
-# cmd/cli.c):
-test_expect_failure 'Formatting line: size as given, before rounding' '
+test_expect_success 'Formatting line: size as given, before rounding' '
 	formatting_same -f raw -o size=1000
 '
 
-test_expect_failure 'Formatting line: size options in bytes, not as typed' '
+test_expect_success 'Formatting line: size options in bytes, not as typed' '
 	formatting_same -f qed -o size=1048576,cluster_size=64k
 '
 
-test_expect_failure 'fractional sizes such as 1.5M' '
+test_expect_success 'fractional sizes such as 1.5M; a fraction needs a unit' '
 	img-create -q -f raw frac 1.5M &&
-	test $(stat -c %s frac) = 1572864
+	test $(stat -c %s frac) = 1572864 &&
+	img-create -q -f raw frac2 0.25k &&
+	test $(stat -c %s frac2) = 512 &&
+	test_expect_code 2 img-create -q -f raw frac3 1.5
+'
+
+test_expect_success 'repeated -o options add up, later ones win' '
+	img-create -f qed -o cluster_size=4k -o table_size=2 -o cluster_size=8k rep.qed 1M >out &&
+	grep "cluster_size=8192 table_size=2" out
 '
 
 test_done
