@@ -660,4 +660,6 @@ const struct img_driver img_qcow2_driver = {
 	.close = qcow2_close,
 	.block_status = img_qcow2_block_status,
 	.walk_layout = img_qcow2_walk_layout,
+	.create_opts = img_qcow2_create_opts,
+	.create = img_qcow2_create,
 };

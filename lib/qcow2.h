@@ -157,4 +157,9 @@ int img_qcow2_detect_prealloc(struct img *img, struct img_qcow2 *q);
  * unallocated refcount block). For img-check and the map heuristic. */
 int img_qcow2_refcount(struct img *img, uint64_t cluster, uint64_t *refcount);
 
+/* qcow2_create.c: the creation options and the image writer. */
+#include "opts.h"
+extern const struct img_opt_desc img_qcow2_create_opts[];
+int img_qcow2_create(struct img *img, const struct img_opts *o);
+
 #endif
