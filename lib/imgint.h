@@ -178,6 +178,21 @@ typedef int (*img_lookup_fn)(struct img *img, uint64_t pos, uint64_t end,
 /* block_status from lookups: join runs across tables while they agree. */
 int img_status_by_lookup(struct img *img, img_lookup_fn lookup, uint64_t off,
 			 uint64_t len, struct img_extent *ext);
+/* Decode one stored L2 entry (host order) of a whole cluster into e;
+ * returns 1 if it is usable. For qcow and QED, an entry of 0 is
+ * unallocated. */
+typedef int (*img_entry_fn)(struct img *img, uint64_t entry,
+			    struct img_extent *e);
+/*
+ * Grow run e, which ends with the cluster of entry idx of a table of n
+ * 8-byte entries, over the entries after it while they continue it, up to
+ * limit bytes. An unusable entry ends the run quietly: the lookup that
+ * starts there reports it.
+ */
+void img_extend_in_table(struct img *img, const uint8_t *table, uint64_t idx,
+			 uint64_t n, int little_endian, uint64_t cs,
+			 uint64_t limit, img_entry_fn usable,
+			 struct img_extent *e);
 /* A file name stored in an image, resolved against the image's directory. */
 char *img_path_beside(const char *image_path, const char *name);
 

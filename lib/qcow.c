@@ -274,6 +274,11 @@ static int decode_entry(struct img *img, uint64_t entry, uint64_t pos,
 	return 0;
 }
 
+static int usable(struct img *img, uint64_t entry, struct img_extent *e)
+{
+	return decode(img, entry, e) == ENTRY_OK;
+}
+
 /* The longest run at pos that stays inside one L2 table (or a stretch of
  * empty L1 slots) and ends by end. */
 static int lookup(struct img *img, uint64_t pos, uint64_t end,
@@ -283,9 +288,8 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	unsigned cbits = q->h.cluster_bits;
 	unsigned shift = cbits + q->h.l2_bits;
 	uint64_t l2_off = q->l1[pos >> shift];
-	uint64_t cs = 1ULL << cbits, limit, idx, entry;
+	uint64_t cs = 1ULL << cbits, limit, idx;
 	const uint8_t *l2;
-	struct img_extent next;
 	int ret;
 
 	memset(e, 0, sizeof(*e));
@@ -310,18 +314,8 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	if (ret < 0)
 		return ret;
 	e->length = cs - (pos & (cs - 1));
-	while (e->length < limit) {
-		/* A bad entry ends the run quietly (no error recorded); the
-		 * next call reports it. pos + e->length starts a cluster,
-		 * so decode()'s host is already the host of that offset. */
-		entry = get_be64(l2 + ++idx * 8);
-		if (decode(img, entry, &next) != ENTRY_OK)
-			break;
-		if (!img_extent_joins(e, &next))
-			break;
-		e->length += cs;
-	}
-	e->length = min_u64(e->length, limit);
+	img_extend_in_table(img, l2, idx, (uint64_t)1 << q->h.l2_bits, 0, cs,
+			    limit, usable, e);
 	return 0;
 }
 

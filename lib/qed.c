@@ -335,14 +335,9 @@ static uint64_t to_boundary(uint64_t pos, unsigned bits)
 	return (1ULL << bits) - (pos & ((1ULL << bits) - 1));
 }
 
-/* How many entries from index i on (below n) are zero. */
-static uint64_t zero_entries(const uint8_t *table, uint64_t i, uint64_t n)
+static int usable(struct img *img, uint64_t entry, struct img_extent *e)
 {
-	uint64_t start = i;
-
-	while (i < n && !get_le64(table + i * 8))
-		i++;
-	return i - start;
+	return decode(img->priv, entry, e) == NULL;
 }
 
 /* The longest run at pos inside one cached piece of an L2 table (or a
@@ -353,9 +348,8 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	struct qed *q = img->priv;
 	unsigned cbits = q->cluster_bits;
 	uint64_t l1_idx = pos >> q->l1_shift, l2_off = q->l1[l1_idx];
-	uint64_t cs = q->h.cluster_size, idx, limit, entry;
+	uint64_t cs = q->h.cluster_size, idx, limit;
 	const uint8_t *chunk;
-	struct img_extent next;
 	const char *why;
 	int ret;
 
@@ -386,24 +380,8 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	if (ret < 0)
 		return ret;
 	e->length = cs - (pos & (cs - 1));
-	/* Sparse tables are mostly zero entries: skip them a word at a time. */
-	if (e->kind == IMG_EXT_UNALLOC) {
-		uint64_t n = zero_entries(chunk, idx + 1, q->chunk_entries);
-		idx += n;
-		e->length += n * cs;
-	}
-	/* A bad entry ends the run quietly (no error recorded); the next
-	 * call reports it. pos + e->length starts a cluster, so decode()'s
-	 * host is already the host of that offset. */
-	while (e->length < limit) {
-		entry = get_le64(chunk + ++idx * 8);
-		if (decode(q, entry, &next))
-			break;
-		if (!img_extent_joins(e, &next))
-			break;
-		e->length += cs;
-	}
-	e->length = min_u64(e->length, limit);
+	img_extend_in_table(img, chunk, idx, q->chunk_entries, 1, cs, limit,
+			    usable, e);
 	return 0;
 }
 
