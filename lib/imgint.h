@@ -143,6 +143,21 @@ void img_prop_int(struct img *img, const char *key, int64_t val);
 int img_read_meta(struct img *img, const char *what, void *buf, size_t len,
 		  uint64_t off);
 
+/* Small arithmetic the drivers share. */
+static inline uint64_t img_min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+static inline int img_is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+/* log2 of v > 0, rounded down. */
+static inline unsigned img_log2(uint64_t v)
+{
+	return 63 - (unsigned)__builtin_clzll(v);
+}
+
 /* Overflow-checked helpers. */
 static inline int img_add_overflows(uint64_t a, uint64_t b, uint64_t *r)
 {

@@ -210,11 +210,6 @@ fail:
 	return ret;
 }
 
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
 /* Why decode() finds an L2 entry unusable. */
 enum entry_problem { ENTRY_OK, ENTRY_EMPTY_STREAM, ENTRY_MISALIGNED };
 
@@ -307,7 +302,7 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	ret = img_tcache_get(img, q->l2_cache, "L2 table", l2_off, &l2);
 	if (ret < 0)
 		return ret;
-	limit = min_u64(end - pos,
+	limit = img_min_u64(end - pos,
 			(1ULL << shift) - (pos & ((1ULL << shift) - 1)));
 	idx = (pos >> cbits) & ((1ULL << q->h.l2_bits) - 1);
 	ret = decode_entry(img, get_be64(l2 + idx * 8), pos, e);

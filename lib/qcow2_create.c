@@ -55,15 +55,10 @@ struct q2c {
 	uint64_t reftable_off, refblock_off, l1_off, meta_end, file_end;
 };
 
+/* log2 of a power of two, -1 for anything else. */
 static int log2_exact(uint64_t v)
 {
-	int n = 0;
-
-	if (!v || (v & (v - 1)))
-		return -1;
-	while ((1ull << n) != v)
-		n++;
-	return n;
+	return img_is_pow2(v) ? (int)img_log2(v) : -1;
 }
 
 static int is_v2(const struct img_opts *o)

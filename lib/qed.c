@@ -59,21 +59,6 @@ static int qed_probe(const uint8_t *buf, size_t len)
 	return 100;
 }
 
-static int is_pow2(uint64_t v)
-{
-	return v && !(v & (v - 1));
-}
-
-static unsigned log2_u64(uint64_t v)
-{
-	return 63 - __builtin_clzll(v);
-}
-
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
 /* Why off cannot hold a cluster, or NULL if it can. */
 static const char *cluster_offset_problem(const struct qed *q, uint64_t off)
 {
@@ -104,7 +89,7 @@ static int check_geometry(struct img *img, const struct img_qed_header *h)
 {
 	uint64_t max;
 
-	if (!is_pow2(h->cluster_size))
+	if (!img_is_pow2(h->cluster_size))
 		return img_error(img, IMG_E_CORRUPT,
 				 "cluster size %u is not a power of 2",
 				 h->cluster_size);
@@ -112,10 +97,10 @@ static int check_geometry(struct img *img, const struct img_qed_header *h)
 	    h->cluster_size > IMG_QED_MAX_CLUSTER)
 		return img_error(img, IMG_E_CORRUPT,
 				 "cluster size 2^%u out of range 2^%u..2^%u",
-				 log2_u64(h->cluster_size),
-				 log2_u64(IMG_QED_MIN_CLUSTER),
-				 log2_u64(IMG_QED_MAX_CLUSTER));
-	if (!is_pow2(h->table_size) || h->table_size > IMG_QED_MAX_TABLE)
+				 img_log2(h->cluster_size),
+				 img_log2(IMG_QED_MIN_CLUSTER),
+				 img_log2(IMG_QED_MAX_CLUSTER));
+	if (!img_is_pow2(h->table_size) || h->table_size > IMG_QED_MAX_TABLE)
 		return img_error(img, IMG_E_CORRUPT,
 				 "table size %u clusters is not a power of 2 in %u..%u",
 				 h->table_size, IMG_QED_MIN_TABLE,
@@ -234,11 +219,11 @@ static void qed_close(struct img *img)
 static void set_geometry(struct qed *q)
 {
 	uint64_t table_bytes = (uint64_t)q->h.table_size * q->h.cluster_size;
-	uint64_t chunk = min_u64(table_bytes, L2_CHUNK_MAX);
+	uint64_t chunk = img_min_u64(table_bytes, L2_CHUNK_MAX);
 
-	q->cluster_bits = log2_u64(q->h.cluster_size);
+	q->cluster_bits = img_log2(q->h.cluster_size);
 	q->nelems = table_bytes / 8;
-	q->l1_shift = q->cluster_bits + log2_u64(q->nelems);
+	q->l1_shift = q->cluster_bits + img_log2(q->nelems);
 	q->l1_entries = q->h.image_size ?
 		((q->h.image_size - 1) >> q->l1_shift) + 1 : 0;
 	q->chunk_entries = chunk / 8;
@@ -374,8 +359,8 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 	if (ret < 0)
 		return ret;
 	idx %= q->chunk_entries;
-	limit = min_u64(end - pos,
-			to_boundary(pos, cbits + log2_u64(q->chunk_entries)));
+	limit = img_min_u64(end - pos,
+			to_boundary(pos, cbits + img_log2(q->chunk_entries)));
 	ret = decode_entry(img, get_le64(chunk + idx * 8), pos, e);
 	if (ret < 0)
 		return ret;

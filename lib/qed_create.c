@@ -35,7 +35,7 @@ const struct img_opt_desc img_qed_create_opts[] = {
 
 static int is_pow2_between(uint64_t v, uint64_t lo, uint64_t hi)
 {
-	return v >= lo && v <= hi && (v & (v - 1)) == 0;
+	return v >= lo && v <= hi && img_is_pow2(v);
 }
 
 /*

@@ -288,19 +288,7 @@ qio_aes() {
 # qio_crash FMT IMAGE 'command'...: qemu-io commands, then qemu-io's
 # "abort", leaving the image as a crash would (dirty bit, need-check).
 qio_crash() {
-	qio_fmt_=$1
-	qio_img_=$2
-	shift 2
-	set -- "$@" --
-	while test "$1" != --; do
-		set -- "$@" -c "$1"
-		shift
-	done
-	shift
-	(
-		ulimit -c 0
-		exec qemu-io -f "$qio_fmt_" "$@" -c abort "$qio_img_" >/dev/null 2>&1
-	)
+	( ulimit -c 0; qio "$@" abort 2>/dev/null )
 	test $? -gt 128
 }
 
