@@ -85,8 +85,11 @@ int main(int argc, const char **argv)
 		catch_signals();
 		fd = out.fd;
 	}
-	ret = img_export_raw(img, fd, gran, progress && !quiet ? cli_progress
-							      : NULL, NULL);
+	struct img_convert_opts co = {
+		.zero_gran = gran,
+		.progress = progress && !quiet ? cli_progress : NULL,
+	};
+	ret = img_export_raw(img, fd, &co);
 	cli_progress_end();
 	if (ret < 0)
 		cli_die(EXIT_FAIL, "cannot convert '%s': %s", args[0],

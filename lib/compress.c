@@ -1,4 +1,4 @@
-/* compress.c: inflating compressed clusters: raw deflate (qcow, qcow2 zlib) and zstd. */
+/* compress.c: compressed clusters both ways: raw deflate (qcow, qcow2 zlib) and zstd. */
 #include <errno.h>
 #include <stdlib.h>
 #include <zlib.h>
@@ -74,4 +74,85 @@ int img_decompress(enum img_compress type, const uint8_t *in, size_t inlen,
 	if (type == IMG_COMPRESS_ZSTD)
 		return inflate_zstd(in, inlen, out, outlen);
 	return inflate_deflate(in, inlen, out, outlen);
+}
+
+/* ---- compressing, for the writers ------------------------------------ */
+
+static __thread z_stream *zs_out;
+static __thread ZSTD_CCtx *zstd_cctx;
+
+static int deflate_cluster(const uint8_t *in, size_t len, uint8_t *out,
+			   size_t outcap)
+{
+	int ret;
+
+	if (!zs_out) {
+		z_stream *z = calloc(1, sizeof(*z));
+		/* The window and memory level QEMU uses: a 4 KiB window is
+		 * what every qcow reader expects. */
+		if (!z || deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12,
+				       9, Z_DEFAULT_STRATEGY) != Z_OK) {
+			free(z);
+			return -ENOMEM;
+		}
+		zs_out = z;
+	} else if (deflateReset(zs_out) != Z_OK) {
+		return -ENOMEM;
+	}
+	zs_out->next_in = (Bytef *)in;
+	zs_out->avail_in = (uInt)len;
+	zs_out->next_out = out;
+	zs_out->avail_out = (uInt)outcap;
+	ret = deflate(zs_out, Z_FINISH);
+	if (ret != Z_STREAM_END)
+		return -ENOSPC;   /* did not fit: not worth compressing */
+	return (int)(outcap - zs_out->avail_out);
+}
+
+static int zstd_cluster(const uint8_t *in, size_t len, uint8_t *out,
+			size_t outcap)
+{
+	size_t r;
+
+	if (!zstd_cctx)
+		zstd_cctx = ZSTD_createCCtx();
+	if (!zstd_cctx)
+		return -ENOMEM;
+	r = ZSTD_compressCCtx(zstd_cctx, out, outcap, in, len,
+			      ZSTD_CLEVEL_DEFAULT);
+	if (ZSTD_isError(r))
+		return -ENOSPC;
+	return (int)r;
+}
+
+int img_compress(enum img_compress type, const uint8_t *in, size_t len,
+		 uint8_t *out, size_t outcap)
+{
+	int n;
+
+	if (type == IMG_COMPRESS_ZSTD)
+		n = zstd_cluster(in, len, out, outcap);
+	else
+		n = deflate_cluster(in, len, out, outcap);
+	if (n >= 0 && (size_t)n >= outcap)
+		return -ENOSPC;
+	return n;
+}
+
+void img_codec_thread_end(void)
+{
+	if (zs) {
+		inflateEnd(zs);
+		free(zs);
+		zs = NULL;
+	}
+	if (zs_out) {
+		deflateEnd(zs_out);
+		free(zs_out);
+		zs_out = NULL;
+	}
+	ZSTD_freeDCtx(zstd_ctx);
+	zstd_ctx = NULL;
+	ZSTD_freeCCtx(zstd_cctx);
+	zstd_cctx = NULL;
 }

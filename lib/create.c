@@ -48,18 +48,15 @@ static int probe_backing(struct img *img, const char *path,
 	return ret;
 }
 
-int img_create(struct img *img, const char *path, const char *fmt,
-	       struct img_opts *o, unsigned flags)
+/* Check the options and settle the size (taken from the backing file
+ * when none is given, rounded up to whole sectors). */
+static int settle_options(struct img *img, const char *path, struct img_opts *o,
+			  unsigned flags, uint64_t *sizep)
 {
-	const struct img_driver *drv = img_driver_by_name(fmt);
-	struct img_outfile out = { .fd = -1 };
 	uint64_t size = 0, backing_size = 0;
 	char num[32], err[256];
-	int fd, ret;
+	int ret;
 
-	if (!drv || !drv->create)
-		return img_error(img, IMG_E_UNKNOWN_FMT,
-				 "format '%s' cannot be created", fmt);
 	if (img_opt_str(o, "backing_fmt") && !img_opt_str(o, "backing_file"))
 		return img_error(img, -EINVAL,
 				 "a backing format without a backing file");
@@ -83,42 +80,68 @@ int img_create(struct img *img, const char *path, const char *fmt,
 	}
 	if (size > UINT64_MAX - 511)
 		return img_error(img, IMG_E_TOOBIG, "image size too large");
-	size = (size + 511) & ~511ULL;   /* whole sectors, as qemu-img */
+	*sizep = (size + 511) & ~511ULL;   /* whole sectors, as qemu-img */
+	return 0;
+}
 
+int img_create_fd(struct img *img, const char *path, int fd, const char *fmt,
+		  struct img_opts *o, unsigned flags)
+{
+	const struct img_driver *drv = img_driver_by_name(fmt);
+	uint64_t size;
+	int dfd, ret;
+
+	if (!drv || !drv->create)
+		return img_error(img, IMG_E_UNKNOWN_FMT,
+				 "format '%s' cannot be created", fmt);
+	ret = settle_options(img, path, o, flags, &size);
+	if (ret < 0)
+		return ret;
 	img->drv = drv;
 	img->path = strdup(path);
 	if (!img->path)
 		return img_error(img, -ENOMEM, "out of memory");
 	img->size = size;
+	dfd = dup(fd);
+	ret = dfd < 0 ? -errno : img_io_from_fd(&img->io, dfd, 0);
+	if (ret < 0) {
+		if (dfd >= 0)
+			close(dfd);
+		img->drv = NULL;
+		return img_error(img, ret, "cannot create: %s", img_strerror(ret));
+	}
+	img->data_io = img->io;
+	ret = drv->create(img, o);
+	if (ret < 0 && !img->errmsg[0])
+		img_error(img, ret, "%s", img_strerror(ret));
+	/* The handle's driver state is the creator's: nothing to close. */
+	img->drv = NULL;
+	return ret;
+}
+
+int img_create(struct img *img, const char *path, const char *fmt,
+	       struct img_opts *o, unsigned flags)
+{
+	struct img_outfile out = { .fd = -1 };
+	int ret;
+
+	if (!img_driver_by_name(fmt) || !img_driver_by_name(fmt)->create)
+		return img_error(img, IMG_E_UNKNOWN_FMT,
+				 "format '%s' cannot be created", fmt);
 	ret = img_outfile_create(&out, path);
 	if (ret < 0) {
 		free(out.path);
 		return img_error(img, ret, "cannot create: %s", img_strerror(ret));
 	}
-	fd = dup(out.fd);
-	ret = fd < 0 ? -errno : img_io_from_fd(&img->io, fd, 0);
-	if (ret < 0) {
-		if (fd >= 0)
-			close(fd);
-		img_outfile_abort(&out);
-		free(out.path);
-		free(out.tmp);
-		return img_error(img, ret, "cannot create: %s", img_strerror(ret));
-	}
-	img->data_io = img->io;
-	ret = drv->create(img, o);
+	ret = img_create_fd(img, path, out.fd, fmt, o, flags);
 	if (ret == 0) {
 		ret = img_outfile_commit(&out, !!(flags & IMG_CREATE_SYNC));
 		if (ret < 0)
 			img_error(img, ret, "cannot write: %s", img_strerror(ret));
-	} else if (!img->errmsg[0]) {
-		img_error(img, ret, "%s", img_strerror(ret));
 	}
 	img_outfile_abort(&out);
 	free(out.path);
 	free(out.tmp);
-	/* The handle's driver state is the creator's: nothing to close. */
-	img->drv = NULL;
 	return ret;
 }
 

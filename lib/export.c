@@ -20,6 +20,7 @@ struct sink {
 	int fd;
 	struct img_io *io;   /* set for a regular file */
 	int allocate;        /* write zeros instead of leaving holes */
+	int overwrite;       /* an existing target: zero runs must be made zero */
 	uint64_t pos;        /* bytes accounted for so far */
 	uint8_t *zeros;      /* CHUNK zero bytes, where zeros are written */
 };
@@ -46,8 +47,12 @@ static int sink_data(struct sink *s, const uint8_t *buf, size_t n)
 
 static int sink_zero(struct sink *s, uint64_t n)
 {
-	if (s->io && !s->allocate) {
+	if (s->io && !s->allocate && !s->overwrite) {
 		s->pos += n;    /* a hole: the file was given its size first */
+		return 0;
+	}
+	if (s->io && !s->allocate && img_io_punch(s->io, s->pos, n) == 0) {
+		s->pos += n;    /* punched: reads as zeros now */
 		return 0;
 	}
 	while (n) {
@@ -189,16 +194,46 @@ static int fill_slot(struct img *img, uint64_t off, struct img_pipe_slot *slot)
 	return 0;
 }
 
+/* An existing target (-n) is written where it stands: it must be big
+ * enough, and is neither truncated nor grown. */
+static int open_in_place(struct img *img, int fd, struct sink *s)
+{
+	off_t end = lseek(fd, 0, SEEK_END);
+	int dfd;
+
+	if (end < 0)
+		return img_error(img, -errno, "cannot get target size: %s",
+				 img_strerror(-errno));
+	if ((uint64_t)end < img->size)
+		return img_error(img, -EINVAL,
+				 "target is smaller than the source (%llu < %llu bytes)",
+				 (unsigned long long)end,
+				 (unsigned long long)img->size);
+	dfd = dup(fd);
+	if (dfd < 0 || img_io_from_fd(&s->io, dfd, 0) < 0) {
+		if (dfd >= 0)
+			close(dfd);
+		return img_error(img, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
 /* Prepare fd for the export: a regular file gets its final size and goes
  * through the I/O layer; zeros to copy are needed for pipes and -S 0. */
-static int open_sink(struct img *img, int fd, int allocate, struct sink *s)
+static int open_sink(struct img *img, int fd, int allocate,
+		     const struct img_convert_opts *o, struct sink *s)
 {
 	struct stat st;
-	int dfd;
+	int dfd, ret;
 
 	s->fd = fd;
 	s->allocate = allocate;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+	if (o->in_place) {
+		s->overwrite = !o->target_is_zero;
+		ret = open_in_place(img, fd, s);
+		if (ret < 0)
+			return ret;
+	} else if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
 		/*
 		 * Set the final size first: writes inside the file are
 		 * cheaper than ones that extend it. Old contents must go,
@@ -216,7 +251,7 @@ static int open_sink(struct img *img, int fd, int allocate, struct sink *s)
 			return img_error(img, -ENOMEM, "out of memory");
 		}
 	}
-	if (!s->io || allocate) {
+	if (!s->io || allocate || s->overwrite) {
 		s->zeros = calloc(1, CHUNK);
 		if (!s->zeros) {
 			img_io_close(s->io);
@@ -232,15 +267,14 @@ static void close_sink(struct sink *s)
 	img_io_close(s->io);
 }
 
-int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
-		   img_progress_fn progress, void *arg)
+int img_export_raw(struct img *img, int fd, const struct img_convert_opts *o)
 {
-	struct export x = { .gran = (size_t)zero_gran };
+	struct export x = { .gran = (size_t)o->zero_gran };
 	struct img_pipeline *pipe;
 	uint64_t off = 0;
 	int ret, werr;
 
-	ret = open_sink(img, fd, zero_gran == 0, &x.sink);
+	ret = open_sink(img, fd, o->zero_gran == 0, o, &x.sink);
 	if (ret < 0)
 		return ret;
 	ret = img_pipeline_start(&pipe, NSLOTS, CHUNK, sizeof(struct pieces),
@@ -261,8 +295,8 @@ int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
 			break;
 		img_pipeline_put(pipe);
 		off += slot->len;
-		if (progress)
-			progress(off, img->size, arg);
+		if (o->progress)
+			o->progress(off, img->size, o->progress_arg);
 	}
 	werr = img_pipeline_finish(pipe);
 	if (werr < 0)

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "imgint.h"
+#include "writer.h"
 
 /* Probe order matters only for ties; raw is the fallback, never probed. */
 static const struct img_driver *const drivers[] = {
@@ -239,7 +240,8 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 	img->path = strdup(path);
 	if (!img->path)
 		return img_error(img, -ENOMEM, "out of memory");
-	ret = img_io_open_file(&img->io, path, IMG_IO_RDONLY);
+	img->writable = o->writable;
+	ret = img_io_open_file(&img->io, path, o->writable ? 0 : IMG_IO_RDONLY);
 	if (ret < 0)
 		return img_error(img, ret, "%s", img_strerror(ret));
 	img->data_io = img->io;
@@ -271,6 +273,13 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 		if (!img->backing_path)
 			return img_error(img, -ENOMEM, "out of memory");
 	}
+	if (o->writable && !img->drv->writer)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "writing %s images is not supported",
+				 img->drv->name);
+	if (o->writable && img->encrypted)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "writing encrypted images is not supported");
 	if (img->encrypted == 2 && !o->metadata_only)
 		return img_error(img, IMG_E_UNSUPPORTED,
 				 "LUKS encryption is not supported (only img-info reads such images)");
@@ -301,6 +310,8 @@ void img_free(struct img *img)
 	if (!img)
 		return;
 	img_free(img->backing);
+	if (img->wstate && img->drv->writer)
+		img->drv->writer->end(img);
 	if (img->drv && img->drv->close)
 		img->drv->close(img);
 	if (img->data_io != img->io)

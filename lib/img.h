@@ -35,6 +35,8 @@ struct img_open_opts {
 	int no_backing;          /* do not open backing files */
 	int metadata_only;       /* no data will be read: no key needed */
 	int max_chain;           /* 0: default depth limit (IMG_MAX_CHAIN) */
+	int writable;            /* open read-write for a format writer
+				  * (the backing chain stays read-only) */
 };
 #define IMG_MAX_CHAIN 64
 
@@ -121,17 +123,40 @@ struct img_info {
 };
 void img_get_info(const struct img *img, struct img_info *info);
 
-/*
- * Export the whole virtual disk as raw bytes to fd. A regular file gets
- * holes where the guest reads zeros (known from metadata, or found by
- * scanning data in blocks of zero_gran bytes); zero_gran 0 writes every
- * byte, fully allocating the file, as `qemu-img convert -S 0` does. A pipe
- * gets every byte. progress, if set, is called now and then with bytes
- * done and total.
- */
+/* How a conversion writes its target (img-convert's options). */
 typedef void (*img_progress_fn)(uint64_t done, uint64_t total, void *arg);
-int img_export_raw(struct img *img, int fd, uint64_t zero_gran,
-		   img_progress_fn progress, void *arg);
+struct img_convert_opts {
+	/* Zero runs of at least this many bytes in stored data become holes
+	 * (raw) or stay unallocated (cluster formats: whole zero clusters);
+	 * 0 writes everything, fully allocating the target (-S 0). */
+	uint64_t zero_gran;
+	int compress;              /* compressed clusters (-c) */
+	int in_place;              /* the target existed (-n): its old
+				    * contents must not show through */
+	int target_is_zero;        /* ...unless it is known to read as zeros */
+	struct img *target_backing; /* the target's backing file (-B), opened:
+				    * what reads the same there is not written */
+	img_progress_fn progress;  /* called now and then with bytes done */
+	void *progress_arg;
+};
+
+/*
+ * Export the whole virtual disk as raw bytes to fd. A new regular file
+ * gets holes where the guest reads zeros (known from metadata, or found by
+ * scanning data in blocks of zero_gran bytes; zero_gran 0 writes every
+ * byte, as `qemu-img convert -S 0` does). In place, the target keeps its
+ * size, must be at least as big, and zero runs are punched (or written)
+ * unless it reads as zeros already. A pipe gets every byte.
+ */
+int img_export_raw(struct img *img, int fd, const struct img_convert_opts *o);
+
+/*
+ * Copy src into dst, an image of a writable cluster format opened with
+ * img_open_opts.writable and at least as big. On failure img_errmsg(dst)
+ * says what went wrong, naming the file.
+ */
+int img_convert(struct img *src, struct img *dst,
+		const struct img_convert_opts *o);
 
 /*
  * Creating images (opts.h describes the options). img_create_options()
@@ -147,6 +172,11 @@ struct img_opt_desc;
 const struct img_opt_desc *img_create_options(const char *fmt);
 int img_create(struct img *img, const char *path, const char *fmt,
 	       struct img_opts *o, unsigned flags);
+/* The same into fd, an empty file opened for writing that path names
+ * (relative backing and data file names are resolved beside path); the
+ * caller makes it appear. For img-convert's temporary output. */
+int img_create_fd(struct img *img, const char *path, int fd, const char *fmt,
+		  struct img_opts *o, unsigned flags);
 /* "fmt=qcow2 cluster_size=65536 ... size=N", as qemu-img create says. */
 int img_create_describe(const char *fmt, const struct img_opts *o, char *buf,
 			size_t len);

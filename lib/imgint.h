@@ -39,6 +39,7 @@ struct img_extent {
 enum img_compress { IMG_COMPRESS_ZLIB, IMG_COMPRESS_ZSTD };
 
 struct img_walk_layout;
+struct img_writer_ops;
 struct img_opts;
 struct img_opt_desc;
 
@@ -66,6 +67,8 @@ struct img_driver {
 	 * becomes img->path): options are checked, size is set and rounded
 	 * to 512, the backing file (if any) was found. NULL: cannot create. */
 	int (*create)(struct img *img, const struct img_opts *o);
+	/* Filling an image opened writable (writer.h); NULL: read-only. */
+	const struct img_writer_ops *writer;
 };
 
 /* raw.c, for every format's create: zero bytes [off, off+n) of io; size
@@ -122,6 +125,10 @@ struct img {
 	uint8_t *zbuf, *zin;
 	uint64_t zbuf_host;      /* host offset of the cached cluster, or ~0 */
 	size_t zin_cap;
+
+	/* Writing (writer.h). */
+	int writable;            /* opened with img_open_opts.writable */
+	void *wstate;            /* the format writer's state */
 
 	/* Last error. */
 	int err;
@@ -227,6 +234,18 @@ void img_aes_decrypt(struct img *img, uint8_t *buf, size_t len,
 		     uint64_t guest_sector);
 /* 1 if a decrypted 512-byte sector looks like plaintext, not noise. */
 int img_aes_plausible(const uint8_t *sector);
+
+/*
+ * compress.c: compress one cluster of len bytes into out (room for outcap
+ * bytes) as the format stores it: raw deflate with a 4 KiB window (qcow,
+ * qcow2 zlib) or a zstd frame. Returns the compressed length, or -ENOSPC
+ * when it would not be smaller than outcap (store the cluster
+ * uncompressed then). Safe to call from several threads at once.
+ */
+int img_compress(enum img_compress type, const uint8_t *in, size_t len,
+		 uint8_t *out, size_t outcap);
+/* Free the calling thread's (de)compression contexts (at thread exit). */
+void img_codec_thread_end(void);
 
 /* zero.c: 1 if all len bytes are zero (word-at-a-time). */
 int img_is_zero(const void *buf, size_t len);

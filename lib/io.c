@@ -310,6 +310,11 @@ int img_io_flush(struct img_io *io)
 	return io->ops->flush ? io->ops->flush(io) : 0;
 }
 
+int img_io_punch(struct img_io *io, uint64_t off, uint64_t len)
+{
+	return io->ops->punch ? io->ops->punch(io, off, len) : -EOPNOTSUPP;
+}
+
 int img_io_next_data(struct img_io *io, uint64_t off, uint64_t *start,
 		     uint64_t *end)
 {

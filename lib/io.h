@@ -50,6 +50,8 @@ int img_io_pwrite(struct img_io *io, const void *buf, size_t len, uint64_t off);
 int img_io_size(struct img_io *io, uint64_t *size);
 int img_io_truncate(struct img_io *io, uint64_t size);
 int img_io_flush(struct img_io *io);
+/* Deallocate [off, off+len), keeping the size; it then reads as zeros. */
+int img_io_punch(struct img_io *io, uint64_t off, uint64_t len);
 int img_io_next_data(struct img_io *io, uint64_t off, uint64_t *start,
 		     uint64_t *end);
 void img_io_close(struct img_io *io);

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "imgint.h"
 #include "pipeline.h"
 
 struct img_pipeline {
@@ -20,10 +21,8 @@ struct img_pipeline {
 	pthread_cond_t put, drained;
 };
 
-static void *consumer(void *arg)
+static void consume_all(struct img_pipeline *p)
 {
-	struct img_pipeline *p = arg;
-
 	for (;;) {
 		struct img_pipe_slot *s;
 		int ret;
@@ -33,7 +32,7 @@ static void *consumer(void *arg)
 			pthread_cond_wait(&p->put, &p->mu);
 		if (!p->count) {
 			pthread_mutex_unlock(&p->mu);
-			return NULL;
+			return;
 		}
 		s = &p->slots[p->tail];
 		pthread_mutex_unlock(&p->mu);
@@ -48,8 +47,15 @@ static void *consumer(void *arg)
 		pthread_cond_signal(&p->drained);
 		pthread_mutex_unlock(&p->mu);
 		if (ret < 0)
-			return NULL;
+			return;
 	}
+}
+
+static void *consumer(void *arg)
+{
+	consume_all(arg);
+	img_codec_thread_end();   /* the consumer may have (de)compressed */
+	return NULL;
 }
 
 static void free_pipeline(struct img_pipeline *p)

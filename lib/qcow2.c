@@ -463,7 +463,8 @@ int img_qcow2_open_data_file(struct img *img)
 	struct img_io *io;
 	int ret;
 
-	ret = img_io_open_file(&io, img->data_path, IMG_IO_RDONLY);
+	ret = img_io_open_file(&io, img->data_path,
+			       img->writable ? 0 : IMG_IO_RDONLY);
 	if (ret < 0)
 		return img_error(img, ret, "cannot open data file '%s': %s",
 				 img->data_path, img_strerror(ret));

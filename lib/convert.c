@@ -1,0 +1,394 @@
+/* convert.c: copying any readable image into a format writer, cluster by cluster, on two threads. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imgint.h"
+#include "pipeline.h"
+#include "writer.h"
+
+#define CHUNK (2u << 20)
+#define NSLOTS 4
+
+/*
+ * The main thread plans a chunk of target clusters (what each must
+ * become, reading source data where some is stored) and compresses half of
+ * them with -c; the writer thread compresses the other half and hands
+ * everything to the format writer in guest order.
+ */
+enum cl_kind {
+	CL_KEEP,        /* leave as it is: unallocated, backing shows through */
+	CL_ZERO,        /* must read as zeros whatever the backing holds */
+	CL_DATA,        /* write the buffer's bytes */
+	CL_COMP,        /* write compressed (or as data if it does not shrink) */
+};
+
+/* Where each part of a cluster's contents came from, as a bit mask. */
+#define SRC_DATA 0x1    /* source stores data (read into the buffer) */
+#define SRC_ZERO 0x2    /* source reads as zeros */
+#define SRC_SAME 0x4    /* source shows the target's backing file here */
+
+struct plan {
+	uint64_t ncl;       /* clusters in this slot */
+	uint8_t *src;       /* SRC_* per cluster */
+	uint8_t *kind;      /* enum cl_kind per cluster */
+	int32_t *zlen;      /* CL_COMP: compressed length, -1 = store plain */
+	uint8_t *zbuf;      /* cluster i's compressed bytes at i * cs */
+};
+
+struct conv {
+	struct img *src, *dst;
+	const struct img_convert_opts *o;
+	const struct img_writer_ops *w;
+	uint64_t cs, chunk, maxcl;
+	struct img *tb;         /* the target's backing file, or NULL */
+	int tb_depth;           /* its depth in the source chain, -1 if absent */
+	uint8_t *tbuf;          /* a cluster of tb, for comparing */
+};
+
+static size_t aux_size(const struct conv *c)
+{
+	return sizeof(struct plan) + c->maxcl * (2 + sizeof(int32_t)) +
+	       (c->o->compress ? c->chunk : 0) + 64;
+}
+
+/* Lay the plan's arrays out in the slot's aux area. */
+static struct plan *slot_plan(const struct conv *c, struct img_pipe_slot *s)
+{
+	struct plan *p = s->aux;
+	uint8_t *a = (uint8_t *)(p + 1);
+
+	p->zlen = (int32_t *)a;
+	p->src = a + c->maxcl * sizeof(int32_t);
+	p->kind = p->src + c->maxcl;
+	p->zbuf = c->o->compress ? p->kind + c->maxcl : NULL;
+	return p;
+}
+
+/* The depth at which the target's backing file sits in the source chain
+ * (the same file), or -1. */
+static int find_in_chain(struct img *src, struct img *tb)
+{
+	int d = 0;
+
+	for (struct img *l = src; l; l = l->backing, d++)
+		if (l->dev == tb->dev && l->ino == tb->ino)
+			return d;
+	return -1;
+}
+
+/* Fill buf [a, b) (offsets relative to the slot at off) with the content
+ * of extent e of layer l: read data, else zeros. */
+static int fill(struct conv *c, struct img *l, const struct img_extent *e,
+		uint64_t off, uint8_t *buf, uint64_t a, uint64_t b)
+{
+	if (a >= b)
+		return 0;
+	if (e->kind == IMG_EXT_DATA) {
+		int ret = img_read_extent(l, e, off + a, buf + a, (size_t)(b - a));
+		if (ret < 0 && l != c->src)
+			img_error(c->src, ret, "backing file '%s': %s", l->path,
+				  img_errmsg(l));
+		return ret;
+	}
+	memset(buf + a, 0, (size_t)(b - a));
+	return 0;
+}
+
+/*
+ * Walk the source over the slot [off, off+len) and note, per cluster,
+ * where its bytes come from. Stored data is read; the parts of partly
+ * covered clusters are filled too, so that any cluster with more than one
+ * source has its whole contents in the buffer.
+ */
+static int gather(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf,
+		  struct plan *p)
+{
+	uint64_t cs = c->cs, end = img_min_u64(off + len, c->src->size);
+	uint64_t pos = off;
+
+	memset(p->src, 0, p->ncl);
+	while (pos < end) {
+		struct img_extent e;
+		struct img *l;
+		uint64_t a, b, first, last;
+		int depth, ret, what;
+
+		ret = img_chain_status(c->src, pos, end - pos, &e, &l, &depth);
+		if (ret < 0)
+			return ret;
+		a = pos - off;
+		b = a + e.length;
+		if (c->tb_depth >= 0 && depth >= c->tb_depth)
+			what = SRC_SAME;
+		else
+			what = e.kind == IMG_EXT_DATA ? SRC_DATA : SRC_ZERO;
+		if (what == SRC_DATA) {
+			ret = fill(c, l, &e, off, buf, a, b);
+		} else {
+			/* Only the partly covered end clusters need bytes. */
+			uint64_t ha = img_min_u64(b, (a + cs - 1) / cs * cs);
+			uint64_t tb = b / cs * cs;
+
+			ret = fill(c, l, &e, off, buf, a, ha);
+			if (ret == 0 && tb >= ha)
+				ret = fill(c, l, &e, off, buf, tb, b);
+		}
+		if (ret < 0)
+			return ret;
+		first = a / cs;
+		last = (b - 1) / cs;
+		for (uint64_t i = first; i <= last; i++)
+			p->src[i] |= (uint8_t)what;
+		pos += e.length;
+	}
+	/* Past the end of the disk, the last cluster is padded with zeros. */
+	if (end - off < p->ncl * cs)
+		memset(buf + (end - off), 0, (size_t)(p->ncl * cs - (end - off)));
+	return 0;
+}
+
+/* Whether the target's backing file reads as zeros over [off, off+len). */
+static int backing_is_zero(struct conv *c, uint64_t off, uint64_t len, int *zero)
+{
+	uint64_t end = img_min_u64(off + len, c->tb->size);
+
+	*zero = 1;
+	while (off < end) {
+		struct img_extent e;
+		struct img *l;
+		int depth;
+		int ret = img_chain_status(c->tb, off, end - off, &e, &l, &depth);
+
+		if (ret < 0)
+			return img_error(c->src, ret, "backing file '%s': %s",
+					 c->tb->path, img_errmsg(c->tb));
+		if (e.kind == IMG_EXT_DATA) {
+			*zero = 0;
+			return 0;
+		}
+		off += e.length;
+	}
+	return 0;
+}
+
+/* Whether cluster i (guest offset g) holds what the target's backing
+ * file holds there, when that file is not part of the source chain. */
+static int same_as_backing(struct conv *c, uint64_t g, const uint8_t *data,
+			   int *same)
+{
+	uint64_t n = 0;
+	int ret;
+
+	*same = 0;
+	if (g < c->tb->size) {
+		n = img_min_u64(c->cs, c->tb->size - g);
+		ret = img_read(c->tb, g, c->tbuf, (size_t)n);
+		if (ret < 0)
+			return img_error(c->src, ret, "backing file '%s': %s",
+					 c->tb->path, img_errmsg(c->tb));
+	}
+	memset(c->tbuf + n, 0, (size_t)(c->cs - n));
+	*same = !memcmp(c->tbuf, data, (size_t)c->cs);
+	return 0;
+}
+
+/* Decide what each cluster of the slot becomes. */
+static int decide(struct conv *c, uint64_t off, uint8_t *buf, struct plan *p)
+{
+	const struct img_convert_opts *o = c->o;
+	uint64_t cs = c->cs;
+	int write_zeros = o->in_place && !o->target_is_zero;
+
+	for (uint64_t i = 0; i < p->ncl; i++) {
+		uint8_t s = p->src[i];
+		uint8_t *data = buf + i * cs;
+		uint64_t g = off + i * cs;
+		int ret, flag;
+
+		if (s == SRC_SAME) {
+			p->kind[i] = CL_KEEP;
+			continue;
+		}
+		if (s != SRC_ZERO && o->zero_gran && img_is_zero(data, cs))
+			s = SRC_ZERO;   /* stored zeros, or zeros and backing zeros */
+		if (s == SRC_ZERO) {
+			if (!o->zero_gran) {
+				memset(data, 0, cs);   /* -S 0: allocate all */
+				p->kind[i] = o->compress ? CL_COMP : CL_DATA;
+				continue;
+			}
+			flag = 0;
+			if (!write_zeros && c->tb) {
+				ret = backing_is_zero(c, g, cs, &flag);
+				if (ret < 0)
+					return ret;
+				flag = !flag;
+			}
+			p->kind[i] = write_zeros || flag ? CL_ZERO : CL_KEEP;
+			continue;
+		}
+		if (c->tb && c->tb_depth < 0) {
+			ret = same_as_backing(c, g, data, &flag);
+			if (ret < 0)
+				return ret;
+			if (flag) {
+				p->kind[i] = CL_KEEP;
+				continue;
+			}
+		}
+		p->kind[i] = o->compress ? CL_COMP : CL_DATA;
+	}
+	return 0;
+}
+
+/* Compress the CL_COMP clusters i with i % 2 == half. */
+static void compress_half(struct conv *c, const uint8_t *buf, struct plan *p,
+			  int half)
+{
+	for (uint64_t i = (uint64_t)half; i < p->ncl; i += 2) {
+		if (p->kind[i] != CL_COMP)
+			continue;
+		int n = img_compress(c->dst->compress, buf + i * c->cs,
+				     (size_t)c->cs, p->zbuf + i * c->cs,
+				     (size_t)c->cs);
+		p->zlen[i] = n > 0 ? n : -1;
+	}
+}
+
+/* Writer thread: one slot, runs of equal kind at a time. */
+static int write_slot(struct img_pipe_slot *slot, void *arg)
+{
+	struct conv *c = arg;
+	struct plan *p = slot_plan(c, slot);
+	uint64_t cs = c->cs;
+	int ret = 0;
+
+	if (c->o->compress)
+		compress_half(c, slot->buf, p, 1);
+	for (uint64_t i = 0; i < p->ncl && ret == 0;) {
+		uint64_t j = i + 1, g = slot->off + i * cs;
+		int k = p->kind[i];
+
+		if (k == CL_COMP && p->zlen[i] > 0) {
+			ret = c->w->compressed(c->dst, g, p->zbuf + i * cs,
+					       (size_t)p->zlen[i]);
+			i++;
+			continue;
+		}
+		if (k == CL_COMP)
+			k = CL_DATA;    /* did not shrink */
+		while (j < p->ncl) {
+			int kj = p->kind[j];
+			if (kj == CL_COMP && p->zlen[j] < 0)
+				kj = CL_DATA;
+			if (kj != k)
+				break;
+			j++;
+		}
+		if (k == CL_DATA)
+			ret = c->w->data(c->dst, g, slot->buf + i * cs, (j - i) * cs);
+		else if (k == CL_ZERO)
+			ret = c->w->zero(c->dst, g, (j - i) * cs);
+		i = j;
+	}
+	return ret;
+}
+
+static int setup(struct conv *c)
+{
+	struct img *dst = c->dst;
+
+	c->w = dst->drv->writer;
+	c->cs = dst->cluster_size;
+	if (!c->w || !c->cs)
+		return img_error(dst, IMG_E_UNSUPPORTED,
+				 "cannot write %s images cluster by cluster",
+				 dst->drv->name);
+	if (c->o->compress && !c->w->compressed)
+		return img_error(dst, IMG_E_UNSUPPORTED,
+				 "the %s format does not support compression",
+				 dst->drv->name);
+	if (dst->size < c->src->size)
+		return img_error(dst, -EINVAL,
+				 "target is smaller than the source (%llu < %llu bytes)",
+				 (unsigned long long)dst->size,
+				 (unsigned long long)c->src->size);
+	c->chunk = c->cs > CHUNK ? c->cs : CHUNK;
+	c->maxcl = c->chunk / c->cs;
+	c->tb = c->o->target_backing;
+	c->tb_depth = c->tb ? find_in_chain(c->src, c->tb) : -1;
+	if (c->tb) {
+		c->tbuf = malloc(c->cs);
+		if (!c->tbuf)
+			return img_error(dst, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* Fill and hand over one slot per chunk of the source. */
+static int produce(struct conv *c, struct img_pipeline *pipe)
+{
+	uint64_t size = c->src->size, off = 0;
+
+	while (off < size) {
+		struct img_pipe_slot *slot;
+		struct plan *p;
+		uint64_t len = img_min_u64(c->chunk, size - off);
+		int ret;
+
+		ret = img_pipeline_get(pipe, &slot);
+		if (ret < 0)
+			return 0;       /* the writer failed: finish says why */
+		p = slot_plan(c, slot);
+		p->ncl = (len + c->cs - 1) / c->cs;
+		slot->off = off;
+		slot->len = len;
+		ret = gather(c, off, len, slot->buf, p);
+		if (ret == 0)
+			ret = decide(c, off, slot->buf, p);
+		if (ret < 0)
+			return ret;
+		if (c->o->compress)
+			compress_half(c, slot->buf, p, 0);
+		img_pipeline_put(pipe);
+		off += len;
+		if (c->o->progress)
+			c->o->progress(off, size, c->o->progress_arg);
+	}
+	return 0;
+}
+
+int img_convert(struct img *src, struct img *dst,
+		const struct img_convert_opts *o)
+{
+	struct conv c = { .src = src, .dst = dst, .o = o };
+	struct img_pipeline *pipe;
+	int ret, werr;
+
+	ret = setup(&c);
+	if (ret == 0)
+		ret = c.w->begin(dst);
+	if (ret < 0) {
+		free(c.tbuf);
+		return ret;
+	}
+	ret = img_pipeline_start(&pipe, c.chunk > CHUNK ? 2 : NSLOTS, c.chunk,
+				 aux_size(&c), write_slot, &c);
+	if (ret < 0) {
+		free(c.tbuf);
+		return img_error(dst, ret, "cannot start writer: %s",
+				 img_strerror(ret));
+	}
+	ret = produce(&c, pipe);
+	if (ret < 0)
+		img_error(dst, ret, "cannot read '%s': %s", src->path,
+			  img_errmsg(src));
+	werr = img_pipeline_finish(pipe);
+	if (ret == 0 && werr < 0)
+		ret = werr;
+	if (ret == 0)
+		ret = c.w->finish(dst);
+	free(c.tbuf);
+	return ret;
+}
