@@ -210,3 +210,22 @@ void cli_progress_end(void)
 		progress_shown = 0;
 	}
 }
+
+void cli_list_options(const struct img_opt_desc *d)
+{
+	static const char *type[] = { "size", "num", "bool (on/off)", "str" };
+
+	printf("Supported options:\n");
+	for (; d->name; d++) {
+		printf("  %s=<%s> - %s", d->name, type[d->type], d->help);
+		if (d->choices) {
+			printf(" (");
+			for (const char *const *c = d->choices; *c; c++)
+				printf("%s%s", c == d->choices ? "" : ", ", *c);
+			printf(")");
+		}
+		if (d->def)
+			printf(" [default %s]", d->def);
+		printf("\n");
+	}
+}

@@ -43,6 +43,10 @@ extern const char *cli_key_file;
 #define CLI_METADATA_ONLY  0x2   /* no data is read: no key needed */
 struct img *cli_open(const char *path, unsigned flags);
 
+/* `-o help`: the creation options of a format, one per line. */
+struct img_opt_desc;
+void cli_list_options(const struct img_opt_desc *d);
+
 /* --output=human|json: returns 1 for json, dies on anything else. */
 int cli_output_json(const char *value);
 

@@ -1,23 +1,43 @@
-/* img-convert: convert an image to another format (for now: raw, to a file or stdout). */
+/* img-convert: convert an image into raw, qcow, qcow2 or QED, as `qemu-img convert` does. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "outfile.h"
 
-static const char *out_format;
+static const char *out_format = "raw";
+static const char **options;   /* every -o, in order */
 static const char *sparse_size;
-static int progress, quiet, durable;
+static const char *backing, *backing_fmt;
+static int compress, no_create, target_is_zero, progress, quiet, durable;
 
-static struct poptOption options[] = {
+static struct poptOption opts_table[] = {
 	{ NULL, 'O', POPT_ARG_STRING, &out_format, 0,
-	  "output format (raw)", "FMT" },
+	  "output format: raw, qcow, qcow2 or qed (default raw)", "FMT" },
+	{ NULL, 'o', POPT_ARG_ARGV, &options, 0,
+	  "output format options, name=value,...; -o help lists them",
+	  "OPTIONS" },
+	{ NULL, 'c', POPT_ARG_NONE, &compress, 0,
+	  "compressed clusters (qcow, qcow2)", NULL },
 	{ NULL, 'S', POPT_ARG_STRING, &sparse_size, 0,
-	  "zero runs of at least SIZE become holes (default 4k, 0 = off)",
+	  "zero runs of at least SIZE are not written (default 4k, 0 = write all)",
 	  "SIZE" },
+	{ NULL, 'B', POPT_ARG_STRING, &backing, 0,
+	  "backing file of the output; only what differs from it is written",
+	  "BACKING" },
+	{ NULL, 'F', POPT_ARG_STRING, &backing_fmt, 0,
+	  "format of the backing file (default: probed)", "BACKING_FMT" },
+	{ NULL, 'n', POPT_ARG_NONE, &no_create, 0,
+	  "write into the existing DST instead of creating it", NULL },
+	{ "target-is-zero", 0, POPT_ARG_NONE, &target_is_zero, 0,
+	  "with -n: DST reads as zeros already, zeros need not be written",
+	  NULL },
 	{ NULL, 'p', POPT_ARG_NONE, &progress, 0,
 	  "show progress on a terminal", NULL },
 	{ NULL, 'q', POPT_ARG_NONE, &quiet, 0, "quiet", NULL },
@@ -30,7 +50,7 @@ static struct poptOption options[] = {
 };
 
 /* The temporary output, removed if we die or are interrupted. */
-static struct img_outfile out;
+static struct img_outfile out = { .fd = -1 };
 
 static void on_signal(int sig)
 {
@@ -39,67 +59,234 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-static void catch_signals(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
-
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		signal(sigs[i], on_signal);
-}
-
 static void cleanup(void)
 {
 	img_outfile_abort(&out);
 }
 
-int main(int argc, const char **argv)
+/* Create the temporary output beside dst; from now on it is removed on
+ * every way out but the final rename. */
+static void start_output(const char *dst)
 {
-	const char **args;
-	struct img *img;
-	uint64_t gran = 4096;
-	int nargs, fd, ret, to_stdout;
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+	int ret = img_outfile_create(&out, dst);
 
-	cli_init(argv[0]);
-	args = cli_parse(argc, argv, options, "[OPTION...] SRC DST", 2, 2, &nargs);
-	if (!out_format)
-		out_format = "raw";
-	if (strcmp(out_format, "raw"))
-		cli_die(EXIT_USAGE, "output format '%s' is not supported yet (raw only)",
+	if (ret < 0)
+		cli_die(EXIT_FAIL, "cannot create '%s': %s", dst, strerror(-ret));
+	atexit(cleanup);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], on_signal);
+}
+
+static void commit_output(const char *dst)
+{
+	int ret = img_outfile_commit(&out, durable);
+
+	if (ret < 0)
+		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(-ret));
+}
+
+/* Refuse option mixes that cannot mean anything. */
+static void check_options(void)
+{
+	const struct img_opt_desc *desc = img_create_options(out_format);
+
+	if (!desc)
+		cli_die(EXIT_USAGE, "unknown output format '%s' (raw, qcow, qcow2, qed)",
 			out_format);
-	if (sparse_size && (cli_parse_size(sparse_size, &gran) < 0 ||
-			    gran % 512 || gran > (16u << 20)))
-		cli_die(EXIT_USAGE, "invalid sparse size '%s': a multiple of 512 up to 16M, or 0",
-			sparse_size);
-	to_stdout = !strcmp(args[1], "-");
-	if (to_stdout && isatty(STDOUT_FILENO))
-		cli_die(EXIT_USAGE, "refusing to write binary data to a terminal");
-	img = cli_open(args[0], 0);
-	if (to_stdout) {
+	if (target_is_zero && !no_create)
+		cli_die(EXIT_USAGE, "--target-is-zero needs -n");
+	if (no_create && options)
+		cli_die(EXIT_USAGE, "-o cannot be used with -n: the target exists");
+	if (no_create && backing)
+		cli_die(EXIT_USAGE, "-B cannot be used with -n: the target exists");
+	if (backing_fmt && !backing)
+		cli_die(EXIT_USAGE, "-F needs a backing file (-B)");
+	if (!strcmp(out_format, "raw") && backing)
+		cli_die(EXIT_FAIL, "raw images have no backing file (-B)");
+	if (compress && (!strcmp(out_format, "raw") || !strcmp(out_format, "qed")))
+		cli_die(EXIT_FAIL, "the %s format does not support compression (-c)",
+			out_format);
+}
+
+/* Parse -o into the creation options of the output format. */
+static void parse_create_options(struct img_opts *o)
+{
+	char err[256];
+
+	img_opts_init(o, img_create_options(out_format));
+	for (int i = 0; options && options[i]; i++)
+		if (img_opts_parse(o, options[i], err, sizeof(err)) < 0)
+			cli_die(EXIT_USAGE, "%s", err);
+}
+
+static void set_option(struct img_opts *o, const char *name, const char *value)
+{
+	char err[256];
+
+	if (img_opts_set(o, name, value, err, sizeof(err)) < 0)
+		cli_die(EXIT_FAIL, "%s", err);
+}
+
+/* -B: open the backing file as the output will see it (relative to DST);
+ * its format is recorded as given by -F, or as probed. */
+static struct img *open_target_backing(const char *dst, struct img_opts *o)
+{
+	struct img_open_opts bo = { .format = backing_fmt };
+	char *where = img_path_beside(dst, backing);
+	struct img *b = img_new();
+
+	if (!where || !b)
+		cli_die(EXIT_FAIL, "out of memory");
+	if (img_open(b, where, &bo) < 0)
+		cli_die(EXIT_FAIL, "cannot open backing file '%s': %s", where,
+			img_errmsg(b));
+	free(where);
+	set_option(o, "backing_file", backing);
+	set_option(o, "backing_fmt", img_format(b));
+	return b;
+}
+
+/* A new image of out_format as big as src, then filled by the format
+ * writer under a temporary name. */
+static void convert_to_new(struct img *src, const char *dst,
+			   struct img_convert_opts *co)
+{
+	struct img_opts o;
+	struct img *created = img_new(), *target = img_new();
+	struct img_open_opts wo = { .format = out_format, .writable = 1,
+				    .no_backing = 1 };
+	char num[32];
+
+	if (!created || !target)
+		cli_die(EXIT_FAIL, "out of memory");
+	parse_create_options(&o);
+	if (backing)
+		co->target_backing = open_target_backing(dst, &o);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)img_size(src));
+	set_option(&o, "size", num);
+	start_output(dst);
+	if (img_create_fd(created, dst, out.fd, out_format, &o, 0) < 0)
+		cli_die(EXIT_FAIL, "cannot create '%s': %s", dst,
+			img_errmsg(created));
+	img_free(created);
+	if (img_open(target, out.tmp, &wo) < 0)
+		cli_die(EXIT_FAIL, "cannot reopen '%s': %s", out.tmp,
+			img_errmsg(target));
+	if (img_convert(src, target, co) < 0) {
+		cli_progress_end();
+		cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s",
+			img_path(src), dst, img_errmsg(target));
+	}
+	cli_progress_end();
+	img_free(target);
+	img_opts_free(&o);
+	commit_output(dst);
+}
+
+/* -n: write into the existing image dst, which must be as big. */
+static void convert_in_place(struct img *src, const char *dst,
+			     struct img_convert_opts *co)
+{
+	struct img_open_opts wo = { .format = out_format, .writable = 1,
+				    .no_backing = 1 };
+	struct img *target = img_new();
+
+	if (!target)
+		cli_die(EXIT_FAIL, "out of memory");
+	if (img_open(target, dst, &wo) < 0)
+		cli_die(EXIT_FAIL, "cannot open '%s': %s", dst,
+			img_errmsg(target));
+	if (img_convert(src, target, co) < 0) {
+		cli_progress_end();
+		cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s",
+			img_path(src), dst, img_errmsg(target));
+	}
+	cli_progress_end();
+	img_free(target);
+}
+
+/* raw: bytes to a new file, an existing file or device (-n), or stdout. */
+static void convert_to_raw(struct img *src, const char *dst,
+			   struct img_convert_opts *co)
+{
+	int fd, ret;
+
+	if (!strcmp(dst, "-")) {
+		if (isatty(STDOUT_FILENO))
+			cli_die(EXIT_USAGE, "refusing to write binary data to a terminal");
 		fd = STDOUT_FILENO;
+	} else if (no_create) {
+		fd = open(dst, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			cli_die(EXIT_FAIL, "cannot open '%s': %s", dst,
+				strerror(errno));
 	} else {
-		ret = img_outfile_create(&out, args[1]);
-		if (ret < 0)
-			cli_die(EXIT_FAIL, "cannot create '%s': %s", args[1],
-				strerror(-ret));
-		atexit(cleanup);
-		catch_signals();
+		start_output(dst);
 		fd = out.fd;
 	}
-	struct img_convert_opts co = {
-		.zero_gran = gran,
-		.progress = progress && !quiet ? cli_progress : NULL,
-	};
-	ret = img_export_raw(img, fd, &co);
+	ret = img_export_raw(src, fd, co);
 	cli_progress_end();
 	if (ret < 0)
-		cli_die(EXIT_FAIL, "cannot convert '%s': %s", args[0],
-			img_errmsg(img));
-	if (!to_stdout) {
-		ret = img_outfile_commit(&out, durable);
-		if (ret < 0)
-			cli_die(EXIT_FAIL, "cannot write '%s': %s", args[1],
-				strerror(-ret));
+		cli_die(EXIT_FAIL, "cannot convert '%s': %s", img_path(src),
+			img_errmsg(src));
+	if (no_create && ((durable && fsync(fd) < 0) || close(fd) < 0))
+		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(errno));
+	if (!no_create && strcmp(dst, "-"))
+		commit_output(dst);
+}
+
+/* Writing a file into itself would destroy what is being read. */
+static void refuse_same_file(struct img *src, const char *dst)
+{
+	struct stat a, b;
+
+	for (struct img *l = src; l; l = img_backing(l))
+		if (stat(img_path(l), &a) == 0 && stat(dst, &b) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			cli_die(EXIT_FAIL, "'%s' is %s of the conversion: cannot write into it",
+				dst, l == src ? "the source" : "a backing file");
+}
+
+int main(int argc, const char **argv)
+{
+	struct img_convert_opts co = { .zero_gran = 4096 };
+	const char **args;
+	struct img *src;
+	int nargs;
+
+	cli_init(argv[0]);
+	args = cli_parse(argc, argv, opts_table, "[OPTION...] SRC DST", 0, 2,
+			 &nargs);
+	for (int i = 0; options && options[i]; i++) {
+		if (!strcmp(options[i], "help") &&
+		    img_create_options(out_format)) {
+			cli_list_options(img_create_options(out_format));
+			return EXIT_OK;
+		}
 	}
-	img_free(img);
+	if (nargs != 2)
+		cli_die(EXIT_USAGE, "need SRC and DST (try --help)");
+	check_options();
+	if (sparse_size && (cli_parse_size(sparse_size, &co.zero_gran) < 0 ||
+			    co.zero_gran % 512 || co.zero_gran > (16u << 20)))
+		cli_die(EXIT_USAGE, "invalid sparse size '%s': a multiple of 512 up to 16M, or 0",
+			sparse_size);
+	co.compress = compress;
+	co.in_place = no_create;
+	co.target_is_zero = target_is_zero;
+	if (progress && !quiet)
+		co.progress = cli_progress;
+	src = cli_open(args[0], 0);
+	if (no_create)
+		refuse_same_file(src, args[1]);
+	if (!strcmp(out_format, "raw"))
+		convert_to_raw(src, args[1], &co);
+	else if (no_create)
+		convert_in_place(src, args[1], &co);
+	else
+		convert_to_new(src, args[1], &co);
+	img_free(co.target_backing);
+	img_free(src);
 	return EXIT_OK;
 }

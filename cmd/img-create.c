@@ -30,25 +30,6 @@ static struct poptOption opts_table[] = {
 	POPT_TABLEEND
 };
 
-static void list_options(const struct img_opt_desc *d)
-{
-	static const char *type[] = { "size", "num", "bool (on/off)", "str" };
-
-	printf("Supported options:\n");
-	for (; d->name; d++) {
-		printf("  %s=<%s> - %s", d->name, type[d->type], d->help);
-		if (d->choices) {
-			printf(" (");
-			for (const char *const *c = d->choices; *c; c++)
-				printf("%s%s", c == d->choices ? "" : ", ", *c);
-			printf(")");
-		}
-		if (d->def)
-			printf(" [default %s]", d->def);
-		printf("\n");
-	}
-}
-
 /* -b, -F and SIZE are options like any other, set last so they win. */
 static void set_option(struct img_opts *o, const char *name,
 		       const char *value)
@@ -77,7 +58,7 @@ int main(int argc, const char **argv)
 			format);
 	for (int i = 0; options && options[i]; i++) {
 		if (!strcmp(options[i], "help")) {
-			list_options(desc);
+			cli_list_options(desc);
 			return EXIT_OK;
 		}
 	}

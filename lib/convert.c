@@ -367,6 +367,7 @@ int img_convert(struct img *src, struct img *dst,
 	int ret, werr;
 
 	ret = setup(&c);
+	dst->write_in_place = o->in_place;
 	if (ret == 0)
 		ret = c.w->begin(dst);
 	if (ret < 0) {

@@ -181,6 +181,10 @@ int img_create_fd(struct img *img, const char *path, int fd, const char *fmt,
 int img_create_describe(const char *fmt, const struct img_opts *o, char *buf,
 			size_t len);
 
+/* A file name stored in an image (a backing file), resolved against the
+ * image's directory as readers do; malloc'ed, NULL without memory. */
+char *img_path_beside(const char *image_path, const char *name);
+
 /* Names of the formats we know, for messages and -f checks. */
 const char *const *img_format_names(void);
 

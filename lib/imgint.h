@@ -128,6 +128,10 @@ struct img {
 
 	/* Writing (writer.h). */
 	int writable;            /* opened with img_open_opts.writable */
+	int write_in_place;      /* the writer edits an existing image (not a
+				  * new temporary one): it must order and
+				  * flush its writes, and mark the image
+				  * dirty while it works */
 	void *wstate;            /* the format writer's state */
 
 	/* Last error. */
@@ -215,8 +219,6 @@ void img_extend_in_table(struct img *img, const uint8_t *table, uint64_t idx,
 			 uint64_t n, int little_endian, uint64_t cs,
 			 uint64_t limit, img_entry_fn usable,
 			 struct img_extent *e);
-/* A file name stored in an image, resolved against the image's directory. */
-char *img_path_beside(const char *image_path, const char *name);
 
 /* Drivers. */
 extern const struct img_driver img_raw_driver;

@@ -14,18 +14,6 @@
 #define L2_CHUNK_MAX	(64U << 10)
 #define L2_CACHE_SLOTS	16
 
-struct qed {
-	struct img_qed_header h;
-	uint64_t file_size;		/* rounded down to whole clusters */
-	uint64_t header_bytes;
-	unsigned cluster_bits;
-	unsigned l1_shift;		/* guest bits one L1 entry covers */
-	uint64_t nelems;		/* entries per table */
-	uint64_t l1_entries;		/* entries read: those below image_size */
-	uint64_t *l1;
-	uint64_t chunk_entries;		/* L2 entries per cached piece */
-	struct img_tcache *l2_cache;
-};
 
 void img_qed_decode_header(const uint8_t *buf, struct img_qed_header *h)
 {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "opts.h"
+#include "tcache.h"
 
 #define IMG_QED_MAGIC		0x00444551U	/* "QED\0", little-endian */
 #define IMG_QED_HEADER_LEN	64
@@ -40,6 +41,20 @@ struct img_qed_header {
 	uint32_t backing_filename_size;
 };
 
+/* Reader state (img->priv), shared with the writer and later the checker. */
+struct qed {
+	struct img_qed_header h;
+	uint64_t file_size;		/* rounded down to whole clusters */
+	uint64_t header_bytes;
+	unsigned cluster_bits;
+	unsigned l1_shift;		/* guest bits one L1 entry covers */
+	uint64_t nelems;		/* entries per table */
+	uint64_t l1_entries;		/* entries read: those below image_size */
+	uint64_t *l1;
+	uint64_t chunk_entries;		/* L2 entries per cached piece */
+	struct img_tcache *l2_cache;
+};
+
 void img_qed_decode_header(const uint8_t *buf, struct img_qed_header *h);
 
 /* Largest virtual size the geometry can address (saturating). */
@@ -49,5 +64,9 @@ uint64_t img_qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
 struct img;
 extern const struct img_opt_desc img_qed_create_opts[];
 int img_qed_create(struct img *img, const struct img_opts *o);
+
+/* qed_write.c: the sequential writer (writer.h). */
+struct img_writer_ops;
+extern const struct img_writer_ops img_qed_writer;
 
 #endif

@@ -16,12 +16,14 @@ struct img;
  * clusters, the last cluster of the disk included (its buffer is padded
  * with zeros to a full cluster). The state lives in img->wstate.
  *
- * Ordering for crash safety when editing an image in place (-n): begin
+ * Ordering for crash safety when editing an image in place (-n; the
+ * caller sets img->write_in_place before begin): begin
  * marks the image dirty/need-check (and flushes) where the format has such
  * a bit; data reaches the file before the table entries naming it; finish
  * writes the remaining tables, the refcounts, flushes, then clears the bit.
  * A new output is a temporary file renamed only after finish, so for it
- * the order does not matter.
+ * the order does not matter, and it is never flushed (that costs seconds
+ * for a big image; img-convert --sync flushes it once at the end).
  */
 struct img_writer_ops {
 	int (*begin)(struct img *img);
