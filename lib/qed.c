@@ -8,6 +8,7 @@
 #include "qed.h"
 #include "tcache.h"
 #include "walk.h"
+#include "writer.h"
 
 /* L2 tables can reach 1 GiB (64 MiB clusters x 16), so they are read and
  * cached in pieces of at most this many bytes. */
@@ -401,4 +402,5 @@ const struct img_driver img_qed_driver = {
 	.walk_layout = qed_walk_layout,
 	.create_opts = img_qed_create_opts,
 	.create = img_qed_create,
+	.writer = &img_qed_writer,
 };
