@@ -1,5 +1,5 @@
 #!/bin/sh
-# demo.sh: the main job on a built-in example: create a qcow2 over a raw base, inspect it, export it as raw.
+# demo.sh: the main job on a built-in example: a qcow image (over a raw base) converted to QED, checked against qemu-img.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 PATH="$top/cmd:$PATH"
@@ -12,21 +12,32 @@ run() {
 	"$@"
 }
 
-# A sample image: a raw base with some data, and a qcow2 over it, made by
-# img-create; guest writes into the qcow2 (a data cluster, a zero cluster)
-# come from qemu-io until imgtools has a writer of its own.
+# A sample: a raw base with some data and a qcow over it, both made by
+# img-create; the guest writes into the qcow (data, and zeros over the
+# base) come from qemu-io, standing in for a virtual machine.
 run img-create -f raw base.raw 4M
 dd if=/dev/zero bs=64k count=16 2>/dev/null | tr '\0' '\021' |
 	dd of=base.raw conv=notrunc 2>/dev/null
-run img-create -f qcow2 -b base.raw -F raw disk.qcow2
-qemu-io -f qcow2 -c 'write -q -P 0x22 512k 128k' -c 'write -q -z 0 64k' \
-	-c 'write -q -P 0x33 2M 64k' disk.qcow2 >/dev/null
+run img-create -f qcow -b base.raw -F raw disk.qcow
+qemu-io -f qcow -c 'write -q -P 0x22 512k 128k' -c 'write -q -P 0 0 64k' \
+	-c 'write -q -P 0x33 2M 64k' disk.qcow >/dev/null
 
-run img-info disk.qcow2
-run img-map disk.qcow2
-run img-map --output=json disk.qcow2
-run img-convert -O raw disk.qcow2 disk.raw
-run ls -ls disk.raw
-qemu-img convert -O raw disk.qcow2 qemu.raw
+run img-info disk.qcow
+run img-map disk.qcow
+
+# The main job: qcow to QED, a whole disk...
+run img-convert -p -O qed disk.qcow disk.qed
+run img-map disk.qed
+run qemu-img check -q disk.qed
+run qemu-img compare disk.qcow disk.qed
+
+# ...or only what the qcow adds to its base, which stays the backing file.
+run img-convert -O qed -B base.raw -F raw disk.qcow child.qed
+run img-map child.qed
+run qemu-img compare disk.qcow child.qed
+
+# Every format's bytes are the guest's: the raw export equals qemu-img's.
+run img-convert -O raw disk.qed disk.raw
+qemu-img convert -O raw disk.qcow qemu.raw
 run cmp disk.raw qemu.raw
-echo "demo: the raw export equals qemu-img's byte for byte"
+echo "demo: qcow converted to QED; qemu-img checks it and finds it equal"
