@@ -12,14 +12,6 @@
 
 #define L2_CACHE_SLOTS 16
 
-struct qcow {
-	struct img_qcow_header h;
-	uint64_t l1_size;		/* entries */
-	uint64_t *l1;
-	size_t l2_bytes;
-	struct img_tcache *l2_cache;
-};
-
 void img_qcow_decode_header(const uint8_t *buf, struct img_qcow_header *h)
 {
 	h->magic = get_be32(buf);
@@ -368,4 +360,5 @@ const struct img_driver img_qcow_driver = {
 	.walk_layout = qcow_walk_layout,
 	.create_opts = img_qcow_create_opts,
 	.create = img_qcow_create,
+	.writer = &img_qcow_writer,
 };

@@ -36,6 +36,16 @@ struct img_qcow_header {
 	uint64_t l1_table_offset;
 };
 
+/* Driver state (img->priv): the reader's, shared with the writer. */
+struct img_tcache;
+struct qcow {
+	struct img_qcow_header h;
+	uint64_t l1_size;		/* entries */
+	uint64_t *l1;			/* host order; the writer keeps it current */
+	size_t l2_bytes;
+	struct img_tcache *l2_cache;
+};
+
 void img_qcow_decode_header(const uint8_t *buf, struct img_qcow_header *h);
 
 /* Split a compressed L2 entry into the stream's byte offset and exact
@@ -53,5 +63,9 @@ static inline void img_qcow_compressed(uint64_t entry, unsigned cluster_bits,
 struct img;
 extern const struct img_opt_desc img_qcow_create_opts[];
 int img_qcow_create(struct img *img, const struct img_opts *o);
+
+/* qcow_write.c: the sequential cluster writer (writer.h). */
+struct img_writer_ops;
+extern const struct img_writer_ops img_qcow_writer;
 
 #endif
