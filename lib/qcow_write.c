@@ -22,7 +22,6 @@ struct qcow_wstate {
 	uint64_t cs;
 	uint64_t start_size;		/* file length at begin */
 	uint64_t end;			/* first free byte, not rounded */
-	int in_place;			/* the image held data at begin */
 	int has_backing;
 
 	/* The one L2 table in memory: entries big-endian, as stored. */
@@ -357,8 +356,8 @@ static int qcow_w_zero(struct img *img, uint64_t off, uint64_t len)
 	return unallocate(img, s, off, len);
 }
 
-/* Check the existing L2 tables lie inside the file (new space is taken
- * past its end) and note whether the image holds anything yet. */
+/* Check the existing L2 tables lie inside the file: new space is taken
+ * past its end. */
 static int check_l1(struct img *img, struct qcow_wstate *s)
 {
 	const struct qcow *q = s->q;
@@ -368,7 +367,6 @@ static int check_l1(struct img *img, struct qcow_wstate *s)
 
 		if (!off)
 			continue;
-		s->in_place = 1;
 		if (off > s->start_size || s->start_size - off < q->l2_bytes)
 			return img_error(img, IMG_E_CORRUPT,
 					 "L1 entry for guest offset 0x%llx: L2 table at 0x%llx runs past end of file",
@@ -417,9 +415,6 @@ static int qcow_w_begin(struct img *img)
 		return img_error(img, ret, "cannot get size: %s",
 				 img_strerror(ret));
 	s->end = s->start_size;
-	/* Anything past the header and L1 table: not a fresh image. */
-	if (s->start_size > round_up(q->h.l1_table_offset + q->l1_size * 8, 512))
-		s->in_place = 1;
 	return check_l1(img, s);
 }
 
@@ -451,7 +446,8 @@ static int qcow_w_finish(struct img *img)
 	ret = put_table(img, s);
 	if (ret == 0)
 		ret = set_length(img, s);
-	if (ret == 0 && s->in_place) {
+	/* No dirty bit in qcow: in place, flushing at the end is all. */
+	if (ret == 0 && img->write_in_place) {
 		ret = img_io_flush(img->io);
 		if (ret < 0)
 			return img_error(img, ret, "cannot flush: %s",
