@@ -99,12 +99,16 @@ const char **cli_parse(int argc, const char **argv,
 	args = poptGetArgs(ctx);
 	while (args && args[n])
 		n++;
-	if (n < min || n > max) {
-		poptPrintUsage(ctx, stderr, 0);
-		exit(EXIT_USAGE);
-	}
+	if (n < min || n > max)
+		cli_usage_exit();
 	*nargs = n;
 	return args;
+}
+
+void cli_usage_exit(void)
+{
+	poptPrintUsage(popt_ctx, stderr, 0);
+	exit(EXIT_USAGE);
 }
 
 static uint8_t *read_key(const char *path, size_t *len)

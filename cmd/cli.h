@@ -33,6 +33,9 @@ const char **cli_parse(int argc, const char **argv,
 		       const struct poptOption *opts, const char *args_help,
 		       int min, int max, int *nargs);
 
+/* After cli_parse: print the one-line usage and exit EXIT_USAGE. */
+void cli_usage_exit(void) __attribute__((noreturn));
+
 /* Options every image-reading command takes: -f FMT, --key-file F. */
 extern struct poptOption cli_image_options[];
 extern const char *cli_format;

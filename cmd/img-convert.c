@@ -266,7 +266,7 @@ int main(int argc, const char **argv)
 		}
 	}
 	if (nargs != 2)
-		cli_die(EXIT_USAGE, "need SRC and DST (try --help)");
+		cli_usage_exit();
 	check_options();
 	if (sparse_size && (cli_parse_size(sparse_size, &co.zero_gran) < 0 ||
 			    co.zero_gran % 512 || co.zero_gran > (16u << 20)))
