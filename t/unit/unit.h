@@ -14,5 +14,6 @@ void test_io(void);
 void test_tcache(void);
 void test_walk(void);
 void test_walk_formats(void);
+void test_compress(void);
 
 #endif
