@@ -33,8 +33,7 @@ static int load_reftable(struct img *img, struct img_qcow2 *q)
 	return ret;
 }
 
-/* Entry j of a refcount block; sub-byte widths are packed LSB first. */
-static uint64_t refblock_entry(const uint8_t *blk, uint64_t j, unsigned order)
+uint64_t img_qcow2_refblock_get(const uint8_t *blk, uint64_t j, unsigned order)
 {
 	uint64_t bit;
 
@@ -50,6 +49,33 @@ static uint64_t refblock_entry(const uint8_t *blk, uint64_t j, unsigned order)
 	default:
 		bit = j << order;
 		return (blk[bit >> 3] >> (bit & 7)) & ((1u << (1u << order)) - 1);
+	}
+}
+
+void img_qcow2_refblock_set(uint8_t *blk, uint64_t j, unsigned order,
+			    uint64_t v)
+{
+	uint64_t bit;
+	unsigned mask;
+
+	switch (order) {
+	case 3:
+		blk[j] = (uint8_t)v;
+		return;
+	case 4:
+		put_be16(blk + 2 * j, (uint16_t)v);
+		return;
+	case 5:
+		put_be32(blk + 4 * j, (uint32_t)v);
+		return;
+	case 6:
+		put_be64(blk + 8 * j, v);
+		return;
+	default:
+		bit = j << order;
+		mask = ((1u << (1u << order)) - 1) << (bit & 7);
+		blk[bit >> 3] = (uint8_t)((blk[bit >> 3] & ~mask) |
+					  ((v << (bit & 7)) & mask));
 	}
 }
 
@@ -83,8 +109,9 @@ int img_qcow2_refcount(struct img *img, uint64_t cluster, uint64_t *refcount)
 			     &blk);
 	if (ret < 0)
 		return ret;
-	*refcount = refblock_entry(blk, cluster & ((1ull << block_bits) - 1),
-				   q->h.refcount_order);
+	*refcount = img_qcow2_refblock_get(blk,
+					   cluster & ((1ull << block_bits) - 1),
+					   q->h.refcount_order);
 	return 0;
 }
 
