@@ -663,4 +663,5 @@ const struct img_driver img_qcow2_driver = {
 	.walk_layout = img_qcow2_walk_layout,
 	.create_opts = img_qcow2_create_opts,
 	.create = img_qcow2_create,
+	.writer = &img_qcow2_writer,
 };

@@ -157,9 +157,19 @@ int img_qcow2_detect_prealloc(struct img *img, struct img_qcow2 *q);
  * unallocated refcount block). For img-check and the map heuristic. */
 int img_qcow2_refcount(struct img *img, uint64_t cluster, uint64_t *refcount);
 
+/* Entry j of a refcount block with 2^order-bit entries (sub-byte widths
+ * packed LSB first, whole bytes big-endian): read it, or store v. */
+uint64_t img_qcow2_refblock_get(const uint8_t *blk, uint64_t j, unsigned order);
+void img_qcow2_refblock_set(uint8_t *blk, uint64_t j, unsigned order,
+			    uint64_t v);
+
 /* qcow2_create.c: the creation options and the image writer. */
 #include "opts.h"
 extern const struct img_opt_desc img_qcow2_create_opts[];
 int img_qcow2_create(struct img *img, const struct img_opts *o);
+
+/* qcow2_write.c: the sequential cluster writer (writer.h). */
+struct img_writer_ops;
+extern const struct img_writer_ops img_qcow2_writer;
 
 #endif
