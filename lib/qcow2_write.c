@@ -33,13 +33,13 @@ struct q2_writer {
 	uint64_t l2_index;         /* L1 slot of the table in l2, or NO_TABLE */
 	uint8_t *l2;
 	int l2_changed;
-	uint64_t peek_index;       /* L1 slot of the table in peek, or NO_TABLE */
+	uint64_t peek_index;       /* L1 slot of the table in peek, or none */
 	uint8_t *peek;             /* a table looked at ahead of a data call */
 	int l1_changed;
 
 	uint64_t *hosts;           /* host offset per cluster of a data call */
 	uint64_t hosts_cap;
-	uint8_t *zeros;            /* zero clusters, for v2 over a backing file */
+	uint8_t *zeros;            /* zeros, for v2 over a backing file */
 	int marked;                /* begin set the dirty bit */
 };
 
@@ -131,7 +131,8 @@ static int cover_refs(struct img *img, struct q2_writer *w, uint64_t end)
 		w->refs_cap = cap;
 	}
 	if (need > w->nrefs) {
-		memset(w->refs + w->nrefs, 0, (need - w->nrefs) * sizeof(*w->refs));
+		memset(w->refs + w->nrefs, 0,
+		       (need - w->nrefs) * sizeof(*w->refs));
 		w->nrefs = need;
 	}
 	return 0;
@@ -217,8 +218,8 @@ static int release_entry(struct img *img, struct q2_writer *w, uint64_t guest,
 					 "L2 entry for guest offset 0x%llx: compressed data at 0x%llx beyond end of file",
 					 (unsigned long long)guest,
 					 (unsigned long long)start);
-		for (uint64_t c = start >> w->cb; ret == 0 && c <= (end - 1) >> w->cb;
-		     c++)
+		for (uint64_t c = start >> w->cb;
+		     ret == 0 && c <= (end - 1) >> w->cb; c++)
 			ret = drop_ref(img, w, c);
 		return ret;
 	}
@@ -545,8 +546,9 @@ static int q2w_data(struct img *img, uint64_t off, const uint8_t *buf,
 	ret = place_clusters(img, w, off, len);
 	/* Data first, in runs of consecutive host clusters. */
 	for (uint64_t i = 0, j; ret == 0 && i < n; i = j) {
-		for (j = i + 1; j < n && w->hosts[j] == w->hosts[j - 1] + w->cs; j++)
-			;
+		j = i + 1;
+		while (j < n && w->hosts[j] == w->hosts[j - 1] + w->cs)
+			j++;
 		ret = write_at(img, img->io, "data", buf + (i << w->cb),
 			       (j - i) << w->cb, w->hosts[i]);
 	}
@@ -665,7 +667,9 @@ static int zero_entry(struct img *img, struct q2_writer *w, uint64_t g,
 		/* keep the cluster: "zero, allocated" */
 		uint64_t host = e & QCOW2_OFFSET_MASK;
 
-		if (!w->q->has_data_file && (ret = check_old_host(img, w, g, host)))
+		if (!w->q->has_data_file)
+			ret = check_old_host(img, w, g, host);
+		if (ret < 0)
 			return ret;
 		set_entry(w, slot, host | QCOW2_OFLAG_COPIED |
 			  (ext ? 0 : QCOW2_OFLAG_ZERO), EXT_ZERO_ALL);
@@ -783,7 +787,8 @@ static int block_missing(const struct reftable *rt, uint64_t b)
 static int grow_refcount_structures(struct img *img, struct q2_writer *w,
 				    struct reftable *rt, uint64_t per_block)
 {
-	uint64_t first = w->first_new >> w->cb, end = round_up(w->next, w->cs) >> w->cb;
+	uint64_t first = w->first_new >> w->cb;
+	uint64_t end = round_up(w->next, w->cs) >> w->cb;
 	uint64_t t = 0, m = 0, host;
 	int ret;
 
@@ -791,7 +796,8 @@ static int grow_refcount_structures(struct img *img, struct q2_writer *w,
 		uint64_t total = end + t + m, nb = div_up(total, per_block);
 		uint64_t t2 = nb > rt->n ? div_up(nb * 8, w->cs) : 0, m2 = 0;
 
-		for (uint64_t b = first / per_block; total > first && b < nb; b++)
+		for (uint64_t b = first / per_block; total > first && b < nb;
+		     b++)
 			m2 += block_missing(rt, b);
 		if (t2 == t && m2 == m)
 			break;
@@ -856,7 +862,8 @@ static int update_block(struct img *img, struct q2_writer *w,
 	uint64_t hi = lo + per_block, end = first + w->nrefs;
 	int ret;
 
-	if (host & (w->cs - 1) || (host < w->first_new && host + w->cs > w->first_new))
+	if (host & (w->cs - 1) ||
+	    (host < w->first_new && host + w->cs > w->first_new))
 		return img_error(img, IMG_E_CORRUPT,
 				 "refcount block at 0x%llx: offset not cluster aligned",
 				 (unsigned long long)host);
@@ -904,7 +911,8 @@ static int update_blocks(struct img *img, struct q2_writer *w,
 	if (w->nfreed)
 		qsort(w->freed, w->nfreed, sizeof(*w->freed), cmp_u64);
 	while (ret == 0) {
-		uint64_t fb = fi < w->nfreed ? w->freed[fi] / per_block : UINT64_MAX;
+		uint64_t fb = fi < w->nfreed ? w->freed[fi] / per_block :
+					      UINT64_MAX;
 		uint64_t b = img_min_u64(nb, fb);
 
 		if (b == UINT64_MAX)
