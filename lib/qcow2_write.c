@@ -1,4 +1,4 @@
-/* qcow2_write.c: filling a qcow2 image front to back: clusters appended (or overwritten in place), one L2 table at a time, refcounts settled by finish. */
+/* qcow2_write.c: filling a qcow2 image front to back: clusters appended (or overwritten in place), one L2 table at a time; refcounts are qcow2_wrefs.c's. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,55 +6,16 @@
 #include "endian.h"
 #include "imgint.h"
 #include "qcow2.h"
+#include "qcow2_write.h"
 #include "writer.h"
 
-#define NO_TABLE UINT64_MAX
 #define INCOMPAT_OFFSET 72        /* of the incompatible features field */
-#define REFTABLE_FIELDS_OFFSET 48 /* reftable offset (8) and clusters (4) */
 #define EXT_ALLOC_ALL 0x00000000ffffffffull  /* extended L2: all allocated */
 #define EXT_ZERO_ALL  0xffffffff00000000ull  /* extended L2: all read zeros */
 #define ZERO_CHUNK (2u << 20)
 
-struct q2_writer {
-	struct img_qcow2 *q;
-	uint64_t cs;
-	unsigned cb;               /* cluster_bits */
-	unsigned l1_shift;         /* log2 of the guest bytes an L2 maps */
-	uint64_t first_new;        /* the old end of file, cluster aligned:
-				    * everything from here on is ours */
-	uint64_t next;             /* allocation pointer; byte granular
-				    * after compressed data */
-	uint32_t *refs;            /* refcount of each cluster from first_new */
-	uint64_t nrefs, refs_cap;
-	uint64_t refmax;           /* largest refcount the width holds */
-	uint64_t *freed;           /* old clusters losing one reference each */
-	uint64_t nfreed, freed_cap;
-
-	uint64_t l2_index;         /* L1 slot of the table in l2, or NO_TABLE */
-	uint8_t *l2;
-	int l2_changed;
-	uint64_t peek_index;       /* L1 slot of the table in peek, or none */
-	uint8_t *peek;             /* a table looked at ahead of a data call */
-	int l1_changed;
-
-	uint64_t *hosts;           /* host offset per cluster of a data call */
-	uint64_t hosts_cap;
-	uint8_t *zeros;            /* zeros, for v2 over a backing file */
-	int marked;                /* begin set the dirty bit */
-};
-
-static uint64_t round_up(uint64_t v, uint64_t a)
-{
-	return (v + a - 1) & ~(a - 1);
-}
-
-static uint64_t div_up(uint64_t a, uint64_t b)
-{
-	return a / b + (a % b != 0);
-}
-
-static int write_at(struct img *img, struct img_io *io, const char *what,
-		    const void *buf, uint64_t len, uint64_t off)
+int img_q2w_write_at(struct img *img, struct img_io *io, const char *what,
+		     const void *buf, uint64_t len, uint64_t off)
 {
 	int ret = img_io_pwrite(io, buf, (size_t)len, off);
 
@@ -111,71 +72,7 @@ static uint64_t normal_host(uint64_t e)
 	return is_compressed(e) ? 0 : e & QCOW2_OFFSET_MASK;
 }
 
-/* ---- allocation and refcount bookkeeping ----------------------------- */
-
-/* Make refs cover the clusters of [first_new, end). */
-static int cover_refs(struct img *img, struct q2_writer *w, uint64_t end)
-{
-	uint64_t need = (round_up(end, w->cs) - w->first_new) >> w->cb;
-
-	if (need > w->refs_cap) {
-		uint64_t cap = w->refs_cap ? w->refs_cap : 1024;
-		uint32_t *r;
-
-		while (cap < need)
-			cap *= 2;
-		r = realloc(w->refs, cap * sizeof(*r));
-		if (!r)
-			return img_error(img, -ENOMEM, "out of memory");
-		w->refs = r;
-		w->refs_cap = cap;
-	}
-	if (need > w->nrefs) {
-		memset(w->refs + w->nrefs, 0,
-		       (need - w->nrefs) * sizeof(*w->refs));
-		w->nrefs = need;
-	}
-	return 0;
-}
-
-/* n whole clusters at the end of the file, each referenced once. */
-static int alloc_clusters(struct img *img, struct q2_writer *w, uint64_t n,
-			  uint64_t *host)
-{
-	uint64_t start = round_up(w->next, w->cs), end;
-	int ret;
-
-	if (img_add_overflows(start, n << w->cb, &end) ||
-	    end > QCOW2_OFFSET_MASK + 1)
-		return img_error(img, IMG_E_TOOBIG,
-				 "cannot allocate %llu clusters at 0x%llx: image file too large",
-				 (unsigned long long)n,
-				 (unsigned long long)start);
-	ret = cover_refs(img, w, end);
-	if (ret < 0)
-		return ret;
-	for (uint64_t k = 0; k < n; k++)
-		w->refs[((start - w->first_new) >> w->cb) + k] = 1;
-	w->next = end;
-	*host = start;
-	return 0;
-}
-
-/* One reference less on an old cluster, applied by finish. */
-static int drop_ref(struct img *img, struct q2_writer *w, uint64_t cluster)
-{
-	if (w->nfreed == w->freed_cap) {
-		uint64_t cap = w->freed_cap ? w->freed_cap * 2 : 256;
-		uint64_t *f = realloc(w->freed, cap * sizeof(*f));
-
-		if (!f)
-			return img_error(img, -ENOMEM, "out of memory");
-		w->freed = f;
-		w->freed_cap = cap;
-	}
-	w->freed[w->nfreed++] = cluster;
-	return 0;
-}
+/* ---- releasing old clusters ---------------------------------------- */
 
 /* Host bytes [*start, *end) of a compressed entry, whole sectors. */
 static void compressed_range(const struct q2_writer *w, uint64_t e,
@@ -220,14 +117,14 @@ static int release_entry(struct img *img, struct q2_writer *w, uint64_t guest,
 					 (unsigned long long)start);
 		for (uint64_t c = start >> w->cb;
 		     ret == 0 && c <= (end - 1) >> w->cb; c++)
-			ret = drop_ref(img, w, c);
+			ret = img_q2w_drop_ref(img, w, c);
 		return ret;
 	}
 	if (w->q->has_data_file || !normal_host(e))
 		return 0;
 	ret = check_old_host(img, w, guest, normal_host(e));
 	if (ret == 0)
-		ret = drop_ref(img, w, normal_host(e) >> w->cb);
+		ret = img_q2w_drop_ref(img, w, normal_host(e) >> w->cb);
 	return ret;
 }
 
@@ -240,10 +137,10 @@ static int put_table(struct img *img, struct q2_writer *w)
 	uint64_t host;
 	int ret;
 
-	if (w->l2_index == NO_TABLE || !w->l2_changed)
+	if (w->l2_index == Q2W_NONE || !w->l2_changed)
 		return 0;
 	host = q->l1[w->l2_index] & QCOW2_OFFSET_MASK;
-	ret = write_at(img, img->io, "L2 table", w->l2, w->cs, host);
+	ret = img_q2w_write_at(img, img->io, "L2 table", w->l2, w->cs, host);
 	if (ret < 0)
 		return ret;
 	img_tcache_drop(q->l2_cache, host);
@@ -261,7 +158,7 @@ static int put_table(struct img *img, struct q2_writer *w)
 static int new_table(struct img *img, struct q2_writer *w, uint64_t idx)
 {
 	uint64_t host;
-	int ret = alloc_clusters(img, w, 1, &host);
+	int ret = img_q2w_alloc(img, w, 1, &host);
 
 	if (ret == 0) {
 		w->q->l1[idx] = host | QCOW2_OFLAG_COPIED;
@@ -279,15 +176,17 @@ static int load_table(struct img *img, struct q2_writer *w, uint64_t idx)
 
 	if (idx == w->l2_index)
 		return 0;
-	if (w->l2_index != NO_TABLE && idx < w->l2_index)
+	if (w->l2_index != Q2W_NONE && idx < w->l2_index)
 		return img_error(img, -EINVAL,
 				 "writer called out of order (L2 table %llu after %llu)",
 				 (unsigned long long)idx,
 				 (unsigned long long)w->l2_index);
 	ret = put_table(img, w);
+	if (ret == 0)
+		ret = img_q2w_refs_checkpoint(img, w);
 	if (ret < 0)
 		return ret;
-	w->l2_index = NO_TABLE;
+	w->l2_index = Q2W_NONE;
 	if (!(w->q->l1[idx] & QCOW2_OFFSET_MASK) &&
 	    (ret = new_table(img, w, idx)) < 0)
 		return ret;
@@ -300,7 +199,7 @@ static int load_table(struct img *img, struct q2_writer *w, uint64_t idx)
 
 		w->l2 = w->peek;
 		w->peek = t;
-		w->peek_index = NO_TABLE;
+		w->peek_index = Q2W_NONE;
 		w->l2_changed = 0;
 	} else {
 		ret = img_read_meta(img, "L2 table", w->l2, w->cs, host);
@@ -330,7 +229,7 @@ static int peek_entry(struct img *img, struct q2_writer *w, uint64_t g,
 		return 0;
 	}
 	if (idx != w->peek_index) {
-		w->peek_index = NO_TABLE;
+		w->peek_index = Q2W_NONE;
 		ret = img_read_meta(img, "L2 table", w->peek, w->cs, host);
 		if (ret < 0)
 			return ret;
@@ -352,7 +251,8 @@ static int set_dirty(struct img *img, struct q2_writer *w, int on)
 	put_be64(buf, f);
 	ret = flush(img);
 	if (ret == 0)
-		ret = write_at(img, img->io, "header", buf, 8, INCOMPAT_OFFSET);
+		ret = img_q2w_write_at(img, img->io, "header", buf, 8,
+				       INCOMPAT_OFFSET);
 	if (ret == 0)
 		ret = flush(img);
 	if (ret == 0) {
@@ -410,7 +310,6 @@ static int q2w_begin(struct img *img)
 	struct img_qcow2 *q = img->priv;
 	struct q2_writer *w;
 	uint64_t fsize;
-	unsigned bits = 1u << q->h.refcount_order;
 	int ret;
 
 	ret = refuse_image(img, q);
@@ -424,8 +323,7 @@ static int q2w_begin(struct img *img)
 	w->cs = q->cluster_size;
 	w->cb = q->h.cluster_bits;
 	w->l1_shift = w->cb + q->l2_bits;
-	w->refmax = bits >= 32 ? UINT32_MAX : (1ull << bits) - 1;
-	w->l2_index = w->peek_index = NO_TABLE;
+	w->l2_index = w->peek_index = Q2W_NONE;
 	w->l2 = malloc(w->cs);
 	w->peek = malloc(w->cs);
 	if (!w->l2 || !w->peek)
@@ -434,8 +332,10 @@ static int q2w_begin(struct img *img)
 	if (ret < 0)
 		return img_error(img, ret, "cannot get size of '%s': %s",
 				 img->path, img_strerror(ret));
-	w->first_new = w->next = round_up(fsize, w->cs);
+	w->first_new = w->next = q2w_round_up(fsize, w->cs);
 	ret = check_l1(img, w);
+	if (ret == 0)
+		ret = img_q2w_refs_begin(img, w);
 	if (ret == 0 && q->has_data_file && img->data_io == img->io)
 		ret = img_qcow2_open_data_file(img);
 	if (ret == 0 && img->write_in_place && q->h.version >= 3) {
@@ -453,7 +353,7 @@ static int check_range(struct img *img, struct q2_writer *w, uint64_t off,
 	uint64_t end;
 
 	if ((off | len) & (w->cs - 1) || img_add_overflows(off, len, &end) ||
-	    end > round_up(img->size, w->cs))
+	    end > q2w_round_up(img->size, w->cs))
 		return img_error(img, -EINVAL,
 				 "write of %llu bytes at 0x%llx: not whole clusters within the disk",
 				 (unsigned long long)len,
@@ -468,7 +368,7 @@ static int data_in_data_file(struct img *img, struct q2_writer *w,
 	uint64_t n = img_min_u64(len, img->size - off);
 	int ret;
 
-	ret = write_at(img, img->data_io, "data", buf, n, off);
+	ret = img_q2w_write_at(img, img->data_io, "data", buf, n, off);
 	for (uint64_t g = off; ret == 0 && g < off + len; g += w->cs) {
 		ret = load_table(img, w, g >> w->l1_shift);
 		if (ret == 0)
@@ -522,7 +422,7 @@ static int place_clusters(struct img *img, struct q2_writer *w, uint64_t off,
 			nnew++;
 	}
 	if (ret == 0 && nnew)
-		ret = alloc_clusters(img, w, nnew, &base);
+		ret = img_q2w_alloc(img, w, nnew, &base);
 	for (uint64_t i = 0; ret == 0 && i < n; i++)
 		if (!w->hosts[i]) {
 			w->hosts[i] = base;
@@ -549,7 +449,7 @@ static int q2w_data(struct img *img, uint64_t off, const uint8_t *buf,
 		j = i + 1;
 		while (j < n && w->hosts[j] == w->hosts[j - 1] + w->cs)
 			j++;
-		ret = write_at(img, img->io, "data", buf + (i << w->cb),
+		ret = img_q2w_write_at(img, img->io, "data", buf + (i << w->cb),
 			       (j - i) << w->cb, w->hosts[i]);
 	}
 	for (uint64_t i = 0; ret == 0 && i < n; i++) {
@@ -593,24 +493,21 @@ static int q2w_compressed(struct img *img, uint64_t off, const uint8_t *z,
 	if (ret < 0)
 		return ret;
 	/* Streams share a host cluster while its refcount has room. */
-	host = w->next;
-	if ((host & (w->cs - 1)) &&
-	    w->refs[(host - w->first_new) >> w->cb] >= w->refmax)
-		host = round_up(host, w->cs);
+	ret = img_q2w_stream_start(img, w, &host);
+	if (ret < 0)
+		return ret;
 	end = host + zlen;
 	if (end > (1ull << x))
 		return img_error(img, IMG_E_TOOBIG,
 				 "compressed cluster at 0x%llx: host offset 0x%llx too large",
 				 (unsigned long long)off,
 				 (unsigned long long)host);
-	ret = cover_refs(img, w, end);
+	ret = img_q2w_write_at(img, img->io, "compressed cluster", z, zlen,
+			       host);
 	if (ret == 0)
-		ret = write_at(img, img->io, "compressed cluster", z, zlen, host);
+		ret = img_q2w_add_stream(img, w, host, end);
 	if (ret < 0)
 		return ret;
-	for (uint64_t c = host >> w->cb; c <= (end - 1) >> w->cb; c++)
-		w->refs[c - (w->first_new >> w->cb)]++;
-	w->next = end;
 	nsec = (end - 1) / 512 - host / 512;
 	set_entry(w, slot, QCOW2_OFLAG_COMPRESSED | nsec << x | host, 0);
 	return 0;
@@ -733,272 +630,18 @@ static int put_l1(struct img *img, struct q2_writer *w)
 		return img_error(img, -ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < n; i++)
 		put_be64(buf + i * 8, w->q->l1[i]);
-	ret = write_at(img, img->io, "L1 table", buf, n * 8, w->q->h.l1_offset);
+	ret = img_q2w_write_at(img, img->io, "L1 table", buf, n * 8,
+			       w->q->h.l1_offset);
 	free(buf);
 	if (ret == 0)
 		w->l1_changed = 0;
 	return ret;
 }
 
-/* The refcount table, decoded, as the refcount step works on it. */
-struct reftable {
-	uint64_t *e;
-	uint64_t n;                /* entries */
-	uint64_t offset, clusters; /* where it will live */
-	int moved;                 /* a new, bigger table replaces the old */
-	uint64_t lo, hi;           /* entries changed in place: [lo, hi) */
-};
-
-static int read_reftable(struct img *img, struct q2_writer *w,
-			 struct reftable *rt)
-{
-	uint64_t n = (uint64_t)w->q->h.reftable_clusters * w->cs / 8;
-	uint8_t *raw = malloc(n * 8);
-	int ret;
-
-	memset(rt, 0, sizeof(*rt));
-	rt->e = malloc(n * sizeof(*rt->e));
-	if (!raw || !rt->e) {
-		free(raw);
-		return img_error(img, -ENOMEM, "out of memory");
-	}
-	ret = img_read_meta(img, "refcount table", raw, n * 8,
-			    w->q->h.reftable_offset);
-	for (uint64_t i = 0; ret == 0 && i < n; i++)
-		rt->e[i] = get_be64(raw + i * 8);
-	free(raw);
-	rt->n = n;
-	rt->offset = w->q->h.reftable_offset;
-	rt->clusters = w->q->h.reftable_clusters;
-	rt->lo = n;
-	return ret;
-}
-
-static int block_missing(const struct reftable *rt, uint64_t b)
-{
-	return b >= rt->n || !(rt->e[b] & ~QCOW2_REFTABLE_RESERVED);
-}
-
-/*
- * Allocate the refcount blocks the new clusters lack and, if the table
- * is too small for them, a bigger table; both count themselves. Sizes
- * are found first (a fixed point), then allocated in one go.
- */
-static int grow_refcount_structures(struct img *img, struct q2_writer *w,
-				    struct reftable *rt, uint64_t per_block)
-{
-	uint64_t first = w->first_new >> w->cb;
-	uint64_t end = round_up(w->next, w->cs) >> w->cb;
-	uint64_t t = 0, m = 0, host;
-	int ret;
-
-	for (;;) {
-		uint64_t total = end + t + m, nb = div_up(total, per_block);
-		uint64_t t2 = nb > rt->n ? div_up(nb * 8, w->cs) : 0, m2 = 0;
-
-		for (uint64_t b = first / per_block; total > first && b < nb;
-		     b++)
-			m2 += block_missing(rt, b);
-		if (t2 == t && m2 == m)
-			break;
-		t = t2;
-		m = m2;
-	}
-	if (t * w->cs > QCOW2_MAX_REFTABLE_BYTES)
-		return img_error(img, IMG_E_TOOBIG,
-				 "refcount table would need %llu clusters (too large)",
-				 (unsigned long long)t);
-	if (t) {
-		uint64_t n = t * w->cs / 8, *e = calloc(n, sizeof(*e));
-
-		if (!e)
-			return img_error(img, -ENOMEM, "out of memory");
-		memcpy(e, rt->e, rt->n * sizeof(*e));
-		free(rt->e);
-		rt->e = e;
-		rt->n = n;
-		ret = alloc_clusters(img, w, t, &host);
-		for (uint64_t k = 0; ret == 0 && k < rt->clusters; k++)
-			ret = drop_ref(img, w, (rt->offset >> w->cb) + k);
-		if (ret < 0)
-			return ret;
-		rt->offset = host;
-		rt->clusters = t;
-		rt->moved = 1;
-	}
-	/* the blocks allocated here may need blocks of their own */
-	for (uint64_t b = first / per_block;; b++) {
-		end = round_up(w->next, w->cs) >> w->cb;
-		if (end <= first || b > (end - 1) / per_block)
-			break;
-		if (!block_missing(rt, b))
-			continue;
-		ret = alloc_clusters(img, w, 1, &host);
-		if (ret < 0)
-			return ret;
-		rt->e[b] = host;
-		rt->lo = img_min_u64(rt->lo, b);
-		rt->hi = b + 1 > rt->hi ? b + 1 : rt->hi;
-	}
-	return 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Set the refcounts of the new clusters in block b, and take off the
- * references dropped from its old ones (freed[*fi...], sorted). */
-static int update_block(struct img *img, struct q2_writer *w,
-			const struct reftable *rt, uint64_t b,
-			uint64_t per_block, uint8_t *blk, uint64_t *fi)
-{
-	unsigned order = w->q->h.refcount_order;
-	uint64_t host = rt->e[b] & ~QCOW2_REFTABLE_RESERVED;
-	uint64_t first = w->first_new >> w->cb, lo = b * per_block;
-	uint64_t hi = lo + per_block, end = first + w->nrefs;
-	int ret;
-
-	if (host & (w->cs - 1) ||
-	    (host < w->first_new && host + w->cs > w->first_new))
-		return img_error(img, IMG_E_CORRUPT,
-				 "refcount block at 0x%llx: offset not cluster aligned",
-				 (unsigned long long)host);
-	if (host >= w->first_new) {
-		memset(blk, 0, w->cs);
-	} else {
-		ret = img_read_meta(img, "refcount block", blk, w->cs, host);
-		if (ret < 0)
-			return ret;
-	}
-	for (uint64_t c = lo > first ? lo : first; c < hi && c < end; c++) {
-		uint64_t v = w->refs[c - first];
-
-		if (v > w->refmax)
-			return img_error(img, IMG_E_TOOBIG,
-					 "refcount %llu of cluster 0x%llx exceeds %u bits",
-					 (unsigned long long)v,
-					 (unsigned long long)(c << w->cb),
-					 1u << order);
-		img_qcow2_refblock_set(blk, c - lo, order, v);
-	}
-	for (; *fi < w->nfreed && w->freed[*fi] < hi; ++*fi) {
-		uint64_t c = w->freed[*fi];
-		uint64_t v = img_qcow2_refblock_get(blk, c - lo, order);
-
-		if (!v)
-			return img_error(img, IMG_E_CORRUPT,
-					 "cluster at 0x%llx is released but its refcount is already 0",
-					 (unsigned long long)(c << w->cb));
-		img_qcow2_refblock_set(blk, c - lo, order, v - 1);
-	}
-	return write_at(img, img->io, "refcount block", blk, w->cs, host);
-}
-
-/* Walk the blocks that change: those of the new clusters and those of
- * released clusters, in order. */
-static int update_blocks(struct img *img, struct q2_writer *w,
-			 const struct reftable *rt, uint64_t per_block)
-{
-	uint64_t first = w->first_new >> w->cb, end = first + w->nrefs, fi = 0;
-	uint64_t nb = end > first ? first / per_block : UINT64_MAX;
-	uint8_t *blk = malloc(w->cs);
-	int ret = blk ? 0 : img_error(img, -ENOMEM, "out of memory");
-
-	if (w->nfreed)
-		qsort(w->freed, w->nfreed, sizeof(*w->freed), cmp_u64);
-	while (ret == 0) {
-		uint64_t fb = fi < w->nfreed ? w->freed[fi] / per_block :
-					      UINT64_MAX;
-		uint64_t b = img_min_u64(nb, fb);
-
-		if (b == UINT64_MAX)
-			break;
-		if (block_missing(rt, b)) {
-			ret = img_error(img, IMG_E_CORRUPT,
-					"refcount block %llu missing for clusters in use",
-					(unsigned long long)b);
-			break;
-		}
-		ret = update_block(img, w, rt, b, per_block, blk, &fi);
-		if (b == nb)
-			nb = (b + 1) * per_block < end ? b + 1 : UINT64_MAX;
-	}
-	free(blk);
-	return ret;
-}
-
-/* The table: a moved one whole, then the header points at it; else the
- * entries that changed. */
-static int put_reftable(struct img *img, struct q2_writer *w,
-			const struct reftable *rt)
-{
-	uint64_t lo = rt->moved ? 0 : rt->lo, hi = rt->moved ? rt->n : rt->hi;
-	uint8_t *buf, hdr[12];
-	int ret;
-
-	if (lo >= hi)
-		return 0;
-	buf = malloc((hi - lo) * 8);
-	if (!buf)
-		return img_error(img, -ENOMEM, "out of memory");
-	for (uint64_t i = lo; i < hi; i++)
-		put_be64(buf + (i - lo) * 8, rt->e[i]);
-	ret = write_at(img, img->io, "refcount table", buf, (hi - lo) * 8,
-		       rt->offset + lo * 8);
-	free(buf);
-	if (ret < 0 || !rt->moved)
-		return ret;
-	put_be64(hdr, rt->offset);
-	put_be32(hdr + 8, (uint32_t)rt->clusters);
-	ret = write_at(img, img->io, "header", hdr, sizeof(hdr),
-		       REFTABLE_FIELDS_OFFSET);
-	if (ret == 0) {
-		w->q->h.reftable_offset = rt->offset;
-		w->q->h.reftable_clusters = (uint32_t)rt->clusters;
-	}
-	return ret;
-}
-
-/* The reader's refcount copies are stale now. */
-static void forget_refcounts(struct img_qcow2 *q)
-{
-	free(q->reftable);
-	q->reftable = NULL;
-	q->reftable_entries = 0;
-	img_tcache_free(q->refblock_cache);
-	q->refblock_cache = NULL;
-}
-
-static int settle_refcounts(struct img *img, struct q2_writer *w)
-{
-	uint64_t per_block = 1ull << (w->cb + 3 - w->q->h.refcount_order);
-	struct reftable rt;
-	int ret;
-
-	if (w->next == w->first_new && !w->nfreed)
-		return 0;
-	ret = read_reftable(img, w, &rt);
-	if (ret == 0)
-		ret = grow_refcount_structures(img, w, &rt, per_block);
-	if (ret == 0)
-		ret = cover_refs(img, w, w->next);
-	if (ret == 0)
-		ret = update_blocks(img, w, &rt, per_block);
-	if (ret == 0)
-		ret = put_reftable(img, w, &rt);
-	free(rt.e);
-	forget_refcounts(w->q);
-	return ret;
-}
-
 /* The file ends at the last cluster in use. */
 static int set_file_end(struct img *img, struct q2_writer *w)
 {
-	uint64_t end = round_up(w->next, w->cs), size;
+	uint64_t end = q2w_round_up(w->next, w->cs), size;
 	int ret = img_io_size(img->io, &size);
 
 	if (ret == 0 && size != end)
@@ -1019,7 +662,7 @@ static int q2w_finish(struct img *img)
 	if (ret == 0)
 		ret = put_l1(img, w);
 	if (ret == 0)
-		ret = settle_refcounts(img, w);
+		ret = img_q2w_settle_refcounts(img, w);
 	if (ret == 0)
 		ret = set_file_end(img, w);
 	if (ret == 0 && w->marked) {
@@ -1037,8 +680,7 @@ static void q2w_end(struct img *img)
 
 	if (!w)
 		return;
-	free(w->refs);
-	free(w->freed);
+	img_q2w_refs_end(w);
 	free(w->l2);
 	free(w->peek);
 	free(w->hosts);
