@@ -24,7 +24,7 @@
 #   IMG_PERF_RUNS=3       minimum timed runs per command, after one warm-up
 #                         (hyperfine runs fast commands more often, to fill 3 s;
 #                         no warm-up when a convert's check run took >= 2 s).
-#   IMG_PERF_SLOW=30      a convert command whose check run took this many
+#   IMG_PERF_SLOW=20      a convert command whose check run took this many
 #                         seconds or more is not run again: that run is its
 #                         time (marked * in the table). Bounds machine time.
 #   IMG_PERF_JOBS='...'   space-separated shell patterns choosing jobs, e.g.
@@ -64,7 +64,7 @@ SPARSE=${IMG_PERF_SPARSE:-4T}
 JOBS=${IMG_PERF_JOBS:-*}
 VERBOSE=${IMG_PERF_VERBOSE:-}
 STAT=${IMG_PERF_STAT:-mean}
-SLOW=${IMG_PERF_SLOW:-30}
+SLOW=${IMG_PERF_SLOW:-20}
 OURS_CONVERT=${IMG_PERF_CONVERT:-$top/cmd/img-convert}
 OURS_MAP=${IMG_PERF_MAP:-$top/cmd/img-map}
 
