@@ -61,7 +61,6 @@ roundtrip() {
 	rt_out_=out.$rt_src_.$rt_fmt_
 	rt_back_=back.$rt_src_.$rt_fmt_.$rt_sfmt_
 	rm -f "$rt_out_" "$rt_back_" back.raw &&
-	# shellcheck disable=SC2046
 	img-convert $(src_opts "$rt_src_") -O "$rt_fmt_" "$rt_src_" "$rt_out_" &&
 	qemu_check "$rt_fmt_" "$rt_out_" &&
 	compare_src "$rt_src_" "$rt_fmt_" "$rt_out_" &&

@@ -12,8 +12,8 @@ leftovers() {
 # fails_with CODE PATTERN ARGS...: img-convert ARGS exits CODE with one
 # line on stderr, "img-convert: " then text matching PATTERN (grep -E),
 # no sanitizer report; DST (the last argument) is neither created nor
-# changed, and no temporary file is left beside it. $fault, if set, is
-# an IMG_FAULT_WRITE for the run.
+# changed, and its directory holds the same files as before (no temporary
+# file left). $fault, if set, is an IMG_FAULT_WRITE for the run.
 fault=
 fails_with() {
 	fw_code_=$1
@@ -27,6 +27,8 @@ fails_with() {
 	else
 		rm -rf fw.before
 	fi
+	fw_dir_=$(dirname "$fw_dst_")
+	dir_list "$fw_dir_" >fw.ls.before
 	test_expect_code "$fw_code_" env ${fault:+IMG_FAULT_WRITE=$fault} \
 		img-convert "$@" 2>err
 	fw_rc_=$?
@@ -42,7 +44,16 @@ fails_with() {
 	else
 		! test -e "$fw_dst_"
 	fi &&
-	test -z "$(leftovers "${fw_dst_##*/}")"
+	test -z "$(leftovers "${fw_dst_##*/}")" &&
+	dir_list "$fw_dir_" >fw.ls.after &&
+	test_cmp fw.ls.before fw.ls.after
+}
+
+# dir_list DIR: the files in DIR but our own bookkeeping (none if DIR is
+# missing).
+dir_list() {
+	test -d "$1" || return 0
+	ls -A "$1" | grep -v "^err$" | grep -v "^fw\." || true
 }
 
 test_expect_success 'setup: a source, a base, and an old destination' '
@@ -228,7 +239,7 @@ for f in qed qcow2; do
 			fails_with 1 \"cannot .* .d.$f.: .*Input/output error\" \
 				-O $f big.qcow2 d.$f ||
 			{ echo >&2 \"at write \$n\"; fault=; return 1; }
-		done
+		done &&
 		fault=
 	"
 
@@ -239,7 +250,7 @@ for f in qed qcow2; do
 			fault=\$n &&
 			fails_with 1 \"d.$f\" -O $f big.qcow2 d.$f ||
 			{ echo >&2 \"at write \$n\"; fault=; return 1; }
-		done
+		done &&
 		fault=
 	"
 
