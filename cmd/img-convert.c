@@ -147,6 +147,19 @@ static struct img *open_target_backing(const char *dst, struct img_opts *o)
 	return b;
 }
 
+/* Copy src into the opened target (named dst for messages), then close it. */
+static void fill_target(struct img *src, struct img *target, const char *dst,
+			struct img_convert_opts *co)
+{
+	int ret = img_convert(src, target, co);
+
+	cli_progress_end();
+	if (ret < 0)
+		cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s",
+			img_path(src), dst, img_errmsg(target));
+	img_free(target);
+}
+
 /* A new image of out_format as big as src, then filled by the format
  * writer under a temporary name. */
 static void convert_to_new(struct img *src, const char *dst,
@@ -173,13 +186,7 @@ static void convert_to_new(struct img *src, const char *dst,
 	if (img_open(target, out.tmp, &wo) < 0)
 		cli_die(EXIT_FAIL, "cannot reopen '%s': %s", out.tmp,
 			img_errmsg(target));
-	if (img_convert(src, target, co) < 0) {
-		cli_progress_end();
-		cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s",
-			img_path(src), dst, img_errmsg(target));
-	}
-	cli_progress_end();
-	img_free(target);
+	fill_target(src, target, dst, co);
 	img_opts_free(&o);
 	commit_output(dst);
 }
@@ -197,13 +204,7 @@ static void convert_in_place(struct img *src, const char *dst,
 	if (img_open(target, dst, &wo) < 0)
 		cli_die(EXIT_FAIL, "cannot open '%s': %s", dst,
 			img_errmsg(target));
-	if (img_convert(src, target, co) < 0) {
-		cli_progress_end();
-		cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s",
-			img_path(src), dst, img_errmsg(target));
-	}
-	cli_progress_end();
-	img_free(target);
+	fill_target(src, target, dst, co);
 }
 
 /* raw: bytes to a new file, an existing file or device (-n), or stdout. */
