@@ -65,7 +65,8 @@ static void cleanup(void)
 }
 
 /* Create the temporary output beside dst; from now on it is removed on
- * every way out but the final rename. */
+ * every way out but the final rename. Signals the caller ignores (nohup,
+ * background jobs) stay ignored. */
 static void start_output(const char *dst)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
@@ -74,8 +75,14 @@ static void start_output(const char *dst)
 	if (ret < 0)
 		cli_die(EXIT_FAIL, "cannot create '%s': %s", dst, strerror(-ret));
 	atexit(cleanup);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction old;
+
+		if (sigaction(sigs[i], NULL, &old) == 0 &&
+		    old.sa_handler == SIG_IGN)
+			continue;
 		signal(sigs[i], on_signal);
+	}
 }
 
 static void commit_output(const char *dst)
@@ -211,8 +218,15 @@ static void convert_in_place(struct img *src, const char *dst,
 static void convert_to_raw(struct img *src, const char *dst,
 			   struct img_convert_opts *co)
 {
+	const char *prealloc;
+	struct img_opts o;
 	int fd, ret;
 
+	/* raw's only creation option: how to allocate a new file. */
+	parse_create_options(&o);
+	prealloc = img_opt_str(&o, "preallocation");
+	if (!strcmp(prealloc, "full"))
+		co->zero_gran = 0;      /* every byte written, as -S 0 */
 	if (!strcmp(dst, "-")) {
 		if (isatty(STDOUT_FILENO))
 			cli_die(EXIT_USAGE, "refusing to write binary data to a terminal");
@@ -225,7 +239,13 @@ static void convert_to_raw(struct img *src, const char *dst,
 	} else {
 		start_output(dst);
 		fd = out.fd;
+		/* Reserve the blocks; the size stays 0 until the export sets it. */
+		if (!strcmp(prealloc, "falloc") &&
+		    fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)img_size(src)) < 0)
+			cli_die(EXIT_FAIL, "cannot preallocate '%s': %s", dst,
+				strerror(errno));
 	}
+	img_opts_free(&o);
 	ret = img_export_raw(src, fd, co);
 	cli_progress_end();
 	if (ret < 0)

