@@ -241,6 +241,7 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 	if (!img->path)
 		return img_error(img, -ENOMEM, "out of memory");
 	img->writable = o->writable;
+	img->checking = o->check;
 	ret = img_io_open_file(&img->io, path, o->writable ? 0 : IMG_IO_RDONLY);
 	if (ret < 0)
 		return img_error(img, ret, "%s", img_strerror(ret));
@@ -273,6 +274,8 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 		if (!img->backing_path)
 			return img_error(img, -ENOMEM, "out of memory");
 	}
+	if (o->check)
+		return 0;   /* metadata only, no backing chain */
 	if (o->writable && !img->drv->writer)
 		return img_error(img, IMG_E_UNSUPPORTED,
 				 "writing %s images is not supported",

@@ -37,6 +37,9 @@ struct img_open_opts {
 	int max_chain;           /* 0: default depth limit (IMG_MAX_CHAIN) */
 	int writable;            /* open read-write for a format writer
 				  * (the backing chain stays read-only) */
+	int check;               /* for img_check: tables are not validated
+				  * at open (the check reports them), no
+				  * backing file is opened */
 };
 #define IMG_MAX_CHAIN 64
 
@@ -180,6 +183,40 @@ int img_create_fd(struct img *img, const char *path, int fd, const char *fmt,
 /* "fmt=qcow2 cluster_size=65536 ... size=N", as qemu-img create says. */
 int img_create_describe(const char *fmt, const struct img_opts *o, char *buf,
 			size_t len);
+
+/*
+ * Checking an image's metadata, as `qemu-img check` does (field names are
+ * its JSON names). One pass: with fix, repairs are made during it and the
+ * counts say what was found and fixed; run a second pass without fix to
+ * see what remains (img-check does). Open the image with
+ * img_open_opts.check (and .writable to fix).
+ */
+enum img_check_fix {
+	IMG_CHECK_NO_FIX = 0,
+	IMG_CHECK_FIX_LEAKS = 1,   /* -r leaks */
+	IMG_CHECK_FIX_ALL = 2,     /* -r all: leaks and what needs no guessing */
+};
+struct img_check {
+	uint64_t check_errors;     /* the check itself could not read something */
+	uint64_t corruptions, leaks;
+	uint64_t corruptions_fixed, leaks_fixed;
+	uint64_t image_end_offset; /* 0: not reported for this format */
+	uint64_t total_clusters, allocated_clusters;
+	uint64_t fragmented_clusters, compressed_clusters;
+	uint64_t bytes_reclaimed;  /* leaked space given back to the file system */
+	int dirty;                 /* dirty / need-check bit set */
+};
+/* A line describing one problem or repair, without newline. */
+typedef void (*img_check_msg_fn)(const char *line, void *arg);
+struct img_check_opts {
+	enum img_check_fix fix;
+	img_check_msg_fn msg;      /* problem lines (NULL: dropped) */
+	void *msg_arg;
+	img_progress_fn progress;  /* NULL: none */
+	void *progress_arg;
+};
+int img_check(struct img *img, const struct img_check_opts *o,
+	      struct img_check *res);
 
 /* A file name stored in an image (a backing file), resolved against the
  * image's directory as readers do; malloc'ed, NULL without memory. */

@@ -40,6 +40,7 @@ enum img_compress { IMG_COMPRESS_ZLIB, IMG_COMPRESS_ZSTD };
 
 struct img_walk_layout;
 struct img_writer_ops;
+struct img_check_ctx;
 struct img_opts;
 struct img_opt_desc;
 
@@ -69,6 +70,9 @@ struct img_driver {
 	int (*create)(struct img *img, const struct img_opts *o);
 	/* Filling an image opened writable (writer.h); NULL: read-only. */
 	const struct img_writer_ops *writer;
+	/* Check (and with c->fix repair) the image, opened with
+	 * img_open_opts.check (check.h); NULL: nothing to check (raw). */
+	int (*check)(struct img_check_ctx *c);
 };
 
 /* raw.c, for every format's create: zero bytes [off, off+n) of io; size
@@ -128,6 +132,8 @@ struct img {
 
 	/* Writing (writer.h). */
 	int writable;            /* opened with img_open_opts.writable */
+	int checking;            /* opened for img_check: drivers leave table
+				  * problems to the check to report */
 	int write_in_place;      /* the writer edits an existing image (not a
 				  * new temporary one): it must order and
 				  * flush its writes, and mark the image

@@ -1,0 +1,134 @@
+/* check.c: the format-independent part of checking: dispatch, problem lines, reference counts, giving leaked space back. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+int img_check(struct img *img, const struct img_check_opts *o,
+	      struct img_check *res)
+{
+	struct img_check_ctx c = {
+		.img = img, .fix = o->fix, .res = res,
+		.msg = o->msg, .msg_arg = o->msg_arg,
+		.progress = o->progress, .progress_arg = o->progress_arg,
+	};
+
+	memset(res, 0, sizeof(*res));
+	res->dirty = img->dirty;
+	if (o->fix && !img->writable)
+		return img_error(img, -EBADF, "repair needs the image opened writable");
+	/* raw has no metadata: always clean. */
+	if (!img->drv->check)
+		return 0;
+	return img->drv->check(&c);
+}
+
+void img_check_say(struct img_check_ctx *c, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (!c->msg)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	c->msg(line, c->msg_arg);
+}
+
+int img_refs_init(struct img_check_ctx *c, struct img_refs *r,
+		  uint64_t file_size, unsigned cluster_bits)
+{
+	uint64_t cs = 1ULL << cluster_bits;
+
+	r->cluster_bits = cluster_bits;
+	r->nclusters = file_size / cs + (file_size % cs != 0);
+	r->count = calloc(r->nclusters ? r->nclusters : 1, sizeof(*r->count));
+	if (!r->count)
+		return img_error(c->img, -ENOMEM,
+				 "cannot allocate reference counts for %llu clusters",
+				 (unsigned long long)r->nclusters);
+	return 0;
+}
+
+void img_refs_free(struct img_refs *r)
+{
+	free(r->count);
+	r->count = NULL;
+}
+
+uint64_t img_refs_add(struct img_refs *r, uint64_t off, uint64_t len)
+{
+	uint64_t first, last, past = 0;
+
+	if (!len)
+		return 0;
+	first = off >> r->cluster_bits;
+	last = (off + len - 1) >> r->cluster_bits;
+	if (off + len < off)
+		last = UINT64_MAX >> r->cluster_bits;
+	for (uint64_t cl = first; cl <= last; cl++) {
+		if (cl >= r->nclusters) {
+			past += last - cl + 1;
+			break;
+		}
+		if (r->count[cl] < IMG_REFS_MAX)
+			r->count[cl]++;
+	}
+	return past;
+}
+
+int img_reclaim_leaks(struct img_check_ctx *c, const struct img_refs *r,
+		      uint64_t first_cluster)
+{
+	struct img *img = c->img;
+	uint64_t cs = 1ULL << r->cluster_bits, end = r->nclusters, cl;
+	int ret;
+
+	/* Trailing leaks: the file ends after the last used cluster. */
+	while (end > first_cluster && !r->count[end - 1])
+		end--;
+	if (end < r->nclusters) {
+		uint64_t n = r->nclusters - end;
+
+		ret = img_io_flush(img->io);
+		if (ret == 0)
+			ret = img_io_truncate(img->io, end * cs);
+		if (ret < 0)
+			return img_error(img, ret, "cannot truncate to 0x%llx: %s",
+					 (unsigned long long)(end * cs),
+					 img_strerror(ret));
+		img_check_say(c, "Truncated %llu leaked clusters at the end of the file (from offset 0x%llx)",
+			      (unsigned long long)n,
+			      (unsigned long long)(end * cs));
+		c->res->leaks_fixed += n;
+		c->res->bytes_reclaimed += n * cs;
+	}
+	/* Leaks inside: holes, runs at a time. */
+	for (cl = first_cluster; cl < end;) {
+		uint64_t n = 0;
+
+		if (r->count[cl]) {
+			cl++;
+			continue;
+		}
+		while (cl + n < end && !r->count[cl + n])
+			n++;
+		ret = img_io_punch(img->io, cl * cs, n * cs);
+		if (ret < 0 && ret != -EOPNOTSUPP)
+			return img_error(img, ret, "cannot punch a hole at 0x%llx: %s",
+					 (unsigned long long)(cl * cs),
+					 img_strerror(ret));
+		if (ret == 0) {
+			img_check_say(c, "Punched a hole over %llu leaked clusters at offset 0x%llx",
+				      (unsigned long long)n,
+				      (unsigned long long)(cl * cs));
+			c->res->bytes_reclaimed += n * cs;
+		}
+		cl += n;
+	}
+	return 0;
+}
