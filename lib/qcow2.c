@@ -150,7 +150,8 @@ static int check_refcounts(struct img *img, const struct img_qcow2 *q)
 			  entries, 8, QCOW2_MAX_REFTABLE_BYTES);
 	if (ret < 0)
 		return ret;
-	if (h->reftable_offset + entries * 8 > img->file_size)
+	/* img-check reports it (QEMU reads past the end as zeros). */
+	if (h->reftable_offset + entries * 8 > img->file_size && !img->checking)
 		return img_error(img, IMG_E_CORRUPT,
 				 "refcount table at 0x%llx: offset beyond end of file",
 				 (unsigned long long)h->reftable_offset);
@@ -489,7 +490,17 @@ static int read_l1(struct img *img, struct img_qcow2 *q)
 		return img_error(img, -ENOMEM, "cannot allocate L1 table (%zu bytes)",
 				 bytes);
 	}
-	ret = img_read_meta(img, "L1 table", raw, bytes, q->h.l1_offset);
+	if (img->checking) {
+		/* past end of file reads as zeros; the check reports it */
+		ret = img_io_read_zfill(img->io, raw, bytes, q->h.l1_offset);
+		if (ret < 0)
+			img_error(img, ret, "cannot read L1 table at 0x%llx: %s",
+				  (unsigned long long)q->h.l1_offset,
+				  img_strerror(ret));
+	} else {
+		ret = img_read_meta(img, "L1 table", raw, bytes,
+				    q->h.l1_offset);
+	}
 	for (uint32_t i = 0; ret == 0 && i < q->h.l1_size; i++)
 		q->l1[i] = get_be64(raw + 8 * (size_t)i);
 	free(raw);
@@ -593,6 +604,33 @@ static int check_header(struct img *img, struct img_qcow2 *q)
 	return 0;
 }
 
+/* The snapshot table and bitmap directory; opened for img-check, their
+ * problems are left for the check to report. */
+static int read_tables_for_check(struct img *img, struct img_qcow2 *q)
+{
+	int ret = img_qcow2_read_snapshots(img, q);
+
+	q->nb_snap_ok = q->h.nb_snapshots;
+	if (ret < 0 && img->checking && ret != -ENOMEM) {
+		q->snap_problem = strdup(img->errmsg);
+		q->nb_snap_ok = img->nsnapshots ? img->nsnapshots - 1 : 0;
+		img->err = 0;
+		img->errmsg[0] = 0;
+		if (!q->snap_problem)
+			return -ENOMEM;
+		ret = 0;
+	}
+	if (ret < 0)
+		return ret;
+	ret = img_qcow2_read_bitmaps(img, q);
+	if (ret < 0 && img->checking && ret != -ENOMEM) {
+		img->err = 0;
+		img->errmsg[0] = 0;
+		ret = 0;
+	}
+	return ret;
+}
+
 static int qcow2_open_priv(struct img *img, struct img_qcow2 *q)
 {
 	uint8_t *hdr = NULL;
@@ -610,8 +648,7 @@ static int qcow2_open_priv(struct img *img, struct img_qcow2 *q)
 	    (ret = resolve_data_file(img, q)) < 0 ||
 	    (ret = read_backing_name(img, q)) < 0 ||
 	    (ret = read_l1(img, q)) < 0 ||
-	    (ret = img_qcow2_read_snapshots(img, q)) < 0 ||
-	    (ret = img_qcow2_read_bitmaps(img, q)) < 0)
+	    (ret = read_tables_for_check(img, q)) < 0)
 		return ret;
 	q->l2_cache = img_tcache_new(q->cluster_size, L2_CACHE_SLOTS);
 	if (!q->l2_cache)
@@ -634,6 +671,7 @@ static void qcow2_close(struct img *img)
 		free(q->incompat_names[i]);
 	free(q->data_file_name);
 	free(q->snap_l1);
+	free(q->snap_problem);
 	free(q->reftable);
 	img_tcache_free(q->refblock_cache);
 	free(q);
@@ -664,4 +702,5 @@ const struct img_driver img_qcow2_driver = {
 	.create_opts = img_qcow2_create_opts,
 	.create = img_qcow2_create,
 	.writer = &img_qcow2_writer,
+	.check = img_qcow2_check,
 };

@@ -118,6 +118,8 @@ struct img_qcow2 {
 
 	struct img_qcow2_snap_l1 *snap_l1;  /* h.nb_snapshots entries */
 	uint64_t snapshot_table_len;
+	uint32_t nb_snap_ok;       /* entries of snap_l1 read and valid */
+	char *snap_problem;        /* check open: why the table was cut short */
 
 	uint64_t *reftable;        /* decoded on first use */
 	uint64_t reftable_entries;
@@ -162,6 +164,10 @@ int img_qcow2_refcount(struct img *img, uint64_t cluster, uint64_t *refcount);
 uint64_t img_qcow2_refblock_get(const uint8_t *blk, uint64_t j, unsigned order);
 void img_qcow2_refblock_set(uint8_t *blk, uint64_t j, unsigned order,
 			    uint64_t v);
+
+/* qcow2_check.c: img-check (check.h). */
+struct img_check_ctx;
+int img_qcow2_check(struct img_check_ctx *c);
 
 /* qcow2_create.c: the creation options and the image writer. */
 #include "opts.h"
