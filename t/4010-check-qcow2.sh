@@ -229,7 +229,28 @@ test_expect_success 'crash with lazy refcounts (qemu-io abort)' '
 	repaired lazy.qcow2 all
 '
 
+# For each kind of image: its first L1 entry cleared (references lost),
+# and its first refcount table entry cleared (refcount 0 everywhere).
+test_expect_success 'lost L2 table and lost refcount block, every kind of image' '
+	for f in v2 small rc1 rc64 snap bitmap comp ext df; do
+		l1=$(img-poke $f.qcow2 40 read be64) &&
+		rt=$(img-poke $f.qcow2 48 read be64) &&
+		damage $f.qcow2 $f-l1.qcow2 $l1 be64 0 &&
+		same_check $f-l1.qcow2 &&
+		repaired $f-l1.qcow2 leaks &&
+		repaired $f-l1.qcow2 all &&
+		damage $f.qcow2 $f-rt.qcow2 $rt be64 0 &&
+		same_check $f-rt.qcow2 &&
+		test_expect_code 1 img-check -r leaks $f-rt.qcow2 &&
+		repaired $f-rt.qcow2 all || return 1
+	done
+'
+
 test_expect_success 'killed at every write of a repair' '
+	crash_loop snap-rt.qcow2 all &&
+	crash_loop bitmap-rt.qcow2 all &&
+	crash_loop rc1-rt.qcow2 all &&
+	crash_loop snap-l1.qcow2 leaks &&
 	crash_loop lost.qcow2 leaks &&
 	crash_loop lost.qcow2 all &&
 	crash_loop leak.qcow2 leaks &&
