@@ -610,14 +610,10 @@ static int read_tables_for_check(struct img *img, struct img_qcow2 *q)
 {
 	int ret = img_qcow2_read_snapshots(img, q);
 
-	q->nb_snap_ok = q->h.nb_snapshots;
+	/* qcow2_check.c reads the snapshot table again, its own way */
 	if (ret < 0 && img->checking && ret != -ENOMEM) {
-		q->snap_problem = strdup(img->errmsg);
-		q->nb_snap_ok = img->nsnapshots ? img->nsnapshots - 1 : 0;
 		img->err = 0;
 		img->errmsg[0] = 0;
-		if (!q->snap_problem)
-			return -ENOMEM;
 		ret = 0;
 	}
 	if (ret < 0)
@@ -671,7 +667,6 @@ static void qcow2_close(struct img *img)
 		free(q->incompat_names[i]);
 	free(q->data_file_name);
 	free(q->snap_l1);
-	free(q->snap_problem);
 	free(q->reftable);
 	img_tcache_free(q->refblock_cache);
 	free(q);

@@ -118,8 +118,6 @@ struct img_qcow2 {
 
 	struct img_qcow2_snap_l1 *snap_l1;  /* h.nb_snapshots entries */
 	uint64_t snapshot_table_len;
-	uint32_t nb_snap_ok;       /* entries of snap_l1 read and valid */
-	char *snap_problem;        /* check open: why the table was cut short */
 
 	uint64_t *reftable;        /* decoded on first use */
 	uint64_t reftable_entries;

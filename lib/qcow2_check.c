@@ -368,47 +368,97 @@ static int walk_l1(struct q2c *k, uint64_t l1_off, uint32_t l1_size,
 
 /* ---- the other structures --------------------------------------------- */
 
+/* One snapshot's L1 tree, unless its table entry is unusable (as QEMU:
+ * a corruption, and the snapshot is skipped). */
+static int count_snapshot(struct q2c *k, const uint8_t *fixed,
+			  const char *id, const char *name)
+{
+	uint64_t l1_off = get_be64(fixed);
+	uint32_t l1_size = get_be32(fixed + 8);
+
+	if (l1_off & (k->cs - 1)) {
+		img_check_say(k->c, "ERROR snapshot %s (%s) l1_offset=%#llx: L1 table is not cluster aligned; snapshot table entry corrupted",
+			      id, name, (unsigned long long)l1_off);
+		corrupt(k);
+		return 0;
+	}
+	if ((uint64_t)l1_size * 8 > QCOW2_MAX_L1_BYTES) {
+		img_check_say(k->c, "ERROR snapshot %s (%s) l1_size=%#x: L1 table is too large; snapshot table entry corrupted",
+			      id, name, l1_size);
+		corrupt(k);
+		return 0;
+	}
+	return walk_l1(k, l1_off, l1_size, 0);
+}
+
+/* Entry i at *pos of the snapshot table: its tree; *pos moves past it. */
+static int count_snapshot_entry(struct q2c *k, uint32_t i, uint64_t *pos,
+				char *var)
+{
+	uint64_t at = k->q->h.snapshots_offset + *pos;
+	uint8_t fixed[QCOW2_SNAPSHOT_FIXED_LEN];
+	uint32_t extra;
+	uint16_t id_len, name_len;
+	int ret;
+
+	ret = read_meta(k, "snapshot table", fixed, sizeof(fixed), at);
+	if (ret < 0)
+		return ret;
+	id_len = get_be16(fixed + 12);
+	name_len = get_be16(fixed + 14);
+	extra = get_be32(fixed + 36);
+	if (extra > QCOW2_MAX_SNAPSHOT_EXTRA)
+		return img_error(k->img, IMG_E_CORRUPT,
+				 "snapshot %u at 0x%llx: extra data too large (%u bytes)",
+				 i, (unsigned long long)at, extra);
+	ret = read_meta(k, "snapshot table", var, (size_t)id_len + name_len,
+			at + QCOW2_SNAPSHOT_FIXED_LEN + extra);
+	if (ret < 0)
+		return ret;
+	/* id and name, each NUL-terminated in var */
+	memmove(var + id_len + 1, var + id_len, name_len);
+	var[id_len] = 0;
+	var[id_len + 1 + name_len] = 0;
+	*pos = img_qcow2_align8(*pos + QCOW2_SNAPSHOT_FIXED_LEN + extra +
+				id_len + name_len);
+	return count_snapshot(k, fixed, var, var + id_len + 1);
+}
+
 static int count_snapshots(struct q2c *k)
 {
 	struct img_qcow2 *q = k->q;
-	int ret;
+	uint64_t pos = 0;
+	char *var;
+	int ret = 0;
 
 	if (q->has_data_file && q->h.nb_snapshots) {
 		img_check_say(k->c, "ERROR %u snapshots in image with data file",
 			      q->h.nb_snapshots);
 		corrupt(k);
 	}
-	if (q->snap_problem) {
-		img_check_say(k->c, "ERROR snapshot table: %s", q->snap_problem);
+	var = malloc(2 * 65536 + 2);
+	if (!var)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < q->h.nb_snapshots && ret == 0; i++) {
+		ret = count_snapshot_entry(k, i, &pos, var);
+		if (ret == 0 && pos > QCOW2_MAX_SNAPSHOT_TABLE)
+			ret = img_error(k->img, IMG_E_CORRUPT,
+					"snapshot table at 0x%llx larger than %u bytes",
+					(unsigned long long)q->h.snapshots_offset,
+					QCOW2_MAX_SNAPSHOT_TABLE);
+	}
+	free(var);
+	if (ret == IMG_E_CORRUPT) {
+		/* the unread snapshots' clusters would look leaked: no
+		 * repair, as QEMU, whose check fails there */
 		corrupt(k);
-		/* the unread snapshots' clusters would look leaked */
-		if (k->c->fix)
-			return img_error(k->img, IMG_E_CORRUPT,
-					 "cannot repair with an unreadable snapshot table: %s",
-					 q->snap_problem);
+		img_check_say(k->c, "ERROR snapshot table: %s",
+			      img_errmsg(k->img));
+		return ret;
 	}
-	for (uint32_t i = 0; i < q->nb_snap_ok; i++) {
-		const struct img_qcow2_snap_l1 *s = &q->snap_l1[i];
-		const struct img_snapshot *sn = &k->img->snapshots[i];
-
-		if (s->offset & (k->cs - 1)) {
-			img_check_say(k->c, "ERROR snapshot %s (%s) l1_offset=%#llx: L1 table is not cluster aligned; snapshot table entry corrupted",
-				      sn->id, sn->name,
-				      (unsigned long long)s->offset);
-			corrupt(k);
-			continue;
-		}
-		if ((uint64_t)s->size * 8 > QCOW2_MAX_L1_BYTES) {
-			img_check_say(k->c, "ERROR snapshot %s (%s) l1_size=%#x: L1 table is too large; snapshot table entry corrupted",
-				      sn->id, sn->name, s->size);
-			corrupt(k);
-			continue;
-		}
-		ret = walk_l1(k, s->offset, s->size, 0);
-		if (ret < 0)
-			return ret;
-	}
-	inc_refs(k, q->h.snapshots_offset, q->snapshot_table_len);
+	if (ret < 0)
+		return ret;
+	inc_refs(k, q->h.snapshots_offset, pos);
 	return 0;
 }
 

@@ -229,6 +229,19 @@ test_expect_success 'crash with lazy refcounts (qemu-io abort)' '
 	repaired lazy.qcow2 all
 '
 
+test_expect_success 'snapshot table entries with a misaligned L1 table' '
+	so=$(img-poke snap.qcow2 64 read be64) &&
+	damage snap.qcow2 snap-l1a.qcow2 $so be64 $((0xd0200)) &&
+	same_check snap-l1a.qcow2 &&
+	grep "ERROR snapshot 1 (one) l1_offset=0xd0200" o.err &&
+	cp snap-l1a.qcow2 a.qcow2 &&
+	cp snap-l1a.qcow2 b.qcow2 &&
+	test_expect_code 2 qemu-img check -r leaks a.qcow2 &&
+	test_expect_code 2 img-check -r leaks b.qcow2 &&
+	qemu-img compare -q snap-l1a.qcow2 b.qcow2 &&
+	same_check b.qcow2
+'
+
 # For each kind of image: its first L1 entry cleared (references lost),
 # and its first refcount table entry cleared (refcount 0 everywhere).
 test_expect_success 'lost L2 table and lost refcount block, every kind of image' '
