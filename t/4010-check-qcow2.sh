@@ -203,6 +203,21 @@ test_expect_success 'tables and data past the end of the file' '
 	grep "guest range 0x10000..0x1ffff lost its data" r.err
 '
 
+test_expect_success 'compressed cluster past the end of the file, and with COPIED' '
+	l1=$(img-poke comp.qcow2 40 read be64) &&
+	l2=$(img-poke comp.qcow2 $((l1 + 4)) read be32) &&
+	damage comp.qcow2 ceof.qcow2 $l2 be64 0x4000000010000000 &&
+	same_check ceof.qcow2 &&
+	grep "exceeding the end of the file" o.err &&
+	cp ceof.qcow2 fixed.qcow2 &&
+	img-check -r all fixed.qcow2 &&
+	qemu-img check fixed.qcow2 &&
+	hi=$(img-poke comp.qcow2 $l2 read be32) &&
+	damage comp.qcow2 ccopied.qcow2 $l2 be32 $((hi | 0x80000000)) &&
+	same_check ccopied.qcow2 &&
+	grep "copied flag must never be set for compressed clusters" o.err
+'
+
 test_expect_success 'truncated file' '
 	cp good.qcow2 trunc.qcow2 &&
 	truncate -s $((0x70000)) trunc.qcow2 &&
