@@ -650,8 +650,8 @@ static int qcow2_open_priv(struct img *img, struct img_qcow2 *q)
 	if (!q->l2_cache)
 		return img_error(img, -ENOMEM, "cannot allocate L2 cache");
 	set_props(img, q);
-	/* img-check hooks in here: q->h holds the refcount table location and
-	 * q->snap_l1 the snapshot trees it must walk besides q->l1. */
+	/* img-check (qcow2_check.c) starts from q->h and q->l1 and reads
+	 * the rest itself. */
 	return 0;
 }
 
