@@ -49,7 +49,7 @@ static int qed_probe(const uint8_t *buf, size_t len)
 }
 
 /* Why off cannot hold a cluster, or NULL if it can. */
-static const char *cluster_offset_problem(const struct qed *q, uint64_t off)
+const char *img_qed_cluster_problem(const struct qed *q, uint64_t off)
 {
 	if (off & (q->h.cluster_size - 1))
 		return "offset not cluster aligned";
@@ -62,14 +62,14 @@ static const char *cluster_offset_problem(const struct qed *q, uint64_t off)
 
 /* Why off cannot hold a table, or NULL if it can. Unlike QEMU 7.2 this
  * accepts one-cluster tables. */
-static const char *table_offset_problem(const struct qed *q, uint64_t off)
+const char *img_qed_table_problem(const struct qed *q, uint64_t off)
 {
 	uint64_t last = off + (uint64_t)(q->h.table_size - 1) * q->h.cluster_size;
-	const char *why = cluster_offset_problem(q, off);
+	const char *why = img_qed_cluster_problem(q, off);
 
 	if (why)
 		return why;
-	if (last < off || cluster_offset_problem(q, last))
+	if (last < off || img_qed_cluster_problem(q, last))
 		return "table runs past end of file";
 	return NULL;
 }
@@ -130,8 +130,9 @@ static int check_header(struct img *img, struct qed *q)
 		return ret;
 	q->header_bytes = (uint64_t)h->header_size * h->cluster_size;
 	q->file_size = img->file_size & ~(uint64_t)(h->cluster_size - 1);
-	why = table_offset_problem(q, h->l1_table_offset);
-	if (why)
+	why = img_qed_table_problem(q, h->l1_table_offset);
+	/* A check reports a misplaced L1 table itself. */
+	if (why && !img->checking)
 		return img_error(img, IMG_E_CORRUPT,
 				 "L1 table at 0x%llx: %s",
 				 (unsigned long long)h->l1_table_offset, why);
@@ -149,9 +150,19 @@ static int read_l1(struct img *img, struct qed *q)
 		return img_error(img, -ENOMEM, "cannot allocate L1 table");
 	/* Decode in place: each 8-byte slot becomes its host-order value. */
 	raw = (uint8_t *)q->l1;
-	ret = img_read_meta(img, "L1 table", raw, bytes, q->h.l1_table_offset);
-	if (ret < 0)
-		return ret;
+	if (img->checking) {
+		/* What the file holds of it; the check reports the rest. */
+		ret = img_io_read_zfill(img->io, raw, bytes, q->h.l1_table_offset);
+		if (ret < 0)
+			return img_error(img, ret, "cannot read L1 table at 0x%llx: %s",
+					 (unsigned long long)q->h.l1_table_offset,
+					 img_strerror(ret));
+	} else {
+		ret = img_read_meta(img, "L1 table", raw, bytes,
+				    q->h.l1_table_offset);
+		if (ret < 0)
+			return ret;
+	}
 	for (uint64_t i = 0; i < q->l1_entries; i++)
 		q->l1[i] = get_le64(raw + i * 8);
 	return 0;
@@ -282,7 +293,7 @@ static const char *decode(const struct qed *q, uint64_t entry,
 	e->kind = IMG_EXT_DATA;
 	e->flags = IMG_EXT_F_OFFSET;
 	e->host = entry;
-	return cluster_offset_problem(q, entry);
+	return img_qed_cluster_problem(q, entry);
 }
 
 /* Fill e's kind and host for one L2 entry at guest pos. */
@@ -335,7 +346,7 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 					     pos, end);
 		return 0;
 	}
-	why = table_offset_problem(q, l2_off);
+	why = img_qed_table_problem(q, l2_off);
 	if (why)
 		return img_error(img, IMG_E_CORRUPT,
 				 "L1 entry for guest offset 0x%llx: L2 table at 0x%llx: %s",
@@ -386,7 +397,7 @@ static int qed_walk_layout(struct img *img, struct img_walk_layout *lay)
 		.l2_bytes = q->nelems * 8,
 		.entry_bytes = 8,
 		.cluster_size = q->h.cluster_size,
-		.table_align = q->h.cluster_size,	/* as table_offset_problem() */
+		.table_align = q->h.cluster_size,	/* as img_qed_table_problem() */
 		.min_offset = q->header_bytes,
 		.decode = walk_decode,
 	};
@@ -403,4 +414,5 @@ const struct img_driver img_qed_driver = {
 	.create_opts = img_qed_create_opts,
 	.create = img_qed_create,
 	.writer = &img_qed_writer,
+	.check = img_qed_check,
 };

@@ -57,6 +57,15 @@ struct qed {
 
 void img_qed_decode_header(const uint8_t *buf, struct img_qed_header *h);
 
+/* Why off cannot hold a cluster (or a table_size-cluster table), or NULL
+ * if it can: alignment, header, end of file (rounded down). */
+const char *img_qed_cluster_problem(const struct qed *q, uint64_t off);
+const char *img_qed_table_problem(const struct qed *q, uint64_t off);
+
+/* qed_check.c: the driver's check. */
+struct img_check_ctx;
+int img_qed_check(struct img_check_ctx *c);
+
 /* Largest virtual size the geometry can address (saturating). */
 uint64_t img_qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
 

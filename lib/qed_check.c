@@ -1,0 +1,301 @@
+/* qed_check.c: QED check and repair: per-cluster references, misplaced tables and entries, leaks (trailing ones too), need-check. */
+#include <errno.h>
+#include <string.h>
+
+#include "endian.h"
+#include "qed.h"
+#include "relocate.h"
+#include "walk.h"
+
+struct qchk {
+	struct img_check_ctx *c;
+	struct qed *q;
+	struct img_refs refs;
+	struct img_owners owners;    /* only when repairing leaks */
+	uint64_t prev;               /* last data offset in this table, or 0 */
+	uint64_t unfixed;            /* corruptions that remain */
+};
+
+/* Guest bytes one L1 entry maps. */
+static uint64_t l1_span(const struct qed *q)
+{
+	return 1ULL << q->l1_shift;
+}
+
+static int write_le64(struct img_check_ctx *c, const char *what, uint64_t off,
+		      uint64_t v)
+{
+	uint8_t buf[8];
+	int ret;
+
+	put_le64(buf, v);
+	ret = img_io_pwrite(c->img->io, buf, sizeof(buf), off);
+	if (ret < 0)
+		return img_error(c->img, ret, "cannot write %s at 0x%llx: %s",
+				 what, (unsigned long long)off, img_strerror(ret));
+	return 0;
+}
+
+static int set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
+{
+	struct qed *q = c->img->priv;
+	int ret = write_le64(c, "L1 entry", q->h.l1_table_offset + idx * 8, host);
+
+	if (ret == 0)
+		q->l1[idx] = host;
+	return ret;
+}
+
+static int set_l2_entry(struct img_check_ctx *c, uint64_t entry_off,
+			uint64_t host)
+{
+	return write_le64(c, "L2 entry", entry_off, host);
+}
+
+static uint64_t table_at(struct img_check_ctx *c, uint64_t idx)
+{
+	const struct qed *q = c->img->priv;
+
+	return q->l1[idx];
+}
+
+/* An L1 entry whose table cannot be read: with -r all it is cleared and
+ * its guest range reads from the backing file (or as zeros). */
+static int bad_table(struct qchk *k, uint64_t idx, uint64_t off,
+		     const char *why)
+{
+	struct img_check_ctx *c = k->c;
+	uint64_t guest = idx * l1_span(k->q);
+	int ret;
+
+	if (c->fix != IMG_CHECK_FIX_ALL) {
+		img_check_say(c, "ERROR L2 table at 0x%llx for guest offset 0x%llx: %s",
+			      (unsigned long long)off,
+			      (unsigned long long)guest, why);
+		c->res->corruptions++;
+		k->unfixed++;
+		return 0;
+	}
+	ret = set_l1(c, idx, 0);
+	if (ret < 0)
+		return ret;
+	img_check_say(c, "Repairing L2 table at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx lost its data",
+		      (unsigned long long)off, (unsigned long long)guest, why,
+		      (unsigned long long)guest,
+		      (unsigned long long)(img_min_u64(guest + l1_span(k->q),
+						       c->img->size) - 1));
+	c->res->corruptions_fixed++;
+	return 0;
+}
+
+static int walk_bad_table(struct img *img, uint64_t idx, uint64_t entry,
+			  enum img_walk_problem why, void *arg)
+{
+	(void)img;
+	return bad_table(arg, idx, entry, img_walk_problem_str(why));
+}
+
+static int walk_table(struct img *img, uint64_t idx, uint64_t off, void *arg)
+{
+	struct qchk *k = arg;
+	struct qed *q = k->q;
+	uint64_t bytes = q->nelems * 8, past, twice;
+	const char *why = img_qed_table_problem(q, off);
+	int ret;
+
+	(void)img;
+	k->prev = 0;
+	if (why) {
+		ret = bad_table(k, idx, off, why);
+		return ret < 0 ? ret : IMG_WALK_SKIP;
+	}
+	twice = img_refs_claim(&k->refs, NULL, 0, off, bytes, &past);
+	img_owners_set(&k->owners, q->cluster_bits, off, bytes, IMG_OWN_TABLE,
+		       idx);
+	if (twice) {
+		/* Not skipped (unlike qemu-img): its data clusters are still
+		 * referenced and must not pass for leaks. */
+		img_check_say(k->c, "ERROR L2 table at 0x%llx for guest offset 0x%llx: %llu of its clusters are referenced more than once",
+			      (unsigned long long)off,
+			      (unsigned long long)(idx * l1_span(q)),
+			      (unsigned long long)twice);
+		k->c->res->corruptions += twice;
+		k->unfixed += twice;
+	}
+	return 0;
+}
+
+static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
+{
+	struct qchk *k = arg;
+	struct img_check_ctx *c = k->c;
+	uint64_t cs = img->cluster_size, host = e->ext.host, past, twice;
+
+	if (e->ext.kind != IMG_EXT_DATA)
+		return 0;
+	c->res->allocated_clusters++;
+	if (k->prev && host != k->prev + cs)
+		c->res->fragmented_clusters++;
+	k->prev = host;
+	if (e->problem) {
+		if (c->fix != IMG_CHECK_FIX_ALL) {
+			img_check_say(c, "ERROR data cluster at 0x%llx for guest offset 0x%llx: %s",
+				      (unsigned long long)host,
+				      (unsigned long long)e->guest, e->problem);
+			c->res->corruptions++;
+			k->unfixed++;
+			return 0;
+		}
+		memset(e->raw, 0, 8);
+		img_check_say(c, "Repairing data cluster at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx lost its data",
+			      (unsigned long long)host,
+			      (unsigned long long)e->guest, e->problem,
+			      (unsigned long long)e->guest,
+			      (unsigned long long)(e->guest + cs - 1));
+		c->res->corruptions_fixed++;
+		return IMG_WALK_CHANGED;
+	}
+	twice = img_refs_claim(&k->refs, NULL, 0, host, cs, &past);
+	img_owners_set(&k->owners, k->q->cluster_bits, host, cs, IMG_OWN_DATA,
+		       e->entry_offset);
+	if (twice) {
+		/* Which entry holds the data cannot be known: not repaired. */
+		img_check_say(c, "ERROR cluster %llu (offset 0x%llx) for guest offset 0x%llx is referenced more than once",
+			      (unsigned long long)(host >> k->q->cluster_bits),
+			      (unsigned long long)host,
+			      (unsigned long long)e->guest);
+		c->res->corruptions++;
+		k->unfixed++;
+	}
+	return 0;
+}
+
+/* The header's clusters and the L1 table's, which the header places. */
+static void claim_header_and_l1(struct qchk *k)
+{
+	struct img_check_ctx *c = k->c;
+	struct qed *q = k->q;
+	uint64_t off = q->h.l1_table_offset, bytes = q->nelems * 8, past;
+	const char *why = img_qed_table_problem(q, off);
+
+	img_refs_mark(&k->refs, 0, q->header_bytes);
+	img_owners_set(&k->owners, q->cluster_bits, 0, q->header_bytes,
+		       IMG_OWN_FIXED, 0);
+	if (why) {
+		img_check_say(c, "ERROR L1 table at 0x%llx: %s",
+			      (unsigned long long)off, why);
+		c->res->corruptions++;
+		k->unfixed++;
+	}
+	if (img_refs_claim(&k->refs, NULL, 0, off, bytes, &past) && !why) {
+		img_check_say(c, "ERROR L1 table at 0x%llx overlaps the header",
+			      (unsigned long long)off);
+		c->res->corruptions++;
+		k->unfixed++;
+	}
+	img_owners_set(&k->owners, q->cluster_bits, off, bytes, IMG_OWN_FIXED, 0);
+}
+
+static int flush_or_fail(struct img_check_ctx *c)
+{
+	int ret = img_io_flush(c->img->io);
+
+	if (ret < 0)
+		return img_error(c->img, ret, "cannot flush '%s': %s",
+				 c->img->path, img_strerror(ret));
+	return 0;
+}
+
+/* Once nothing is left to repair, the image no longer needs a check; the
+ * table fixes are flushed before the header says so. */
+static int clear_need_check(struct qchk *k)
+{
+	struct img_check_ctx *c = k->c;
+	struct qed *q = k->q;
+	int ret;
+
+	if (!(q->h.features & IMG_QED_F_NEED_CHECK))
+		return 0;
+	ret = flush_or_fail(c);
+	if (ret == 0)
+		ret = write_le64(c, "header features", 16,
+				 q->h.features & ~IMG_QED_F_NEED_CHECK);
+	if (ret == 0)
+		ret = flush_or_fail(c);
+	if (ret < 0)
+		return ret;
+	q->h.features &= ~IMG_QED_F_NEED_CHECK;
+	c->img->dirty = 0;
+	img_check_say(c, "Cleared the need-check flag");
+	return 0;
+}
+
+static const struct img_walk_cb walk_cb = {
+	.table = walk_table,
+	.bad_table = walk_bad_table,
+	.entry = walk_entry,
+};
+
+static int check_tables(struct qchk *k)
+{
+	struct img *img = k->c->img;
+	struct img_walk_layout lay;
+	int ret = img->drv->walk_layout(img, &lay);
+
+	if (ret == 0)
+		ret = img_walk(img, &lay, &walk_cb, k);
+	if (ret < 0 && !img->writable) {
+		/* A table that cannot be read: the check is incomplete, so
+		 * leaks are not counted (they could be its clusters). */
+		img_check_say(k->c, "ERROR %s", img_errmsg(img));
+		k->c->res->check_errors++;
+		return 0;
+	}
+	return ret;
+}
+
+int img_qed_check(struct img_check_ctx *c)
+{
+	struct img *img = c->img;
+	struct qed *q = img->priv;
+	struct qchk k = { .c = c, .q = q };
+	const struct img_reloc_ops ops = {
+		.set_data = set_l2_entry, .set_table = set_l1,
+		.table_at = table_at, .table_clusters = q->h.table_size,
+	};
+	uint64_t cs = q->h.cluster_size, fsize;
+	int ret = img_io_size(img->io, &fsize);
+
+	if (ret < 0)
+		return img_error(img, ret, "cannot get size: %s",
+				 img_strerror(ret));
+	c->res->dirty = !!(q->h.features & IMG_QED_F_NEED_CHECK);
+	c->res->total_clusters = q->h.image_size / cs + !!(q->h.image_size % cs);
+	ret = img_refs_init(c, &k.refs, fsize, q->cluster_bits);
+	if (ret == 0 && c->fix)
+		ret = img_owners_init(c, &k.owners, k.refs.nclusters);
+	if (ret < 0)
+		goto out;
+	claim_header_and_l1(&k);
+	ret = check_tables(&k);
+	if (ret < 0 || c->res->check_errors)
+		goto out;
+	if (c->fix) {
+		/* The repaired tables are durable before anything moves. */
+		ret = flush_or_fail(c);
+		if (ret < 0)
+			goto out;
+	}
+	c->res->leaks = img_count_leaks(c, &k.refs, 0, 1);
+	if (c->fix && c->res->leaks) {
+		ret = img_compact_leaks(c, &k.refs, &k.owners, &ops, 0);
+		if (ret < 0)
+			goto out;
+	}
+	if (c->fix && !k.unfixed)
+		ret = clear_need_check(&k);
+out:
+	img_owners_free(&k.owners);
+	img_refs_free(&k.refs);
+	return ret;
+}

@@ -1,0 +1,79 @@
+/* relocate.h: what the qcow and QED checkers share: cluster owners, leak counting, and compacting a file by moving its last clusters into leaked ones. */
+#ifndef IMG_RELOCATE_H
+#define IMG_RELOCATE_H
+
+#include <stdint.h>
+
+#include "check.h"
+
+/*
+ * Who references each host cluster, so that a repair can move it: in
+ * qcow and QED every cluster has at most one owner (no refcounts), an L2
+ * entry for a data cluster or an L1 entry for an L2 table. Clusters that
+ * must stay where they are (header, L1 table, compressed streams, clusters
+ * referenced twice, tables not cluster aligned) are FIXED.
+ */
+enum img_owner_kind {
+	IMG_OWN_NONE,
+	IMG_OWN_DATA,      /* ref: file offset of the L2 entry */
+	IMG_OWN_TABLE,     /* ref: L1 index of the table */
+	IMG_OWN_FIXED,
+};
+
+struct img_owners {
+	uint64_t nclusters;
+	uint8_t *kind;
+	uint64_t *ref;
+};
+
+int img_owners_init(struct img_check_ctx *c, struct img_owners *o,
+		    uint64_t nclusters);
+void img_owners_free(struct img_owners *o);
+/* Record an owner for the clusters of [off, off+len); a second owner of a
+ * cluster makes it FIXED. */
+void img_owners_set(struct img_owners *o, unsigned cluster_bits, uint64_t off,
+		    uint64_t len, enum img_owner_kind kind, uint64_t ref);
+
+/* How the format repoints one reference (a single entry write; the
+ * caller flushes around it) and where an L2 table lives. */
+struct img_reloc_ops {
+	int (*set_data)(struct img_check_ctx *c, uint64_t entry_off,
+			uint64_t host);
+	int (*set_table)(struct img_check_ctx *c, uint64_t l1_index,
+			 uint64_t host);
+	uint64_t (*table_at)(struct img_check_ctx *c, uint64_t l1_index);
+	uint64_t table_clusters;     /* clusters one L2 table occupies */
+};
+
+/*
+ * Count one reference to each cluster of [off, off+len) in r (and, for a
+ * compressed stream, in cr too, which may be NULL otherwise). Returns how
+ * many clusters are now referenced twice in a way the format forbids
+ * (compressed streams may share clusters with each other); *past gets
+ * how many clusters lay past the end of the file.
+ */
+uint64_t img_refs_claim(struct img_refs *r, struct img_refs *cr, int compressed,
+			uint64_t off, uint64_t len, uint64_t *past);
+
+/* Mark the clusters of [off, off+len) used by metadata that may share
+ * clusters with each other (header, backing name, L1 table). */
+void img_refs_mark(struct img_refs *r, uint64_t off, uint64_t len);
+
+/* Leaked clusters from first on: unreferenced and holding data (a hole,
+ * e.g. one punched by an earlier repair, wastes nothing). With say, one
+ * line each. */
+uint64_t img_count_leaks(struct img_check_ctx *c, const struct img_refs *r,
+			 uint64_t first, int say);
+
+/*
+ * Repair leaks: move the last clusters of the file into leaked ones below
+ * them (copy, flush, repoint, flush), then give the rest back with
+ * img_reclaim_leaks (truncate the tail, punch holes inside). Sets
+ * res->leaks_fixed to the leaks that are gone. Every reference must be
+ * durable before this is called.
+ */
+int img_compact_leaks(struct img_check_ctx *c, struct img_refs *r,
+		      struct img_owners *o, const struct img_reloc_ops *ops,
+		      uint64_t first);
+
+#endif
