@@ -94,24 +94,13 @@ void img_refs_mark(struct img_refs *r, uint64_t off, uint64_t len)
 			r->count[cl] = 1;
 }
 
-/* Whether the file holds no data in cluster cl (all hole, or past EOF). */
-static int cluster_is_hole(struct img *img, uint64_t cl, unsigned bits)
-{
-	uint64_t off = cl << bits, start, end;
-	int ret = img_io_next_data(img->io, off, &start, &end);
-
-	if (ret == -ENXIO)
-		return 1;
-	return ret == 0 && start >= off + (1ULL << bits);
-}
-
 uint64_t img_count_leaks(struct img_check_ctx *c, const struct img_refs *r,
 			 uint64_t first, int say)
 {
 	uint64_t n = 0;
 
 	for (uint64_t cl = first; cl < r->nclusters; cl++) {
-		if (r->count[cl] || cluster_is_hole(c->img, cl, r->cluster_bits))
+		if (r->count[cl])
 			continue;
 		n++;
 		if (say)
@@ -209,10 +198,10 @@ static int move_clusters(struct img_check_ctx *c, struct img_refs *r,
 			    o->ref[cl] >= start << bits &&
 			    o->ref[cl] < (start + n) << bits)
 				o->ref[cl] -= delta;
-	img_check_say(c, "Relocated %s cluster%s %llu..%llu (offset 0x%llx) to cluster %llu (offset 0x%llx)",
-		      kind == IMG_OWN_DATA ? "data" : "L2 table",
-		      n > 1 ? "s" : "", (unsigned long long)start,
-		      (unsigned long long)(start + n - 1),
+	img_check_say(c, "Relocated %s (%llu cluster%s) from cluster %llu (offset 0x%llx) to cluster %llu (offset 0x%llx)",
+		      kind == IMG_OWN_DATA ? "data cluster" : "L2 table",
+		      (unsigned long long)n, n > 1 ? "s" : "",
+		      (unsigned long long)start,
 		      (unsigned long long)(start << bits),
 		      (unsigned long long)dst, (unsigned long long)(dst << bits));
 	return 0;
@@ -265,6 +254,25 @@ static int relocate(struct img_check_ctx *c, struct img_refs *r,
 	}
 }
 
+/* Leaks fixed: those no longer in the file (holes punched still count
+ * as leaks, as qemu-img sees them). */
+static int count_fixed(struct img_check_ctx *c, const struct img_refs *r,
+		       uint64_t first, uint64_t before)
+{
+	uint64_t size, after = 0, end;
+	int ret = img_io_size(c->img->io, &size);
+
+	if (ret < 0)
+		return img_error(c->img, ret, "cannot get size: %s",
+				 img_strerror(ret));
+	end = size >> r->cluster_bits;
+	end += (size & ((1ULL << r->cluster_bits) - 1)) != 0;
+	for (uint64_t cl = first; cl < end && cl < r->nclusters; cl++)
+		after += !r->count[cl];
+	c->res->leaks_fixed = before > after ? before - after : 0;
+	return 0;
+}
+
 int img_compact_leaks(struct img_check_ctx *c, struct img_refs *r,
 		      struct img_owners *o, const struct img_reloc_ops *ops,
 		      uint64_t first)
@@ -278,10 +286,5 @@ int img_compact_leaks(struct img_check_ctx *c, struct img_refs *r,
 		ret = img_reclaim_leaks(c, r, first);
 	if (ret < 0)
 		return ret;
-	{
-		uint64_t after = img_count_leaks(c, r, first, 0);
-
-		c->res->leaks_fixed = before > after ? before - after : 0;
-	}
-	return 0;
+	return count_fixed(c, r, first, before);
 }

@@ -59,9 +59,8 @@ uint64_t img_refs_claim(struct img_refs *r, struct img_refs *cr, int compressed,
  * clusters with each other (header, backing name, L1 table). */
 void img_refs_mark(struct img_refs *r, uint64_t off, uint64_t len);
 
-/* Leaked clusters from first on: unreferenced and holding data (a hole,
- * e.g. one punched by an earlier repair, wastes nothing). With say, one
- * line each. */
+/* Leaked clusters from first on: unreferenced ones (holes too, as
+ * qemu-img counts them). With say, one line each. */
 uint64_t img_count_leaks(struct img_check_ctx *c, const struct img_refs *r,
 			 uint64_t first, int say);
 
