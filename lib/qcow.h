@@ -64,6 +64,10 @@ struct img;
 extern const struct img_opt_desc img_qcow_create_opts[];
 int img_qcow_create(struct img *img, const struct img_opts *o);
 
+/* qcow_check.c: the driver's check (qemu-img has none for qcow). */
+struct img_check_ctx;
+int img_qcow_check(struct img_check_ctx *c);
+
 /* qcow_write.c: the sequential cluster writer (writer.h). */
 struct img_writer_ops;
 extern const struct img_writer_ops img_qcow_writer;

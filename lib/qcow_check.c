@@ -1,0 +1,320 @@
+/* qcow_check.c: qcow (v1) check and repair, which qemu-img lacks: per-cluster references, misplaced tables and entries, leaks. */
+#include <errno.h>
+#include <string.h>
+
+#include "endian.h"
+#include "qcow.h"
+#include "relocate.h"
+#include "walk.h"
+
+struct qchk {
+	struct img_check_ctx *c;
+	struct qcow *q;
+	uint64_t file_size;
+	struct img_refs refs;
+	struct img_refs crefs;       /* references by compressed streams */
+	struct img_owners owners;    /* only when repairing leaks */
+	uint64_t prev;               /* last data offset in this table, or 0 */
+	uint64_t unfixed;            /* corruptions that remain */
+};
+
+static unsigned l1_shift(const struct qcow *q)
+{
+	return q->h.cluster_bits + q->h.l2_bits;
+}
+
+static int write_be64(struct img_check_ctx *c, const char *what, uint64_t off,
+		      uint64_t v)
+{
+	uint8_t buf[8];
+	int ret;
+
+	put_be64(buf, v);
+	ret = img_io_pwrite(c->img->io, buf, sizeof(buf), off);
+	if (ret < 0)
+		return img_error(c->img, ret, "cannot write %s at 0x%llx: %s",
+				 what, (unsigned long long)off, img_strerror(ret));
+	return 0;
+}
+
+static int set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
+{
+	struct qcow *q = c->img->priv;
+	int ret = write_be64(c, "L1 entry", q->h.l1_table_offset + idx * 8, host);
+
+	if (ret == 0)
+		q->l1[idx] = host;
+	return ret;
+}
+
+static int set_l2_entry(struct img_check_ctx *c, uint64_t entry_off,
+			uint64_t host)
+{
+	return write_be64(c, "L2 entry", entry_off, host);
+}
+
+static uint64_t table_at(struct img_check_ctx *c, uint64_t idx)
+{
+	const struct qcow *q = c->img->priv;
+
+	return q->l1[idx];
+}
+
+/* The guest range [guest, guest+len) clipped to the virtual size, for
+ * "lost its data" lines. */
+static uint64_t range_end(const struct img *img, uint64_t guest, uint64_t len)
+{
+	return img_min_u64(guest + len, img->size) - 1;
+}
+
+static int bad_table(struct qchk *k, uint64_t idx, uint64_t off,
+		     const char *why)
+{
+	struct img_check_ctx *c = k->c;
+	uint64_t guest = idx << l1_shift(k->q);
+	int ret;
+
+	if (c->fix != IMG_CHECK_FIX_ALL) {
+		img_check_say(c, "ERROR L2 table at 0x%llx for guest offset 0x%llx: %s",
+			      (unsigned long long)off,
+			      (unsigned long long)guest, why);
+		c->res->corruptions++;
+		k->unfixed++;
+		return 0;
+	}
+	ret = set_l1(c, idx, 0);
+	if (ret < 0)
+		return ret;
+	img_check_say(c, "Repairing L2 table at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx lost its data",
+		      (unsigned long long)off, (unsigned long long)guest, why,
+		      (unsigned long long)guest,
+		      (unsigned long long)range_end(c->img, guest,
+						    1ULL << l1_shift(k->q)));
+	c->res->corruptions_fixed++;
+	return 0;
+}
+
+static int walk_bad_table(struct img *img, uint64_t idx, uint64_t entry,
+			  enum img_walk_problem why, void *arg)
+{
+	(void)img;
+	return bad_table(arg, idx, entry, img_walk_problem_str(why));
+}
+
+static int walk_table(struct img *img, uint64_t idx, uint64_t off, void *arg)
+{
+	struct qchk *k = arg;
+	uint64_t past, twice;
+
+	(void)img;
+	k->prev = 0;
+	twice = img_refs_claim(&k->refs, NULL, 0, off, k->q->l2_bytes, &past);
+	img_owners_set(&k->owners, k->q->h.cluster_bits, off, k->q->l2_bytes,
+		       IMG_OWN_TABLE, idx);
+	if (twice) {
+		img_check_say(k->c, "ERROR L2 table at 0x%llx for guest offset 0x%llx: %llu of its clusters are referenced more than once",
+			      (unsigned long long)off,
+			      (unsigned long long)(idx << l1_shift(k->q)),
+			      (unsigned long long)twice);
+		k->c->res->corruptions += twice;
+		k->unfixed += twice;
+	}
+	return 0;
+}
+
+/* Why a decodable entry still cannot be used: its bytes lie outside the
+ * file. NULL if they are inside. */
+static const char *extent_problem(const struct qchk *k,
+				  const struct img_extent *x, uint64_t *len)
+{
+	uint64_t end;
+
+	*len = x->flags & IMG_EXT_F_COMPRESSED ? x->clen
+					       : 1ULL << k->q->h.cluster_bits;
+	if (x->host < IMG_QCOW_HEADER_LEN)
+		return "offset inside the image header";
+	if (img_add_overflows(x->host, *len, &end) || end > k->file_size)
+		return "offset beyond end of file";
+	return NULL;
+}
+
+static void count_stats(struct qchk *k, const struct img_extent *x)
+{
+	struct img_check *res = k->c->res;
+	uint64_t cs = 1ULL << k->q->h.cluster_bits;
+
+	res->allocated_clusters++;
+	/* As qemu-img counts qcow2: a compressed cluster is always
+	 * fragmented and does not continue a run. */
+	if (x->flags & IMG_EXT_F_COMPRESSED) {
+		res->compressed_clusters++;
+		res->fragmented_clusters++;
+		return;
+	}
+	if (k->prev && x->host != k->prev + cs)
+		res->fragmented_clusters++;
+	k->prev = x->host;
+}
+
+static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
+{
+	struct qchk *k = arg;
+	struct img_check_ctx *c = k->c;
+	const struct img_extent *x = &e->ext;
+	int compressed = !!(x->flags & IMG_EXT_F_COMPRESSED);
+	uint64_t len, past, twice;
+	const char *why;
+
+	(void)img;
+	if (x->kind != IMG_EXT_DATA)
+		return 0;
+	count_stats(k, x);
+	why = e->problem ? e->problem : extent_problem(k, x, &len);
+	if (why) {
+		const char *what = compressed ? "compressed data" : "data cluster";
+
+		if (c->fix != IMG_CHECK_FIX_ALL) {
+			img_check_say(c, "ERROR %s at 0x%llx for guest offset 0x%llx: %s",
+				      what, (unsigned long long)x->host,
+				      (unsigned long long)e->guest, why);
+			c->res->corruptions++;
+			k->unfixed++;
+			return 0;
+		}
+		memset(e->raw, 0, 8);
+		img_check_say(c, "Repairing %s at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx lost its data",
+			      what, (unsigned long long)x->host,
+			      (unsigned long long)e->guest, why,
+			      (unsigned long long)e->guest,
+			      (unsigned long long)range_end(c->img, e->guest,
+							    x->length));
+		c->res->corruptions_fixed++;
+		return IMG_WALK_CHANGED;
+	}
+	twice = img_refs_claim(&k->refs, &k->crefs, compressed, x->host, len,
+			       &past);
+	img_owners_set(&k->owners, k->q->h.cluster_bits, x->host, len,
+		       compressed || (x->host & (len - 1)) ? IMG_OWN_FIXED
+							   : IMG_OWN_DATA,
+		       e->entry_offset);
+	if (twice) {
+		/* Which entry holds the data cannot be known: not repaired. */
+		img_check_say(c, "ERROR %s at 0x%llx for guest offset 0x%llx shares %llu cluster%s with other references",
+			      compressed ? "compressed data" : "data cluster",
+			      (unsigned long long)x->host,
+			      (unsigned long long)e->guest,
+			      (unsigned long long)twice, twice > 1 ? "s" : "");
+		c->res->corruptions++;
+		k->unfixed++;
+	}
+	return 0;
+}
+
+/* Header, backing file name and L1 table: metadata the header places,
+ * which may share clusters with each other (qemu-img create packs them). */
+static void claim_header_and_l1(struct qchk *k)
+{
+	struct img_check_ctx *c = k->c;
+	const struct img_qcow_header *h = &k->q->h;
+	uint64_t off = h->l1_table_offset, bytes = k->q->l1_size * 8, end;
+	uint64_t first_meta = IMG_QCOW_HEADER_LEN;
+	unsigned bits = h->cluster_bits;
+
+	img_refs_mark(&k->refs, 0, IMG_QCOW_HEADER_LEN);
+	img_owners_set(&k->owners, bits, 0, IMG_QCOW_HEADER_LEN,
+		       IMG_OWN_FIXED, 0);
+	if (h->backing_file_offset) {
+		img_refs_mark(&k->refs, h->backing_file_offset,
+			      h->backing_file_size);
+		img_owners_set(&k->owners, bits, h->backing_file_offset,
+			       h->backing_file_size, IMG_OWN_FIXED, 0);
+	}
+	if (img_add_overflows(off, bytes, &end) || end > k->file_size) {
+		img_check_say(c, "ERROR L1 table at 0x%llx (%llu bytes): runs past end of file",
+			      (unsigned long long)off,
+			      (unsigned long long)bytes);
+		c->res->corruptions++;
+		k->unfixed++;
+	} else if (bytes && off < first_meta) {
+		img_check_say(c, "ERROR L1 table at 0x%llx overlaps the header",
+			      (unsigned long long)off);
+		c->res->corruptions++;
+		k->unfixed++;
+	}
+	/* qemu-img create zeroes the L1 table in whole 512-byte sectors: the
+	 * rest of its last sector belongs to it. */
+	bytes = (bytes + 511) & ~511ULL;
+	img_refs_mark(&k->refs, off, bytes);
+	img_owners_set(&k->owners, bits, off, bytes, IMG_OWN_FIXED, 0);
+}
+
+static const struct img_walk_cb walk_cb = {
+	.table = walk_table,
+	.bad_table = walk_bad_table,
+	.entry = walk_entry,
+};
+
+static int check_tables(struct qchk *k)
+{
+	struct img *img = k->c->img;
+	struct img_walk_layout lay;
+	int ret = img->drv->walk_layout(img, &lay);
+
+	if (ret == 0)
+		ret = img_walk(img, &lay, &walk_cb, k);
+	if (ret < 0 && !img->writable) {
+		/* The check is incomplete: leaks are not counted. */
+		img_check_say(k->c, "ERROR %s", img_errmsg(img));
+		k->c->res->check_errors++;
+		return 0;
+	}
+	return ret;
+}
+
+int img_qcow_check(struct img_check_ctx *c)
+{
+	struct img *img = c->img;
+	struct qcow *q = img->priv;
+	struct qchk k = { .c = c, .q = q };
+	unsigned bits = q->h.cluster_bits;
+	const struct img_reloc_ops ops = {
+		.set_data = set_l2_entry, .set_table = set_l1,
+		.table_at = table_at,
+		.table_clusters = (q->l2_bytes + (1ULL << bits) - 1) >> bits,
+	};
+	uint64_t cs = 1ULL << bits;
+	int ret = img_io_size(img->io, &k.file_size);
+
+	if (ret < 0)
+		return img_error(img, ret, "cannot get size: %s",
+				 img_strerror(ret));
+	c->res->total_clusters = img->size / cs + !!(img->size % cs);
+	ret = img_refs_init(c, &k.refs, k.file_size, bits);
+	if (ret == 0)
+		ret = img_refs_init(c, &k.crefs, k.file_size, bits);
+	if (ret == 0 && c->fix)
+		ret = img_owners_init(c, &k.owners, k.refs.nclusters);
+	if (ret < 0)
+		goto out;
+	claim_header_and_l1(&k);
+	ret = check_tables(&k);
+	if (ret < 0 || c->res->check_errors)
+		goto out;
+	if (c->fix) {
+		/* The repaired tables are durable before anything moves. */
+		ret = img_io_flush(img->io);
+		if (ret < 0) {
+			img_error(img, ret, "cannot flush '%s': %s", img->path,
+				  img_strerror(ret));
+			goto out;
+		}
+	}
+	c->res->leaks = img_count_leaks(c, &k.refs, 0, 1);
+	if (c->fix && c->res->leaks)
+		ret = img_compact_leaks(c, &k.refs, &k.owners, &ops, 0);
+out:
+	img_owners_free(&k.owners);
+	img_refs_free(&k.crefs);
+	img_refs_free(&k.refs);
+	return ret;
+}
