@@ -309,9 +309,9 @@ int img_qcow_check(struct img_check_ctx *c)
 			goto out;
 		}
 	}
-	c->res->leaks = img_count_leaks(c, &k.refs, 0, 1);
+	c->res->leaks = img_count_leaks(c, &k.refs, 0, 0, 1);
 	if (c->fix && c->res->leaks)
-		ret = img_compact_leaks(c, &k.refs, &k.owners, &ops, 0);
+		ret = img_compact_leaks(c, &k.refs, &k.owners, &ops, 0, 0);
 out:
 	img_owners_free(&k.owners);
 	img_refs_free(&k.crefs);

@@ -286,9 +286,9 @@ int img_qed_check(struct img_check_ctx *c)
 		if (ret < 0)
 			goto out;
 	}
-	c->res->leaks = img_count_leaks(c, &k.refs, 0, 1);
+	c->res->leaks = img_count_leaks(c, &k.refs, 0, 1, 1);
 	if (c->fix && c->res->leaks) {
-		ret = img_compact_leaks(c, &k.refs, &k.owners, &ops, 0);
+		ret = img_compact_leaks(c, &k.refs, &k.owners, &ops, 0, 1);
 		if (ret < 0)
 			goto out;
 	}

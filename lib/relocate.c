@@ -94,13 +94,25 @@ void img_refs_mark(struct img_refs *r, uint64_t off, uint64_t len)
 			r->count[cl] = 1;
 }
 
+/* Whether the file holds no data in cluster cl (all hole, or past EOF). */
+static int cluster_is_hole(struct img *img, uint64_t cl, unsigned bits)
+{
+	uint64_t off = cl << bits, start, end;
+	int ret = img_io_next_data(img->io, off, &start, &end);
+
+	if (ret == -ENXIO)
+		return 1;
+	return ret == 0 && start >= off + (1ULL << bits);
+}
+
 uint64_t img_count_leaks(struct img_check_ctx *c, const struct img_refs *r,
-			 uint64_t first, int say)
+			 uint64_t first, int holes, int say)
 {
 	uint64_t n = 0;
 
 	for (uint64_t cl = first; cl < r->nclusters; cl++) {
-		if (r->count[cl])
+		if (r->count[cl] ||
+		    (!holes && cluster_is_hole(c->img, cl, r->cluster_bits)))
 			continue;
 		n++;
 		if (say)
@@ -254,10 +266,10 @@ static int relocate(struct img_check_ctx *c, struct img_refs *r,
 	}
 }
 
-/* Leaks fixed: those no longer in the file (holes punched still count
- * as leaks, as qemu-img sees them). */
+/* Leaks fixed: those no longer in the file or, unless holes count, no
+ * longer holding data. */
 static int count_fixed(struct img_check_ctx *c, const struct img_refs *r,
-		       uint64_t first, uint64_t before)
+		       uint64_t first, int holes, uint64_t before)
 {
 	uint64_t size, after = 0, end;
 	int ret = img_io_size(c->img->io, &size);
@@ -268,14 +280,15 @@ static int count_fixed(struct img_check_ctx *c, const struct img_refs *r,
 	end = size >> r->cluster_bits;
 	end += (size & ((1ULL << r->cluster_bits) - 1)) != 0;
 	for (uint64_t cl = first; cl < end && cl < r->nclusters; cl++)
-		after += !r->count[cl];
+		after += !r->count[cl] &&
+			 (holes || !cluster_is_hole(c->img, cl, r->cluster_bits));
 	c->res->leaks_fixed = before > after ? before - after : 0;
 	return 0;
 }
 
 int img_compact_leaks(struct img_check_ctx *c, struct img_refs *r,
 		      struct img_owners *o, const struct img_reloc_ops *ops,
-		      uint64_t first)
+		      uint64_t first, int holes)
 {
 	uint64_t before = c->res->leaks;
 	int ret = flush(c);
@@ -286,5 +299,5 @@ int img_compact_leaks(struct img_check_ctx *c, struct img_refs *r,
 		ret = img_reclaim_leaks(c, r, first);
 	if (ret < 0)
 		return ret;
-	return count_fixed(c, r, first, before);
+	return count_fixed(c, r, first, holes, before);
 }

@@ -59,10 +59,11 @@ uint64_t img_refs_claim(struct img_refs *r, struct img_refs *cr, int compressed,
  * clusters with each other (header, backing name, L1 table). */
 void img_refs_mark(struct img_refs *r, uint64_t off, uint64_t len);
 
-/* Leaked clusters from first on: unreferenced ones (holes too, as
- * qemu-img counts them). With say, one line each. */
+/* Leaked clusters from first on: unreferenced ones; holes (e.g. punched
+ * by an earlier repair) only if holes is set (QED: qemu-img counts them).
+ * With say, one line each. */
 uint64_t img_count_leaks(struct img_check_ctx *c, const struct img_refs *r,
-			 uint64_t first, int say);
+			 uint64_t first, int holes, int say);
 
 /*
  * Repair leaks: move the last clusters of the file into leaked ones below
@@ -73,6 +74,6 @@ uint64_t img_count_leaks(struct img_check_ctx *c, const struct img_refs *r,
  */
 int img_compact_leaks(struct img_check_ctx *c, struct img_refs *r,
 		      struct img_owners *o, const struct img_reloc_ops *ops,
-		      uint64_t first);
+		      uint64_t first, int holes);
 
 #endif
