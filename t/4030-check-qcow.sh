@@ -158,7 +158,7 @@ test_expect_success 'truncated files' '
 	test_expect_code 0 img-check -r all trunc.qcow >out 2>err &&
 	clean trunc.qcow &&
 	qio qcow trunc.qcow "read -P 0x11 0 64k" "read -P 0x22 4M 116k" \
-		"read -P 0 4M+116k 12k" &&
+		"read -P 0 $((4194304 + 118784)) 12k" &&
 	head -c 1000 empty.qcow >l1trunc.qcow &&
 	ours l1trunc.qcow && has l1trunc.qcow exit=2 corruptions=1 &&
 	grep -F "ERROR L1 table at 0x30 (4096 bytes): runs past end of file" l1trunc.qcow.err &&
