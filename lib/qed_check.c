@@ -105,6 +105,7 @@ static int walk_table(struct img *img, uint64_t idx, uint64_t off, void *arg)
 
 	(void)img;
 	k->prev = 0;
+	img_check_progress(k->c, idx, k->q->l1_entries);
 	if (why) {
 		ret = bad_table(k, idx, off, why);
 		return ret < 0 ? ret : IMG_WALK_SKIP;
