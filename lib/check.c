@@ -21,8 +21,12 @@ int img_check(struct img *img, const struct img_check_opts *o,
 	if (o->fix && !img->writable)
 		return img_error(img, -EBADF, "repair needs the image opened writable");
 	/* raw has no metadata: always clean. */
-	if (!img->drv->check)
+	if (!img->drv->check && !strcmp(img->drv->name, "raw"))
 		return 0;
+	if (!img->drv->check)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "checking %s images is not supported",
+				 img->drv->name);
 	return img->drv->check(&c);
 }
 
