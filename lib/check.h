@@ -65,8 +65,10 @@ static inline uint64_t img_refs_get(const struct img_refs *r, uint64_t cl)
  * Give back the space of leaked clusters (those with no reference from
  * first_cluster on): trailing ones are truncated away; others are punched
  * as holes (the file keeps its size, the space returns to the file
- * system). Counts what it did into res (leaks_fixed) and says so through
- * img_check_say. The caller has made every reference durable first.
+ * system). Adds the bytes given back to res->bytes_reclaimed (the caller
+ * counts leaks_fixed, which depends on the format) and says what it did
+ * through img_check_say. The caller has made every reference durable
+ * first.
  */
 int img_reclaim_leaks(struct img_check_ctx *c, const struct img_refs *r,
 		      uint64_t first_cluster);

@@ -1059,7 +1059,6 @@ static int check_refcounts(struct q2c *k)
 /* Leaked space back to the file system, once every refcount is right. */
 static int reclaim(struct q2c *k)
 {
-	uint64_t leaks_fixed = k->res->leaks_fixed;
 	int ret;
 
 	if (k->res->leaks || k->res->check_errors)
@@ -1069,10 +1068,8 @@ static int reclaim(struct q2c *k)
 		return img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
 	/* only the file's own clusters */
 	k->refs.nclusters = k->file_clusters;
-	ret = img_reclaim_leaks(k->c, &k->refs, 0);
-	/* qemu-img's count: clusters whose refcount was lowered */
-	k->res->leaks_fixed = leaks_fixed;
-	return ret;
+	/* leaks_fixed stays qemu-img's count: refcounts lowered */
+	return img_reclaim_leaks(k->c, &k->refs, 0);
 }
 
 int img_qcow2_check(struct img_check_ctx *c)
