@@ -1,4 +1,4 @@
-/* qcow2_check.c: img-check for qcow2: reference counting of every host cluster, comparison with the stored refcounts, and crash-safe repair. */
+/* qcow2_check.c: img-check for qcow2: reference counting of every host cluster, comparison with the stored refcounts, statistics; the driver. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,43 +8,12 @@
 #include "endian.h"
 #include "imgint.h"
 #include "qcow2.h"
+#include "qcow2_check.h"
 
-#define REFT_OFFSET_MASK  (~QCOW2_REFTABLE_RESERVED)
 #define BITMAP_ENTRY_RESERVED 0xff000000000001feull
 #define BITMAP_ENTRY_ALL_ONES 1ull
-#define L2_BITMAP_ALL_ALLOC 0xffffffffull
 
-/* One check pass over the image. */
-struct q2c {
-	struct img_check_ctx *c;
-	struct img *img;
-	struct img_qcow2 *q;
-	struct img_check *res;
-	struct img_refs refs;
-	uint64_t cs, file_size, refmax, epb;
-	uint64_t file_clusters;  /* clusters of the file, rounded up */
-	uint64_t nclusters;      /* ...and those up to one cluster past its end
-				  * that references reach (QEMU counts them) */
-	unsigned cb, order;
-	int rebuild;             /* refcount structures must be rebuilt */
-	uint64_t highest;        /* 1 + highest cluster with refcount or reference */
-	uint8_t *tbuf;           /* one L2 table */
-	uint8_t *blk;            /* one refcount block */
-	uint64_t *reftable;      /* as stored, decoded */
-	uint64_t rt_n;
-	uint64_t cblk_off;       /* refcount block cached in cblk, 0 = none */
-	uint8_t *cblk;
-};
-
-static uint64_t div_up(uint64_t a, uint64_t b)
-{
-	return a / b + (a % b != 0);
-}
-
-enum cluster_type { CT_UNALLOC, CT_ZERO_PLAIN, CT_ZERO_ALLOC, CT_NORMAL,
-		    CT_COMPRESSED };
-
-static enum cluster_type cluster_type(const struct img_qcow2 *q, uint64_t e)
+enum cluster_type q2c_cluster_type(const struct img_qcow2 *q, uint64_t e)
 {
 	if (e & QCOW2_OFLAG_COMPRESSED)
 		return CT_COMPRESSED;
@@ -56,19 +25,14 @@ static enum cluster_type cluster_type(const struct img_qcow2 *q, uint64_t e)
 	return CT_NORMAL;
 }
 
-static void corrupt(struct q2c *k)
+void q2c_corrupt(struct q2c *k)
 {
 	k->res->corruptions++;
 }
 
-static void fixed(struct q2c *k)
-{
-	k->res->corruptions_fixed++;
-}
-
 /* Whether [off, off+len) reaches a cluster or more past the end of the
  * file (QEMU's rule: less than that is tolerated). */
-static int past_eof(const struct q2c *k, uint64_t off, uint64_t len)
+int q2c_past_eof(const struct q2c *k, uint64_t off, uint64_t len)
 {
 	return (int64_t)(off + len - k->file_size) >= (int64_t)k->cs;
 }
@@ -81,10 +45,10 @@ static int inc_refs(struct q2c *k, uint64_t off, uint64_t len)
 
 	if (!len)
 		return 0;
-	if (past_eof(k, off, len)) {
+	if (q2c_past_eof(k, off, len)) {
 		img_check_say(k->c, "ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x%llx size 0x%llx",
 			      (unsigned long long)off, (unsigned long long)len);
-		corrupt(k);
+		q2c_corrupt(k);
 		return 1;
 	}
 	first = off >> k->cb;
@@ -98,7 +62,7 @@ static int inc_refs(struct q2c *k, uint64_t off, uint64_t len)
 		if (k->refmax <= IMG_REFS_MAX && *n >= k->refmax) {
 			img_check_say(k->c, "ERROR: overflow cluster offset=0x%llx",
 				      (unsigned long long)(cl << k->cb));
-			corrupt(k);
+			q2c_corrupt(k);
 			continue;
 		}
 		if (*n < IMG_REFS_MAX)
@@ -109,8 +73,8 @@ static int inc_refs(struct q2c *k, uint64_t off, uint64_t len)
 
 /* Read len bytes at off; what lies past end of file reads as zeros, as
  * it does for QEMU. */
-static int read_meta(struct q2c *k, const char *what, void *buf, size_t len,
-		     uint64_t off)
+int q2c_read_meta(struct q2c *k, const char *what, void *buf, size_t len,
+		  uint64_t off)
 {
 	int ret = img_io_read_zfill(k->img->io, buf, len, off);
 
@@ -122,33 +86,9 @@ static int read_meta(struct q2c *k, const char *what, void *buf, size_t len,
 	return ret;
 }
 
-static int write_meta(struct q2c *k, const char *what, const void *buf,
-		      size_t len, uint64_t off)
-{
-	int ret = img_io_pwrite(k->img->io, buf, len, off);
-
-	if (ret < 0)
-		return img_error(k->img, ret, "cannot write %s at 0x%llx: %s",
-				 what, (unsigned long long)off,
-				 img_strerror(ret));
-	return 0;
-}
-
-static uint64_t guest_of(const struct q2c *k, uint64_t l1i, uint64_t l2i)
-{
-	return ((l1i << k->q->l2_bits) + l2i) << k->cb;
-}
-
 /* ---- walking the L1/L2 trees ------------------------------------------ */
 
-struct l2_walk {
-	uint64_t l1i;            /* L1 index of this table */
-	int active;              /* the active L1: statistics too */
-	uint64_t next_contig;    /* fragmentation: where the next should be */
-	int dirty;               /* entries were cleared: write the table */
-};
-
-static uint64_t get_entry(const struct q2c *k, uint64_t j)
+uint64_t q2c_get_entry(const struct q2c *k, uint64_t j)
 {
 	return get_be64(k->tbuf + j * k->q->entry_len);
 }
@@ -156,32 +96,6 @@ static uint64_t get_entry(const struct q2c *k, uint64_t j)
 static uint64_t get_bitmap(const struct q2c *k, uint64_t j)
 {
 	return k->q->extended_l2 ? get_be64(k->tbuf + j * 16 + 8) : 0;
-}
-
-/* -r all: an entry pointing past the end of the file loses its data. */
-static void clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,
-			uint64_t e, uint64_t bitmap, enum cluster_type t)
-{
-	uint64_t guest = guest_of(k, w->l1i, j);
-	uint64_t ne = 0, nb = bitmap & ~L2_BITMAP_ALL_ALLOC;
-
-	/* A preallocated zero cluster stays zero; lost data reads as
-	 * unallocated (the backing file, or zeros). */
-	if (t == CT_ZERO_ALLOC)
-		ne = QCOW2_OFLAG_ZERO;
-	put_be64(k->tbuf + j * k->q->entry_len, ne);
-	if (k->q->extended_l2)
-		put_be64(k->tbuf + j * 16 + 8, nb);
-	w->dirty = 1;
-	img_check_say(k->c, "Repairing L2 entry %llx: data past the end of the file; guest range 0x%llx..0x%llx lost its data",
-		      (unsigned long long)e, (unsigned long long)guest,
-		      (unsigned long long)(guest + k->cs - 1));
-	fixed(k);
-}
-
-static int can_clear(const struct q2c *k)
-{
-	return k->c->fix == IMG_CHECK_FIX_ALL;
 }
 
 static void check_compressed(struct q2c *k, struct l2_walk *w, uint64_t j,
@@ -196,22 +110,22 @@ static void check_compressed(struct q2c *k, struct l2_walk *w, uint64_t j,
 	if (e & QCOW2_OFLAG_COPIED) {
 		img_check_say(k->c, "ERROR: coffset=0x%llx: copied flag must never be set for compressed clusters",
 			      (unsigned long long)coff);
-		corrupt(k);
+		q2c_corrupt(k);
 	}
 	if (k->q->has_data_file) {
 		img_check_say(k->c, "ERROR compressed cluster %llu with data file, entry=0x%llx",
 			      (unsigned long long)j, (unsigned long long)e);
-		corrupt(k);
+		q2c_corrupt(k);
 		return;
 	}
 	if (bitmap) {
 		img_check_say(k->c, "ERROR compressed cluster %llu with non-zero subcluster allocation bitmap, entry=0x%llx",
 			      (unsigned long long)j, (unsigned long long)e);
-		corrupt(k);
+		q2c_corrupt(k);
 		return;
 	}
-	if (can_clear(k) && past_eof(k, coff, clen)) {
-		clear_entry(k, w, j, e, bitmap, CT_COMPRESSED);
+	if (q2c_can_clear(k) && q2c_past_eof(k, coff, clen)) {
+		q2c_clear_entry(k, w, j, e, bitmap, CT_COMPRESSED);
 		return;
 	}
 	inc_refs(k, coff, clen);
@@ -230,13 +144,13 @@ static void check_allocated(struct q2c *k, struct l2_walk *w, uint64_t j,
 	if ((bitmap >> 32) & bitmap) {
 		img_check_say(k->c, "ERROR offset=%llx: Allocated cluster has corrupted subcluster allocation bitmap",
 			      (unsigned long long)off);
-		corrupt(k);
+		q2c_corrupt(k);
 	}
 	if (off & (k->cs - 1)) {
 		int data = k->q->extended_l2 ? !!(bitmap & L2_BITMAP_ALL_ALLOC) :
 					       !(e & QCOW2_OFLAG_ZERO);
 
-		corrupt(k);
+		q2c_corrupt(k);
 		if (data)
 			img_check_say(k->c, "ERROR offset=%llx: Data cluster is not properly aligned; L2 entry corrupted.",
 				      (unsigned long long)off);
@@ -244,8 +158,9 @@ static void check_allocated(struct q2c *k, struct l2_walk *w, uint64_t j,
 			img_check_say(k->c, "ERROR offset=%llx: Preallocated cluster is not properly aligned; L2 entry corrupted.",
 				      (unsigned long long)off);
 	}
-	if (!k->q->has_data_file && can_clear(k) && past_eof(k, off, k->cs)) {
-		clear_entry(k, w, j, e, bitmap, t);
+	if (!k->q->has_data_file && q2c_can_clear(k) &&
+	    q2c_past_eof(k, off, k->cs)) {
+		q2c_clear_entry(k, w, j, e, bitmap, t);
 		return;
 	}
 	if (w->active) {
@@ -263,17 +178,17 @@ static int walk_l2(struct q2c *k, uint64_t l2_off, struct l2_walk *w)
 	uint64_t n = 1ull << k->q->l2_bits;
 	int ret;
 
-	ret = read_meta(k, "L2 table", k->tbuf, k->cs, l2_off);
+	ret = q2c_read_meta(k, "L2 table", k->tbuf, k->cs, l2_off);
 	if (ret < 0)
 		return ret;
 	for (uint64_t j = 0; j < n; j++) {
-		uint64_t e = get_entry(k, j), bitmap = get_bitmap(k, j);
-		enum cluster_type t = cluster_type(k->q, e);
+		uint64_t e = q2c_get_entry(k, j), bitmap = get_bitmap(k, j);
+		enum cluster_type t = q2c_cluster_type(k->q, e);
 
 		if (t != CT_COMPRESSED && (e & QCOW2_L2_RESERVED)) {
 			img_check_say(k->c, "ERROR found l2 entry with reserved bits set: %llx",
 				      (unsigned long long)e);
-			corrupt(k);
+			q2c_corrupt(k);
 		}
 		switch (t) {
 		case CT_COMPRESSED:
@@ -286,7 +201,7 @@ static int walk_l2(struct q2c *k, uint64_t l2_off, struct l2_walk *w)
 		case CT_UNALLOC:
 			if (bitmap & L2_BITMAP_ALL_ALLOC) {
 				img_check_say(k->c, "ERROR: Unallocated cluster has non-zero subcluster allocation bitmap");
-				corrupt(k);
+				q2c_corrupt(k);
 			}
 			break;
 		case CT_ZERO_PLAIN:
@@ -294,29 +209,7 @@ static int walk_l2(struct q2c *k, uint64_t l2_off, struct l2_walk *w)
 		}
 	}
 	if (w->dirty)
-		return write_meta(k, "L2 table", k->tbuf, k->cs, l2_off);
-	return 0;
-}
-
-/* -r all: an L1 entry naming an L2 table past the end of the file. */
-static int clear_l1_entry(struct q2c *k, uint64_t l1_off, uint64_t i,
-			  uint64_t e, uint64_t *l1)
-{
-	uint64_t guest = guest_of(k, i, 0);
-	uint64_t span = k->cs << k->q->l2_bits;
-	uint8_t zero[8] = { 0 };
-	int ret;
-
-	ret = write_meta(k, "L1 entry", zero, 8, l1_off + 8 * i);
-	if (ret < 0)
-		return ret;
-	if (l1)
-		l1[i] = 0;
-	img_check_say(k->c, "Repairing L1 entry %llu (%llx): L2 table past the end of the file; guest range 0x%llx..0x%llx lost its data",
-		      (unsigned long long)i, (unsigned long long)e,
-		      (unsigned long long)guest,
-		      (unsigned long long)(guest + span - 1));
-	fixed(k);
+		return q2c_write_meta(k, "L2 table", k->tbuf, k->cs, l2_off);
 	return 0;
 }
 
@@ -335,7 +228,7 @@ static int walk_l1(struct q2c *k, uint64_t l1_off, uint32_t l1_size,
 	if (!raw)
 		return img_error(k->img, -ENOMEM, "cannot allocate L1 table (%u entries)",
 				 l1_size);
-	ret = read_meta(k, "L1 table", raw, (size_t)l1_size * 8, l1_off);
+	ret = q2c_read_meta(k, "L1 table", raw, (size_t)l1_size * 8, l1_off);
 	for (uint64_t i = 0; ret == 0 && i < l1_size; i++) {
 		uint64_t e = get_be64(raw + 8 * i);
 		uint64_t l2 = e & QCOW2_OFFSET_MASK;
@@ -346,18 +239,18 @@ static int walk_l1(struct q2c *k, uint64_t l1_off, uint32_t l1_size,
 		if (e & QCOW2_L1_RESERVED) {
 			img_check_say(k->c, "ERROR found L1 entry with reserved bits set: %llx",
 				      (unsigned long long)e);
-			corrupt(k);
+			q2c_corrupt(k);
 		}
-		if (can_clear(k) && past_eof(k, l2, k->cs)) {
-			ret = clear_l1_entry(k, l1_off, i, e,
-					     active ? k->q->l1 : NULL);
+		if (q2c_can_clear(k) && q2c_past_eof(k, l2, k->cs)) {
+			ret = q2c_clear_l1_entry(k, l1_off, i, e,
+						 active ? k->q->l1 : NULL);
 			continue;
 		}
 		inc_refs(k, l2, k->cs);
 		if (l2 & (k->cs - 1)) {
 			img_check_say(k->c, "ERROR l2_offset=%llx: Table is not cluster aligned; L1 entry corrupted",
 				      (unsigned long long)l2);
-			corrupt(k);
+			q2c_corrupt(k);
 		}
 		ret = walk_l2(k, l2, &w);
 		img_check_progress(k->c, i + 1, l1_size);
@@ -379,13 +272,13 @@ static int count_snapshot(struct q2c *k, const uint8_t *fixed,
 	if (l1_off & (k->cs - 1)) {
 		img_check_say(k->c, "ERROR snapshot %s (%s) l1_offset=%#llx: L1 table is not cluster aligned; snapshot table entry corrupted",
 			      id, name, (unsigned long long)l1_off);
-		corrupt(k);
+		q2c_corrupt(k);
 		return 0;
 	}
 	if ((uint64_t)l1_size * 8 > QCOW2_MAX_L1_BYTES) {
 		img_check_say(k->c, "ERROR snapshot %s (%s) l1_size=%#x: L1 table is too large; snapshot table entry corrupted",
 			      id, name, l1_size);
-		corrupt(k);
+		q2c_corrupt(k);
 		return 0;
 	}
 	return walk_l1(k, l1_off, l1_size, 0);
@@ -401,7 +294,7 @@ static int count_snapshot_entry(struct q2c *k, uint32_t i, uint64_t *pos,
 	uint16_t id_len, name_len;
 	int ret;
 
-	ret = read_meta(k, "snapshot table", fixed, sizeof(fixed), at);
+	ret = q2c_read_meta(k, "snapshot table", fixed, sizeof(fixed), at);
 	if (ret < 0)
 		return ret;
 	id_len = get_be16(fixed + 12);
@@ -411,8 +304,8 @@ static int count_snapshot_entry(struct q2c *k, uint32_t i, uint64_t *pos,
 		return img_error(k->img, IMG_E_CORRUPT,
 				 "snapshot %u at 0x%llx: extra data too large (%u bytes)",
 				 i, (unsigned long long)at, extra);
-	ret = read_meta(k, "snapshot table", var, (size_t)id_len + name_len,
-			at + QCOW2_SNAPSHOT_FIXED_LEN + extra);
+	ret = q2c_read_meta(k, "snapshot table", var, (size_t)id_len + name_len,
+			    at + QCOW2_SNAPSHOT_FIXED_LEN + extra);
 	if (ret < 0)
 		return ret;
 	/* id and name, each NUL-terminated in var */
@@ -434,7 +327,7 @@ static int count_snapshots(struct q2c *k)
 	if (q->has_data_file && q->h.nb_snapshots) {
 		img_check_say(k->c, "ERROR %u snapshots in image with data file",
 			      q->h.nb_snapshots);
-		corrupt(k);
+		q2c_corrupt(k);
 	}
 	var = malloc(2 * 65536 + 2);
 	if (!var)
@@ -451,7 +344,7 @@ static int count_snapshots(struct q2c *k)
 	if (ret == IMG_E_CORRUPT) {
 		/* the unread snapshots' clusters would look leaked: no
 		 * repair, as QEMU, whose check fails there */
-		corrupt(k);
+		q2c_corrupt(k);
 		img_check_say(k->c, "ERROR snapshot table: %s",
 			      img_errmsg(k->img));
 		return ret;
@@ -476,7 +369,7 @@ static int count_luks_header(struct q2c *k)
 	hdr = malloc(k->cs);
 	if (!hdr)
 		return -ENOMEM;
-	ret = read_meta(k, "header", hdr, k->cs, 0);
+	ret = q2c_read_meta(k, "header", hdr, k->cs, 0);
 	while (ret == 0 && pos + 8 <= end) {
 		uint32_t type = get_be32(hdr + pos), len = get_be32(hdr + pos + 4);
 
@@ -508,12 +401,12 @@ static int count_bitmap_table(struct q2c *k, uint64_t off, uint32_t size)
 	if (!t)
 		return -ENOMEM;
 	inc_refs(k, off, (uint64_t)size * 8);
-	ret = read_meta(k, "bitmap table", t, (size_t)size * 8, off);
+	ret = q2c_read_meta(k, "bitmap table", t, (size_t)size * 8, off);
 	for (uint32_t i = 0; ret == 0 && i < size; i++) {
 		uint64_t e = get_be64(t + 8 * (size_t)i);
 
 		if (bitmap_table_entry_bad(k, e)) {
-			corrupt(k);
+			q2c_corrupt(k);
 			continue;
 		}
 		if (e & QCOW2_OFFSET_MASK)
@@ -536,7 +429,8 @@ static int count_bitmaps(struct q2c *k)
 	dir = malloc(size ? size : 1);
 	if (!dir)
 		return -ENOMEM;
-	ret = read_meta(k, "bitmap directory", dir, size, q->bitmap_dir_offset);
+	ret = q2c_read_meta(k, "bitmap directory", dir, size,
+			    q->bitmap_dir_offset);
 	for (uint32_t i = 0; ret == 0 && i < q->nb_bitmaps; i++) {
 		uint64_t len, toff;
 		uint32_t tsize;
@@ -559,7 +453,7 @@ static int count_bitmaps(struct q2c *k)
 bad:
 	/* As QEMU: the check cannot go on without knowing the bitmaps'
 	 * clusters (fixing leaks would free them). */
-	corrupt(k);
+	q2c_corrupt(k);
 	free(dir);
 	return img_error(k->img, IMG_E_CORRUPT,
 			 "bitmap directory at 0x%llx is corrupted",
@@ -576,8 +470,8 @@ static int load_reftable(struct q2c *k)
 	k->reftable = malloc(n ? n * 8 : 1);
 	if (!k->reftable)
 		return img_error(k->img, -ENOMEM, "cannot allocate refcount table");
-	ret = read_meta(k, "refcount table", k->reftable, n * 8,
-			q->h.reftable_offset);
+	ret = q2c_read_meta(k, "refcount table", k->reftable, n * 8,
+			    q->h.reftable_offset);
 	if (ret < 0)
 		return ret;
 	for (uint64_t i = 0; i < n; i++)
@@ -596,7 +490,7 @@ static void count_refblocks(struct q2c *k)
 		if (e & QCOW2_REFTABLE_RESERVED) {
 			img_check_say(k->c, "ERROR refcount table entry %llu has reserved bits set",
 				      (unsigned long long)i);
-			corrupt(k);
+			q2c_corrupt(k);
 			k->rebuild = 1;
 			continue;
 		}
@@ -605,7 +499,7 @@ static void count_refblocks(struct q2c *k)
 		if (cl >= k->nclusters) {
 			img_check_say(k->c, "ERROR refcount block %llu is outside image",
 				      (unsigned long long)i);
-			corrupt(k);
+			q2c_corrupt(k);
 			k->rebuild = 1;
 			continue;
 		}
@@ -613,7 +507,7 @@ static void count_refblocks(struct q2c *k)
 		if (k->refs.count[cl] != 1) {
 			img_check_say(k->c, "ERROR refcount block %llu refcount=%u",
 				      (unsigned long long)i, k->refs.count[cl]);
-			corrupt(k);
+			q2c_corrupt(k);
 			k->rebuild = 1;
 		}
 	}
@@ -644,7 +538,7 @@ static int count_references(struct q2c *k)
 /* ---- stored refcounts ------------------------------------------------- */
 
 /* Refcount of cluster cl as stored; -EIO where the table is unusable. */
-static int stored_refcount(struct q2c *k, uint64_t cl, uint64_t *rc)
+int q2c_stored_refcount(struct q2c *k, uint64_t cl, uint64_t *rc)
 {
 	uint64_t b = cl / k->epb, off;
 	int ret;
@@ -697,7 +591,7 @@ static void compare_block(struct q2c *k, uint64_t first, uint64_t n,
 			continue;
 		}
 		if (r1 < r2)
-			corrupt(k);
+			q2c_corrupt(k);
 		else
 			k->res->leaks++;
 	}
@@ -725,7 +619,8 @@ static int compare_refcounts(struct q2c *k, enum img_check_fix fix)
 			continue;
 		}
 		if (off) {
-			ret = read_meta(k, "refcount block", k->blk, k->cs, off);
+			ret = q2c_read_meta(k, "refcount block", k->blk, k->cs,
+					    off);
 			if (ret < 0)
 				return ret;
 		} else {
@@ -733,7 +628,8 @@ static int compare_refcounts(struct q2c *k, enum img_check_fix fix)
 		}
 		compare_block(k, first, n, fix, &dirty);
 		if (dirty) {
-			ret = write_meta(k, "refcount block", k->blk, k->cs, off);
+			ret = q2c_write_meta(k, "refcount block", k->blk, k->cs,
+					     off);
 			if (ret < 0)
 				return ret;
 		}
@@ -741,223 +637,6 @@ static int compare_refcounts(struct q2c *k, enum img_check_fix fix)
 	k->cblk_off = 0;
 	if (fix)
 		return img_io_flush(k->img->io);
-	return 0;
-}
-
-/* ---- OFLAG_COPIED ----------------------------------------------------- */
-
-static int copied_repair_allowed(const struct q2c *k)
-{
-	if (k->c->fix == IMG_CHECK_FIX_ALL)
-		return 1;
-	return k->c->fix == IMG_CHECK_FIX_LEAKS && !k->res->check_errors &&
-	       !k->res->corruptions && !k->res->leaks;
-}
-
-static int copied_l2(struct q2c *k, uint64_t l2_off, int repair)
-{
-	uint64_t n = 1ull << k->q->l2_bits, rc, dirty = 0;
-	int ret;
-
-	ret = read_meta(k, "L2 table", k->tbuf, k->cs, l2_off);
-	if (ret < 0)
-		return ret;
-	for (uint64_t j = 0; j < n; j++) {
-		uint64_t e = get_entry(k, j);
-		enum cluster_type t = cluster_type(k->q, e);
-
-		if (t != CT_NORMAL && t != CT_ZERO_ALLOC)
-			continue;
-		rc = 1;
-		if (!k->q->has_data_file &&
-		    stored_refcount(k, (e & QCOW2_OFFSET_MASK) >> k->cb, &rc) < 0)
-			continue;
-		if ((rc == 1) == !!(e & QCOW2_OFLAG_COPIED))
-			continue;
-		corrupt(k);
-		img_check_say(k->c, "%s OFLAG_COPIED data cluster: l2_entry=%llx refcount=%llu",
-			      repair ? "Repairing" : "ERROR",
-			      (unsigned long long)e, (unsigned long long)rc);
-		if (repair) {
-			e = rc == 1 ? e | QCOW2_OFLAG_COPIED : e & ~QCOW2_OFLAG_COPIED;
-			put_be64(k->tbuf + j * k->q->entry_len, e);
-			dirty++;
-		}
-	}
-	if (!dirty)
-		return 0;
-	ret = write_meta(k, "L2 table", k->tbuf, k->cs, l2_off);
-	if (ret < 0)
-		return ret;
-	k->res->corruptions -= dirty;
-	k->res->corruptions_fixed += dirty;
-	return 0;
-}
-
-static int check_copied(struct q2c *k)
-{
-	struct img_qcow2 *q = k->q;
-	int repair = copied_repair_allowed(k), ret;
-	uint8_t raw[8];
-	uint64_t rc;
-
-	for (uint64_t i = 0; i < q->h.l1_size; i++) {
-		uint64_t e = q->l1[i], l2 = e & QCOW2_OFFSET_MASK;
-
-		if (!l2)
-			continue;
-		if (stored_refcount(k, l2 >> k->cb, &rc) < 0)
-			continue;
-		if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED)) {
-			corrupt(k);
-			img_check_say(k->c, "%s OFLAG_COPIED L2 cluster: l1_index=%llu l1_entry=%llx refcount=%llu",
-				      repair ? "Repairing" : "ERROR",
-				      (unsigned long long)i,
-				      (unsigned long long)e,
-				      (unsigned long long)rc);
-			if (repair) {
-				e = rc == 1 ? e | QCOW2_OFLAG_COPIED :
-					      e & ~QCOW2_OFLAG_COPIED;
-				put_be64(raw, e);
-				ret = write_meta(k, "L1 entry", raw, 8,
-						 q->h.l1_offset + 8 * i);
-				if (ret < 0)
-					return ret;
-				q->l1[i] = e;
-				k->res->corruptions--;
-				k->res->corruptions_fixed++;
-			}
-		}
-		if (past_eof(k, l2, k->cs))
-			continue;
-		ret = copied_l2(k, l2, repair);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
-}
-
-/* ---- rebuilding the refcount structures --------------------------------- */
-
-/* The old table and blocks are not counted in the new structures. */
-static void uncount_old_structures(struct q2c *k)
-{
-	uint64_t first = k->q->h.reftable_offset >> k->cb;
-	uint64_t n = k->q->h.reftable_clusters;
-
-	for (uint64_t cl = first; cl < first + n && cl < k->nclusters; cl++)
-		if (k->refs.count[cl])
-			k->refs.count[cl]--;
-	for (uint64_t i = 0; i < k->rt_n; i++) {
-		uint64_t e = k->reftable[i], off = e & REFT_OFFSET_MASK;
-		uint64_t cl = off >> k->cb;
-
-		if ((e & QCOW2_REFTABLE_RESERVED) || !off || cl >= k->nclusters)
-			continue;
-		if (k->refs.count[cl])
-			k->refs.count[cl]--;
-	}
-}
-
-/*
- * New refcount blocks and table after the end of the file, counting what
- * the references say; flushed; then the header switched to them with one
- * write and flushed. Until that write the old structures stand; after it
- * the old ones are free clusters.
- */
-static int rebuild_refcounts(struct q2c *k)
-{
-	struct img_qcow2 *q = k->q;
-	uint64_t end = k->nclusters, nb = 0, nt = 0, total, rt_entries;
-	uint8_t *rt, hdr[12];
-	int ret = 0;
-
-	uncount_old_structures(k);
-	for (;;) {
-		uint64_t nb2, nt2;
-
-		total = end + nb + nt;
-		nb2 = div_up(total, k->epb);
-		nt2 = div_up(nb2 * 8, k->cs);
-		if (nb2 == nb && nt2 == nt)
-			break;
-		nb = nb2;
-		nt = nt2;
-	}
-	if (nt * k->cs > QCOW2_MAX_REFTABLE_BYTES)
-		return img_error(k->img, IMG_E_TOOBIG,
-				 "refcount table for %llu clusters too large",
-				 (unsigned long long)total);
-	rt_entries = nt * k->cs / 8;
-	rt = calloc(1, nt * k->cs);
-	if (!rt)
-		return img_error(k->img, -ENOMEM, "cannot allocate refcount table");
-	for (uint64_t b = 0; b < nb && ret == 0; b++) {
-		memset(k->blk, 0, k->cs);
-		for (uint64_t j = 0; j < k->epb; j++) {
-			uint64_t cl = b * k->epb + j, v;
-
-			if (cl >= total)
-				break;
-			v = cl < end ? k->refs.count[cl] : 1;
-			img_qcow2_refblock_set(k->blk, j, k->order,
-					       v > k->refmax ? k->refmax : v);
-		}
-		put_be64(rt + 8 * b, (end + b) << k->cb);
-		ret = write_meta(k, "refcount block", k->blk, k->cs,
-				 (end + b) << k->cb);
-	}
-	if (ret == 0)
-		ret = write_meta(k, "refcount table", rt, nt * k->cs,
-				 (end + nb) << k->cb);
-	free(rt);
-	if (ret == 0 && (ret = img_io_flush(k->img->io)) < 0)
-		img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
-	if (ret < 0)
-		return ret;
-	put_be64(hdr, (end + nb) << k->cb);
-	put_be32(hdr + 8, (uint32_t)nt);
-	ret = write_meta(k, "header (refcount table)", hdr, sizeof(hdr), 48);
-	if (ret == 0 && (ret = img_io_flush(k->img->io)) < 0)
-		img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
-	if (ret < 0)
-		return ret;
-	img_check_say(k->c, "Rebuilt the refcount structures: %llu blocks and a table of %llu entries at 0x%llx",
-		      (unsigned long long)nb, (unsigned long long)rt_entries,
-		      (unsigned long long)((end + nb) << k->cb));
-	q->h.reftable_offset = (end + nb) << k->cb;
-	q->h.reftable_clusters = (uint32_t)nt;
-	/* the reader's cached view of the old ones is stale */
-	free(q->reftable);
-	q->reftable = NULL;
-	img_tcache_free(q->refblock_cache);
-	q->refblock_cache = NULL;
-	return 0;
-}
-
-/* ---- flags ------------------------------------------------------------ */
-
-static int clear_flags(struct q2c *k)
-{
-	struct img_qcow2 *q = k->q;
-	uint64_t bits = QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT;
-	uint8_t raw[8];
-	int ret;
-
-	if (q->h.version < 3 || !(q->h.incompat & bits))
-		return 0;
-	ret = img_io_flush(k->img->io);
-	if (ret < 0)
-		return img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
-	put_be64(raw, q->h.incompat & ~bits);
-	ret = write_meta(k, "header (incompatible features)", raw, 8, 72);
-	if (ret == 0)
-		ret = img_io_flush(k->img->io);
-	if (ret < 0)
-		return img_error(k->img, ret, "cannot clear the dirty and corrupt bits: %s",
-				 img_strerror(ret));
-	q->h.incompat &= ~bits;
-	k->img->dirty = 0;
 	return 0;
 }
 
@@ -977,7 +656,7 @@ static int setup(struct q2c *k)
 	ret = img_refs_init(k->c, &k->refs, k->file_size + k->cs, k->cb);
 	if (ret < 0)
 		return ret;
-	k->file_clusters = div_up(k->file_size, k->cs);
+	k->file_clusters = q2c_div_up(k->file_size, k->cs);
 	k->nclusters = k->file_clusters;
 	if (k->nclusters > INT32_MAX) {
 		k->res->check_errors++;
@@ -1004,7 +683,7 @@ static int rebuild_and_recount(struct q2c *k)
 	int ret;
 
 	img_check_say(k->c, "Rebuilding refcount structure");
-	ret = rebuild_refcounts(k);
+	ret = q2c_rebuild_refcounts(k);
 	if (ret < 0)
 		return ret;
 	if ((ret = setup(k)) < 0)
@@ -1028,7 +707,7 @@ static int check_refcounts(struct q2c *k)
 	struct img_check before;
 	int ret;
 
-	k->res->total_clusters = div_up(k->img->size, k->cs);
+	k->res->total_clusters = q2c_div_up(k->img->size, k->cs);
 	if ((ret = count_references(k)) < 0)
 		return ret;
 	before = *k->res;
@@ -1050,26 +729,10 @@ static int check_refcounts(struct q2c *k)
 	}
 	if (ret < 0)
 		return ret;
-	if ((ret = check_copied(k)) < 0)
+	if ((ret = q2c_check_copied(k)) < 0)
 		return ret;
 	k->res->image_end_offset = k->highest * k->cs;
 	return 0;
-}
-
-/* Leaked space back to the file system, once every refcount is right. */
-static int reclaim(struct q2c *k)
-{
-	int ret;
-
-	if (k->res->leaks || k->res->check_errors)
-		return 0;
-	ret = img_io_flush(k->img->io);
-	if (ret < 0)
-		return img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
-	/* only the file's own clusters */
-	k->refs.nclusters = k->file_clusters;
-	/* leaks_fixed stays qemu-img's count: refcounts lowered */
-	return img_reclaim_leaks(k->c, &k->refs, 0);
 }
 
 int img_qcow2_check(struct img_check_ctx *c)
@@ -1096,9 +759,9 @@ int img_qcow2_check(struct img_check_ctx *c)
 		ret = check_refcounts(&k);
 	if (ret == 0 && c->fix && !c->res->check_errors &&
 	    !c->res->corruptions)
-		ret = clear_flags(&k);
+		ret = q2c_clear_flags(&k);
 	if (ret == 0 && c->fix)
-		ret = reclaim(&k);
+		ret = q2c_reclaim(&k);
 	c->res->dirty = img->dirty;
 	img_refs_free(&k.refs);
 	free(k.tbuf);

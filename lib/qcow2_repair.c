@@ -1,0 +1,319 @@
+/* qcow2_repair.c: img-check -r for qcow2: entries past the end of the file, refcounts set right, OFLAG_COPIED, refcount rebuild, header flags, leaked space. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "endian.h"
+#include "imgint.h"
+#include "qcow2.h"
+#include "qcow2_check.h"
+
+static void fixed(struct q2c *k)
+{
+	k->res->corruptions_fixed++;
+}
+
+int q2c_write_meta(struct q2c *k, const char *what, const void *buf,
+		   size_t len, uint64_t off)
+{
+	int ret = img_io_pwrite(k->img->io, buf, len, off);
+
+	if (ret < 0)
+		return img_error(k->img, ret, "cannot write %s at 0x%llx: %s",
+				 what, (unsigned long long)off,
+				 img_strerror(ret));
+	return 0;
+}
+
+static uint64_t guest_of(const struct q2c *k, uint64_t l1i, uint64_t l2i)
+{
+	return ((l1i << k->q->l2_bits) + l2i) << k->cb;
+}
+
+/* ---- L1/L2 entries past the end of the file --------------------------- */
+
+/* -r all: an entry pointing past the end of the file loses its data. */
+void q2c_clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,
+		     uint64_t e, uint64_t bitmap, enum cluster_type t)
+{
+	uint64_t guest = guest_of(k, w->l1i, j);
+	uint64_t ne = 0, nb = bitmap & ~L2_BITMAP_ALL_ALLOC;
+
+	/* A preallocated zero cluster stays zero; lost data reads as
+	 * unallocated (the backing file, or zeros). */
+	if (t == CT_ZERO_ALLOC)
+		ne = QCOW2_OFLAG_ZERO;
+	put_be64(k->tbuf + j * k->q->entry_len, ne);
+	if (k->q->extended_l2)
+		put_be64(k->tbuf + j * 16 + 8, nb);
+	w->dirty = 1;
+	img_check_say(k->c, "Repairing L2 entry %llx: data past the end of the file; guest range 0x%llx..0x%llx lost its data",
+		      (unsigned long long)e, (unsigned long long)guest,
+		      (unsigned long long)(guest + k->cs - 1));
+	fixed(k);
+}
+
+int q2c_can_clear(const struct q2c *k)
+{
+	return k->c->fix == IMG_CHECK_FIX_ALL;
+}
+
+/* -r all: an L1 entry naming an L2 table past the end of the file. */
+int q2c_clear_l1_entry(struct q2c *k, uint64_t l1_off, uint64_t i,
+		       uint64_t e, uint64_t *l1)
+{
+	uint64_t guest = guest_of(k, i, 0);
+	uint64_t span = k->cs << k->q->l2_bits;
+	uint8_t zero[8] = { 0 };
+	int ret;
+
+	ret = q2c_write_meta(k, "L1 entry", zero, 8, l1_off + 8 * i);
+	if (ret < 0)
+		return ret;
+	if (l1)
+		l1[i] = 0;
+	img_check_say(k->c, "Repairing L1 entry %llu (%llx): L2 table past the end of the file; guest range 0x%llx..0x%llx lost its data",
+		      (unsigned long long)i, (unsigned long long)e,
+		      (unsigned long long)guest,
+		      (unsigned long long)(guest + span - 1));
+	fixed(k);
+	return 0;
+}
+
+/* ---- OFLAG_COPIED ----------------------------------------------------- */
+
+static int copied_repair_allowed(const struct q2c *k)
+{
+	if (k->c->fix == IMG_CHECK_FIX_ALL)
+		return 1;
+	return k->c->fix == IMG_CHECK_FIX_LEAKS && !k->res->check_errors &&
+	       !k->res->corruptions && !k->res->leaks;
+}
+
+static int copied_l2(struct q2c *k, uint64_t l2_off, int repair)
+{
+	uint64_t n = 1ull << k->q->l2_bits, rc, dirty = 0;
+	int ret;
+
+	ret = q2c_read_meta(k, "L2 table", k->tbuf, k->cs, l2_off);
+	if (ret < 0)
+		return ret;
+	for (uint64_t j = 0; j < n; j++) {
+		uint64_t e = q2c_get_entry(k, j);
+		enum cluster_type t = q2c_cluster_type(k->q, e);
+
+		if (t != CT_NORMAL && t != CT_ZERO_ALLOC)
+			continue;
+		rc = 1;
+		if (!k->q->has_data_file &&
+		    q2c_stored_refcount(k, (e & QCOW2_OFFSET_MASK) >> k->cb,
+					&rc) < 0)
+			continue;
+		if ((rc == 1) == !!(e & QCOW2_OFLAG_COPIED))
+			continue;
+		q2c_corrupt(k);
+		img_check_say(k->c, "%s OFLAG_COPIED data cluster: l2_entry=%llx refcount=%llu",
+			      repair ? "Repairing" : "ERROR",
+			      (unsigned long long)e, (unsigned long long)rc);
+		if (repair) {
+			e = rc == 1 ? e | QCOW2_OFLAG_COPIED : e & ~QCOW2_OFLAG_COPIED;
+			put_be64(k->tbuf + j * k->q->entry_len, e);
+			dirty++;
+		}
+	}
+	if (!dirty)
+		return 0;
+	ret = q2c_write_meta(k, "L2 table", k->tbuf, k->cs, l2_off);
+	if (ret < 0)
+		return ret;
+	k->res->corruptions -= dirty;
+	k->res->corruptions_fixed += dirty;
+	return 0;
+}
+
+int q2c_check_copied(struct q2c *k)
+{
+	struct img_qcow2 *q = k->q;
+	int repair = copied_repair_allowed(k), ret;
+	uint8_t raw[8];
+	uint64_t rc;
+
+	for (uint64_t i = 0; i < q->h.l1_size; i++) {
+		uint64_t e = q->l1[i], l2 = e & QCOW2_OFFSET_MASK;
+
+		if (!l2)
+			continue;
+		if (q2c_stored_refcount(k, l2 >> k->cb, &rc) < 0)
+			continue;
+		if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED)) {
+			q2c_corrupt(k);
+			img_check_say(k->c, "%s OFLAG_COPIED L2 cluster: l1_index=%llu l1_entry=%llx refcount=%llu",
+				      repair ? "Repairing" : "ERROR",
+				      (unsigned long long)i,
+				      (unsigned long long)e,
+				      (unsigned long long)rc);
+			if (repair) {
+				e = rc == 1 ? e | QCOW2_OFLAG_COPIED :
+					      e & ~QCOW2_OFLAG_COPIED;
+				put_be64(raw, e);
+				ret = q2c_write_meta(k, "L1 entry", raw, 8,
+						     q->h.l1_offset + 8 * i);
+				if (ret < 0)
+					return ret;
+				q->l1[i] = e;
+				k->res->corruptions--;
+				k->res->corruptions_fixed++;
+			}
+		}
+		if (q2c_past_eof(k, l2, k->cs))
+			continue;
+		ret = copied_l2(k, l2, repair);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- rebuilding the refcount structures --------------------------------- */
+
+/* The old table and blocks are not counted in the new structures. */
+static void uncount_old_structures(struct q2c *k)
+{
+	uint64_t first = k->q->h.reftable_offset >> k->cb;
+	uint64_t n = k->q->h.reftable_clusters;
+
+	for (uint64_t cl = first; cl < first + n && cl < k->nclusters; cl++)
+		if (k->refs.count[cl])
+			k->refs.count[cl]--;
+	for (uint64_t i = 0; i < k->rt_n; i++) {
+		uint64_t e = k->reftable[i], off = e & REFT_OFFSET_MASK;
+		uint64_t cl = off >> k->cb;
+
+		if ((e & QCOW2_REFTABLE_RESERVED) || !off || cl >= k->nclusters)
+			continue;
+		if (k->refs.count[cl])
+			k->refs.count[cl]--;
+	}
+}
+
+/*
+ * New refcount blocks and table after the end of the file, counting what
+ * the references say; flushed; then the header switched to them with one
+ * write and flushed. Until that write the old structures stand; after it
+ * the old ones are free clusters.
+ */
+int q2c_rebuild_refcounts(struct q2c *k)
+{
+	struct img_qcow2 *q = k->q;
+	uint64_t end = k->nclusters, nb = 0, nt = 0, total, rt_entries;
+	uint8_t *rt, hdr[12];
+	int ret = 0;
+
+	uncount_old_structures(k);
+	for (;;) {
+		uint64_t nb2, nt2;
+
+		total = end + nb + nt;
+		nb2 = q2c_div_up(total, k->epb);
+		nt2 = q2c_div_up(nb2 * 8, k->cs);
+		if (nb2 == nb && nt2 == nt)
+			break;
+		nb = nb2;
+		nt = nt2;
+	}
+	if (nt * k->cs > QCOW2_MAX_REFTABLE_BYTES)
+		return img_error(k->img, IMG_E_TOOBIG,
+				 "refcount table for %llu clusters too large",
+				 (unsigned long long)total);
+	rt_entries = nt * k->cs / 8;
+	rt = calloc(1, nt * k->cs);
+	if (!rt)
+		return img_error(k->img, -ENOMEM, "cannot allocate refcount table");
+	for (uint64_t b = 0; b < nb && ret == 0; b++) {
+		memset(k->blk, 0, k->cs);
+		for (uint64_t j = 0; j < k->epb; j++) {
+			uint64_t cl = b * k->epb + j, v;
+
+			if (cl >= total)
+				break;
+			v = cl < end ? k->refs.count[cl] : 1;
+			img_qcow2_refblock_set(k->blk, j, k->order,
+					       v > k->refmax ? k->refmax : v);
+		}
+		put_be64(rt + 8 * b, (end + b) << k->cb);
+		ret = q2c_write_meta(k, "refcount block", k->blk, k->cs,
+				     (end + b) << k->cb);
+	}
+	if (ret == 0)
+		ret = q2c_write_meta(k, "refcount table", rt, nt * k->cs,
+				     (end + nb) << k->cb);
+	free(rt);
+	if (ret == 0 && (ret = img_io_flush(k->img->io)) < 0)
+		img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
+	if (ret < 0)
+		return ret;
+	put_be64(hdr, (end + nb) << k->cb);
+	put_be32(hdr + 8, (uint32_t)nt);
+	ret = q2c_write_meta(k, "header (refcount table)", hdr, sizeof(hdr),
+			     48);
+	if (ret == 0 && (ret = img_io_flush(k->img->io)) < 0)
+		img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
+	if (ret < 0)
+		return ret;
+	img_check_say(k->c, "Rebuilt the refcount structures: %llu blocks and a table of %llu entries at 0x%llx",
+		      (unsigned long long)nb, (unsigned long long)rt_entries,
+		      (unsigned long long)((end + nb) << k->cb));
+	q->h.reftable_offset = (end + nb) << k->cb;
+	q->h.reftable_clusters = (uint32_t)nt;
+	/* the reader's cached view of the old ones is stale */
+	free(q->reftable);
+	q->reftable = NULL;
+	img_tcache_free(q->refblock_cache);
+	q->refblock_cache = NULL;
+	return 0;
+}
+
+/* ---- flags ------------------------------------------------------------ */
+
+int q2c_clear_flags(struct q2c *k)
+{
+	struct img_qcow2 *q = k->q;
+	uint64_t bits = QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT;
+	uint8_t raw[8];
+	int ret;
+
+	if (q->h.version < 3 || !(q->h.incompat & bits))
+		return 0;
+	ret = img_io_flush(k->img->io);
+	if (ret < 0)
+		return img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
+	put_be64(raw, q->h.incompat & ~bits);
+	ret = q2c_write_meta(k, "header (incompatible features)", raw, 8, 72);
+	if (ret == 0)
+		ret = img_io_flush(k->img->io);
+	if (ret < 0)
+		return img_error(k->img, ret, "cannot clear the dirty and corrupt bits: %s",
+				 img_strerror(ret));
+	q->h.incompat &= ~bits;
+	k->img->dirty = 0;
+	return 0;
+}
+
+/* ---- leaked space ----------------------------------------------------- */
+
+/* Leaked space back to the file system, once every refcount is right. */
+int q2c_reclaim(struct q2c *k)
+{
+	int ret;
+
+	if (k->res->leaks || k->res->check_errors)
+		return 0;
+	ret = img_io_flush(k->img->io);
+	if (ret < 0)
+		return img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
+	/* only the file's own clusters */
+	k->refs.nclusters = k->file_clusters;
+	/* leaks_fixed stays qemu-img's count: refcounts lowered */
+	return img_reclaim_leaks(k->c, &k->refs, 0);
+}
