@@ -23,24 +23,11 @@ static unsigned l1_shift(const struct qcow *q)
 	return q->h.cluster_bits + q->h.l2_bits;
 }
 
-static int write_be64(struct img_check_ctx *c, const char *what, uint64_t off,
-		      uint64_t v)
-{
-	uint8_t buf[8];
-	int ret;
-
-	put_be64(buf, v);
-	ret = img_io_pwrite(c->img->io, buf, sizeof(buf), off);
-	if (ret < 0)
-		return img_error(c->img, ret, "cannot write %s at 0x%llx: %s",
-				 what, (unsigned long long)off, img_strerror(ret));
-	return 0;
-}
-
 static int set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
 {
 	struct qcow *q = c->img->priv;
-	int ret = write_be64(c, "L1 entry", q->h.l1_table_offset + idx * 8, host);
+	int ret = img_write_entry(c, 0, "L1 entry",
+				  q->h.l1_table_offset + idx * 8, host);
 
 	if (ret == 0)
 		q->l1[idx] = host;
@@ -50,7 +37,7 @@ static int set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
 static int set_l2_entry(struct img_check_ctx *c, uint64_t entry_off,
 			uint64_t host)
 {
-	return write_be64(c, "L2 entry", entry_off, host);
+	return img_write_entry(c, 0, "L2 entry", entry_off, host);
 }
 
 static uint64_t table_at(struct img_check_ctx *c, uint64_t idx)

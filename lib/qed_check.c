@@ -22,24 +22,11 @@ static uint64_t l1_span(const struct qed *q)
 	return 1ULL << q->l1_shift;
 }
 
-static int write_le64(struct img_check_ctx *c, const char *what, uint64_t off,
-		      uint64_t v)
-{
-	uint8_t buf[8];
-	int ret;
-
-	put_le64(buf, v);
-	ret = img_io_pwrite(c->img->io, buf, sizeof(buf), off);
-	if (ret < 0)
-		return img_error(c->img, ret, "cannot write %s at 0x%llx: %s",
-				 what, (unsigned long long)off, img_strerror(ret));
-	return 0;
-}
-
 static int set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
 {
 	struct qed *q = c->img->priv;
-	int ret = write_le64(c, "L1 entry", q->h.l1_table_offset + idx * 8, host);
+	int ret = img_write_entry(c, 1, "L1 entry",
+				  q->h.l1_table_offset + idx * 8, host);
 
 	if (ret == 0)
 		q->l1[idx] = host;
@@ -49,7 +36,7 @@ static int set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
 static int set_l2_entry(struct img_check_ctx *c, uint64_t entry_off,
 			uint64_t host)
 {
-	return write_le64(c, "L2 entry", entry_off, host);
+	return img_write_entry(c, 1, "L2 entry", entry_off, host);
 }
 
 static uint64_t table_at(struct img_check_ctx *c, uint64_t idx)
@@ -219,7 +206,7 @@ static int clear_need_check(struct qchk *k)
 		return 0;
 	ret = flush_or_fail(c);
 	if (ret == 0)
-		ret = write_le64(c, "header features", 16,
+		ret = img_write_entry(c, 1, "header features", 16,
 				 q->h.features & ~IMG_QED_F_NEED_CHECK);
 	if (ret == 0)
 		ret = flush_or_fail(c);

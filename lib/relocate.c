@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endian.h"
 #include "relocate.h"
 
 int img_owners_init(struct img_check_ctx *c, struct img_owners *o,
@@ -300,4 +301,21 @@ int img_compact_leaks(struct img_check_ctx *c, struct img_refs *r,
 	if (ret < 0)
 		return ret;
 	return count_fixed(c, r, first, holes, before);
+}
+
+int img_write_entry(struct img_check_ctx *c, int little_endian,
+		    const char *what, uint64_t off, uint64_t v)
+{
+	uint8_t buf[8];
+	int ret;
+
+	if (little_endian)
+		put_le64(buf, v);
+	else
+		put_be64(buf, v);
+	ret = img_io_pwrite(c->img->io, buf, sizeof(buf), off);
+	if (ret < 0)
+		return img_error(c->img, ret, "cannot write %s at 0x%llx: %s",
+				 what, (unsigned long long)off, img_strerror(ret));
+	return 0;
 }

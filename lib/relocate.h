@@ -34,6 +34,11 @@ void img_owners_free(struct img_owners *o);
 void img_owners_set(struct img_owners *o, unsigned cluster_bits, uint64_t off,
 		    uint64_t len, enum img_owner_kind kind, uint64_t ref);
 
+/* Write one 8-byte table entry v at file offset off (little-endian for
+ * QED, big-endian for qcow); errors name what ("L2 entry") and where. */
+int img_write_entry(struct img_check_ctx *c, int little_endian,
+		    const char *what, uint64_t off, uint64_t v);
+
 /* How the format repoints one reference (a single entry write; the
  * caller flushes around it) and where an L2 table lives. */
 struct img_reloc_ops {
