@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "endian.h"
 #include "qed.h"
 #include "relocate.h"
 #include "walk.h"
