@@ -513,6 +513,83 @@ all_fail() {
 	open_fails img-convert "$@"
 }
 
+# --- repair crash safety ------------------------------------------------
+
+# repair_survives_kills [--verdict CMD] [--reads CMD] IMAGE REF MODE:
+# proves that killing img-check -r MODE at any write never loses data nor
+# leaves an image that a second repair cannot fix. On a fresh copy of
+# IMAGE, kill.img, the repair is killed (IMG_FAULT_MODE=kill, exit 137) at
+# its 1st, 2nd, ... write until it runs to the end. After each kill:
+# kill.img opens (img-info exits 0, img-check 0, 2 or 3) and reads as REF
+# (qemu-img compare), or passes "CMD kill.img" with --reads where parts of
+# IMAGE were unreadable; then a second img-check -r MODE exits 0 and
+# kill.img is clean. The run that was not killed must exit 0 and leave
+# kill.img clean; at least two kills must have happened. Clean means:
+# img-check exits 0, "CMD kill.img" of --verdict (a format's own check,
+# e.g. qemu-img check) succeeds, and kill.img reads as REF.
+repair_survives_kills() {
+	rsk_verdict_=
+	rsk_reads_=
+	while test $# -gt 3; do
+		case "$1" in
+		--verdict) rsk_verdict_=$2; shift 2 ;;
+		--reads) rsk_reads_=$2; shift 2 ;;
+		*) echo >&2 "bug in test script: bad option $1"; return 1 ;;
+		esac
+	done
+	test $# = 3 || { echo >&2 "bug in test script: repair_survives_kills IMAGE REF MODE"; return 1; }
+	rsk_n_=1
+	while :; do
+		cp "$1" kill.img || return 1
+		IMG_FAULT_WRITE=$rsk_n_ IMG_FAULT_MODE=kill \
+			img-check -q -r "$3" kill.img 2>/dev/null
+		rsk_code_=$?
+		test "$rsk_code_" = 137 || break
+		rsk_opens_ "$rsk_n_" || return 1
+		# shellcheck disable=SC2086
+		if test -n "$rsk_reads_"; then
+			$rsk_reads_ kill.img
+		else
+			qemu-img compare -q "$2" kill.img
+		fi || { echo >&2 "killed at write $rsk_n_: data changed"; return 1; }
+		img-check -q -r "$3" kill.img || {
+			echo >&2 "killed at write $rsk_n_: second repair exits $?"
+			return 1
+		}
+		rsk_clean_ "$2" "$rsk_verdict_" ||
+			{ echo >&2 "killed at write $rsk_n_: not clean after a second repair"; return 1; }
+		rsk_n_=$((rsk_n_ + 1))
+	done
+	test "$rsk_code_" = 0 ||
+		{ echo >&2 "repair not killed at write $rsk_n_ exits $rsk_code_"; return 1; }
+	echo >&2 "$1 -r $3: killed at each of $((rsk_n_ - 1)) writes"
+	test "$rsk_n_" -gt 2 || { echo >&2 "fewer than two kills"; return 1; }
+	rsk_clean_ "$2" "$rsk_verdict_" ||
+		{ echo >&2 "not clean after the repair that was not killed"; return 1; }
+}
+
+# rsk_opens_ N: kill.img, killed at write N, still opens and can be checked.
+rsk_opens_() {
+	img-info kill.img >/dev/null ||
+		{ echo >&2 "killed at write $1: img-info fails"; return 1; }
+	img-check -q kill.img 2>/dev/null
+	rsk_check_=$?
+	case $rsk_check_ in
+	0|2|3) return 0 ;;
+	esac
+	echo >&2 "killed at write $1: img-check exits $rsk_check_"
+	return 1
+}
+
+# rsk_clean_ REF [VERDICT]: kill.img is clean and reads as REF.
+# VERDICT is a command and its arguments, hence split.
+# shellcheck disable=SC2086
+rsk_clean_() {
+	test_expect_code 0 img-check kill.img >/dev/null &&
+	{ test -z "$2" || $2 kill.img; } &&
+	qemu-img compare -q "$1" kill.img
+}
+
 # --- setup ---------------------------------------------------------------
 
 # Test the commands of this tree, never installed ones that happen to be in
