@@ -1,5 +1,5 @@
 #!/bin/bash
-# run.sh: times img-convert and img-map against qemu-img on a deterministic corpus, side by side (make bench).
+# run.sh: times img-convert, img-map and img-check against qemu-img on a deterministic corpus, side by side (make bench).
 #
 # Usage: t/perf/run.sh            (or: make bench, which builds first)
 #
@@ -12,8 +12,15 @@
 #                         Our output must pass qemu-img check (not qcow v1)
 #                         and qemu-img compare with corpus.raw.
 #   map-FMT, map-sparse-FMT   img-map --output=json vs qemu-img map.
+#   check-qcow2-4k, check-qcow2, check-qed, check-zlib   img-check -f FMT
+#                         --output=json vs qemu-img check (read-only) on
+#                         corpus-4k.qcow2 (4 KiB clusters), corpus.qcow2,
+#                         corpus.qed, corpus-zlib.qcow2: both must exit 0 and
+#                         report the same counts (errors, leaks, corruptions,
+#                         clusters, image end offset).
 #   Bars (listed under the table when missed, not FAIL): our peak RSS under
-#   64 MiB on every convert job, convert-qcow-qed at least 5x qemu-img.
+#   64 MiB on every convert job, convert-qcow-qed at least 5x qemu-img,
+#   check-qcow2-4k no slower than qemu-img (ratio >= 1).
 #
 # Knobs (environment variables):
 #   IMG_PERF_SIZE=2G      size of the raw corpus; a whole number of MiB, with
@@ -37,19 +44,20 @@
 #                         median or min (on a busy machine, min is steadier).
 #   IMG_PERF_VERBOSE=1    show hyperfine's own output (else it goes to DIR/log/).
 #   IMG_PERF_NO_INSTALL=1 never try to apt-get install hyperfine or time.
-#   IMG_PERF_CONVERT, IMG_PERF_MAP  our commands to measure (default: the
-#                         built cmd/img-convert and cmd/img-map), e.g. an
-#                         installed or an older build to compare against.
+#   IMG_PERF_CONVERT, IMG_PERF_MAP, IMG_PERF_CHECK  our commands to measure
+#                         (default: the built cmd/img-convert, cmd/img-map and
+#                         cmd/img-check), e.g. an installed or an older build.
 #
 # Exit status: 0 when every selected job's output was right (equal to
-# qemu-img's, or checked and identical to the corpus), 1 when a row is marked
+# qemu-img's, or checked and identical to the corpus; for check jobs, both
+# clean with the same counts), 1 when a row is marked
 # FAIL (the table is printed in full either way) or on setup errors (missing
 # tools, corpus generation failed). A missed bar does not change it.
 #
 # Needs qemu-img and qemu-io (qemu-utils), a C compiler, perl; uses hyperfine
 # and GNU time when present (installed with apt-get when missing and allowed),
 # else best-of-N timing and t/perf/maxrss.c. Disk: about 4x the corpus
-# size at peak (2G corpus: ~6 GiB; each job's outputs are deleted after it).
+# size at peak (2G corpus: ~7.5 GiB; each job's outputs are deleted after it).
 # See t/perf/README for reading the table.
 
 set -u
@@ -67,6 +75,7 @@ STAT=${IMG_PERF_STAT:-mean}
 SLOW=${IMG_PERF_SLOW:-20}
 OURS_CONVERT=${IMG_PERF_CONVERT:-$top/cmd/img-convert}
 OURS_MAP=${IMG_PERF_MAP:-$top/cmd/img-map}
+OURS_CHECK=${IMG_PERF_CHECK:-$top/cmd/img-check}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
@@ -98,6 +107,8 @@ OURS_CONVERT=$(command -v "$OURS_CONVERT") ||
 	die "'${IMG_PERF_CONVERT:-cmd/img-convert}' not found; run make (or make bench)"
 OURS_MAP=$(command -v "$OURS_MAP") ||
 	die "'${IMG_PERF_MAP:-cmd/img-map}' not found; run make (or make bench)"
+OURS_CHECK=$(command -v "$OURS_CHECK") ||
+	die "'${IMG_PERF_CHECK:-cmd/img-check}' not found; run make (or make bench)"
 CC=${CC:-cc}
 command -v "$CC" >/dev/null || die "no C compiler '$CC' for t/perf/gen.c"
 
@@ -140,10 +151,13 @@ cleanup
 # Measure a snapshot of our commands: other people rebuilding cmd/ while
 # the benchmark runs must not swap binaries under it.
 mkdir -p "$W/bin" && cp -f "$OURS_CONVERT" "$W/bin/img-convert" &&
-	cp -f "$OURS_MAP" "$W/bin/img-map" || die "cannot copy our commands to '$W/bin'"
+	cp -f "$OURS_MAP" "$W/bin/img-map" && cp -f "$OURS_CHECK" "$W/bin/img-check" ||
+	die "cannot copy our commands to '$W/bin'"
 OURS_CONVERT=$W/bin/img-convert
 OURS_MAP=$W/bin/img-map
-"$OURS_CONVERT" --help >/dev/null 2>&1 && "$OURS_MAP" --help >/dev/null 2>&1 ||
+OURS_CHECK=$W/bin/img-check
+"$OURS_CONVERT" --help >/dev/null 2>&1 && "$OURS_MAP" --help >/dev/null 2>&1 &&
+	"$OURS_CHECK" --help >/dev/null 2>&1 ||
 	die "the copies of our commands in '$W/bin' do not run (a rebuild in progress?)"
 TREE=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
 
@@ -157,6 +171,16 @@ fi
 
 CORPUS=$W/corpus.raw
 IMAGES="corpus.raw corpus.qcow2 corpus.qcow corpus.qed corpus-zlib.qcow2 sparse.qcow2 sparse.qed"
+# Images added later, derived from corpus.raw by qemu-img convert with these
+# options; each has its own stamp line, so a work directory that lacks one
+# gets just that image made, not the whole corpus again.
+EXTRAS="corpus-4k.qcow2"
+extra_recipe() {
+	case "$1" in
+	corpus-4k.qcow2) echo "-O qcow2 -o cluster_size=4096" ;;
+	*) return 1 ;;
+	esac
+}
 
 # The sparse images: 32 writes (every eighth a zero write) of 64k..256k at
 # scattered, deterministic offsets; about 4.5 MiB of data.
@@ -184,11 +208,16 @@ stamp_files() {
 	for f in $IMAGES; do printf 'file %s %s\n' "$f" "$(stat -c '%s %Y' "$W/$f")"; done
 }
 
+# extra_stamp NAME: the stamp line of an extra image: its recipe, size, mtime.
+extra_stamp() {
+	printf 'extra %s %s: %s\n' "$1" "$(stat -c '%s %Y' "$W/$1")" "$(extra_recipe "$1")"
+}
+
 corpus_ok() {
 	[ -f "$W/stamp" ] || return 1
 	local f
 	for f in $IMAGES; do [ -f "$W/$f" ] || return 1; done
-	[ "$(grep -v '^hash ' "$W/stamp")" = "$(stamp_head; stamp_files)" ] || return 1
+	[ "$(grep -v -e '^hash ' -e '^extra ' "$W/stamp")" = "$(stamp_head; stamp_files)" ] || return 1
 	if [ -n "${IMG_PERF_VERIFY:-}" ]; then
 		say "verifying the corpus hash"
 		[ "hash $("$GEN" --hash "$CORPUS")" = "$(grep '^hash ' "$W/stamp")" ] || return 1
@@ -198,7 +227,7 @@ corpus_ok() {
 build_corpus() {
 	local f h t0
 	rm -f "$W/stamp"
-	for f in $IMAGES; do rm -f "$W/$f"; done
+	for f in $IMAGES $EXTRAS; do rm -f "$W/$f"; done
 	t0=$SECONDS
 	say "generating a ${MIB} MiB raw corpus in $W"
 	h=$("$GEN" "$MIB" "$CORPUS") || die "corpus generation failed"
@@ -221,11 +250,34 @@ build_corpus() {
 	say "corpus ready in $((SECONDS - t0)) s"
 }
 
+# make_extras: each extra image that is missing or does not match its stamp
+# line is made from corpus.raw and their lines replaced in the stamp.
+make_extras() {
+	local f line t0 recipe
+	for f in $EXTRAS; do
+		if [ -f "$W/$f" ]; then
+			line=$(extra_stamp "$f")
+			grep -qxF -- "$line" "$W/stamp" && continue
+		fi
+		recipe=$(extra_recipe "$f")
+		say "deriving $f with qemu-img convert $recipe"
+		t0=$SECONDS
+		rm -f "$W/$f"
+		# shellcheck disable=SC2086 # the recipe is a list of options
+		qemu-img convert -f raw $recipe "$CORPUS" "$W/$f" ||
+			die "qemu-img convert failed while deriving $f"
+		{ grep -v "^extra $f " "$W/stamp"; extra_stamp "$f"; } > "$W/stamp.new" &&
+			mv -f "$W/stamp.new" "$W/stamp" || die "cannot update $W/stamp"
+		say "$f ready in $((SECONDS - t0)) s"
+	done
+}
+
 if corpus_ok; then
 	say "reusing the ${MIB} MiB corpus in $W (stamp matches)"
 else
 	build_corpus
 fi
+make_extras
 
 # --- Measuring -----------------------------------------------------------
 
@@ -356,10 +408,38 @@ verify_image() {
 	esac
 }
 
+# CHECK_FIELDS: the counts of a --output=json check that must agree.
+CHECK_FIELDS="check-errors leaks corruptions total-clusters allocated-clusters
+fragmented-clusters compressed-clusters image-end-offset"
+
+# check_counts_differ OURS.json QEMU.json: nothing when every CHECK_FIELDS
+# count agrees (an absent field counts as 0), else a line naming those that
+# differ, e.g. "leaks 0 vs qemu-img 3", or why a file could not be read.
+check_counts_differ() {
+	perl -MJSON::PP -e '
+		my @j;
+		for my $f (@ARGV[0, 1]) {
+			my $t = do { local $/; open my $h, "<", $f or die; <$h> };
+			my $d = eval { decode_json($t) };
+			if (ref $d ne "HASH") {
+				print((@j ? "qemu-img" : "our"), " output is not a JSON object\n");
+				exit;
+			}
+			push @j, $d;
+		}
+		my @d;
+		for my $k (split " ", $ARGV[2]) {
+			my ($o, $q) = map { $_->{$k} // 0 } @j;
+			push @d, "$k $o vs qemu-img $q" if $o ne $q;
+		}
+		print join(", ", @d), "\n" if @d;' "$1" "$2" "$CHECK_FIELDS"
+}
+
 # run_job JOB KIND FORMAT IMAGE [OUT_FORMAT [FLAG...]]: check once (and
 # measure peak RSS), then time. KIND convert: img-convert [FLAG...] -f FORMAT
 # -O OUT_FORMAT (default raw) against qemu-img convert with the same options;
-# KIND map: img-map --output=json against qemu-img map.
+# KIND map: img-map --output=json against qemu-img map; KIND check: img-check
+# --output=json against qemu-img check (read-only), their counts compared.
 run_job() {
 	local job=$1 kind=$2 fmt=$3 img=$W/$4 ofmt=${5:-raw} flags=("${@:6}")
 	local ours_a qemu_a status=ok rc qrc t0 tc_ours=0 tc_qemu=0 quirk=
@@ -402,6 +482,28 @@ run_job() {
 			status="FAIL(differs)"
 			NOTES+=("$job: $(cmp "$OUT_OURS.raw" "$OUT_QEMU.raw" 2>&1 | head -n1)")
 		fi
+	elif [ "$kind" = check ]; then
+		ours_a=("$OURS_CHECK" -f "$fmt" --output=json "$img")
+		qemu_a=(qemu-img check -f "$fmt" --output=json "$img")
+		rss "$W/rss.ours" "${ours_a[@]}" > "$OUT_OURS.json" 2> "$W/log/$job.ours.err"; rc=$?
+		rss "$W/rss.qemu" "${qemu_a[@]}" > "$OUT_QEMU.json" 2> "$W/log/$job.qemu.err"; qrc=$?
+		# The counts are compared whenever both checks completed (exit 0,
+		# 2: corruptions, 3: leaks), to say in a note which ones disagree.
+		local diffs=
+		[[ $rc$qrc == [023][023] ]] &&
+			diffs=$(check_counts_differ "$OUT_OURS.json" "$OUT_QEMU.json")
+		if [ $qrc != 0 ]; then status="FAIL(qemu-img exit $qrc)"
+		elif [ $rc != 0 ]; then status="FAIL(exit $rc)"
+		elif [ -n "$diffs" ]; then status="FAIL(differs)"
+		fi
+		if [ -n "$diffs" ]; then
+			cp "$OUT_OURS.json" "$W/log/$job.ours.json"
+			cp "$OUT_QEMU.json" "$W/log/$job.qemu.json"
+			NOTES+=("$job: $diffs (see $W/log/$job.{ours,qemu}.json)")
+		fi
+		# A check that exits 2 or 3 completed and found problems: it is
+		# still timed (hyperfine told to ignore the status), the row FAILs.
+		[[ $rc == [23] || $qrc == [23] ]] && quirk=1
 	else
 		ours_a=("$OURS_MAP" -f "$fmt" --output=json "$img")
 		qemu_a=(qemu-img map -f "$fmt" --output=json "$img")
@@ -428,7 +530,7 @@ run_job() {
 	local ours_rss qemu_rss
 	ours_rss=$(kib_to_mib "$(cat "$W/rss.ours" 2>/dev/null)")
 	qemu_rss=$(kib_to_mib "$(cat "$W/rss.qemu" 2>/dev/null)")
-	[ $rc = 0 ] || ours_rss=-
+	[ $rc = 0 ] || [[ $kind == check && $rc == [23] ]] || ours_rss=-
 	cleanup
 
 	local prep= ours_c= qemu_c= t_ours=- t_qemu=- ratio=- warmup=1 once_ours= once_qemu=
@@ -441,9 +543,10 @@ run_job() {
 		[ $rc = 0 ] && at_least "$tc_ours" "$SLOW" && once_ours=1
 		[ $qrc = 0 ] && at_least "$tc_qemu" "$SLOW" && once_qemu=1
 	fi
-	[ $rc = 0 ] && [ -z "$once_ours" ] && ours_c=$(qcmd "${ours_a[@]}")
+	{ [ $rc = 0 ] || [[ $kind == check && $rc == [23] ]]; } && [ -z "$once_ours" ] &&
+		ours_c=$(qcmd "${ours_a[@]}")
 	[ -z "$once_qemu" ] && qemu_c=$(qcmd "${qemu_a[@]}")
-	if [ $qrc = 0 ]; then
+	if [ $qrc = 0 ] || [ -n "$quirk" ]; then
 		[ -n "$ours_c$qemu_c" ] && say "$job: timing"
 		read -r t_ours t_qemu < <(time_pair "$job" "$prep" "$ours_c" "$qemu_c" "$warmup" "$quirk")
 		cleanup
@@ -464,17 +567,29 @@ run_job() {
 
 # The bars set for us (misses are listed under the table, not marked FAIL:
 # timings depend on the machine): peak RSS under RSS_BAR_MIB on every convert
-# job, and a minimum speed ratio on some.
+# job, and a minimum speed ratio on some (check-qcow2-4k: no slower).
 RSS_BAR_MIB=64
-ratio_bar() { case "$1" in convert-qcow-qed) echo 5 ;; *) return 1 ;; esac; }
+RATIO_BAR_JOBS=(convert-qcow-qed check-qcow2-4k)
+ratio_bar() {
+	case "$1" in
+	convert-qcow-qed) echo 5 ;;
+	check-qcow2-4k) echo 1 ;;
+	*) return 1 ;;
+	esac
+}
+# bars_text: the bars in a line.
+bars_text() {
+	local t="our RSS < ${RSS_BAR_MIB} MiB on converts" job
+	for job in "${RATIO_BAR_JOBS[@]}"; do t="$t; $job ratio >= $(ratio_bar "$job")"; done
+	echo "$t"
+}
 
 # bar_misses: one line per row that misses a bar.
 bar_misses() {
 	local r job ratio rss bar
 	for r in "${ROWS[@]}"; do
 		IFS=$'\t' read -r job _ _ ratio rss _ _ <<< "$r"
-		case "$job" in convert-*) ;; *) continue ;; esac
-		if [ "$rss" != - ] && awk -v m="$rss" -v b="$RSS_BAR_MIB" 'BEGIN { exit !(m >= b) }'; then
+		if [[ $job == convert-* ]] && [ "$rss" != - ] && awk -v m="$rss" -v b="$RSS_BAR_MIB" 'BEGIN { exit !(m >= b) }'; then
 			echo "$job: peak RSS $rss MiB, not under $RSS_BAR_MIB MiB"
 		fi
 		bar=$(ratio_bar "$job") || continue
@@ -504,6 +619,10 @@ run_job map-qcow           map     qcow  corpus.qcow
 run_job map-qed            map     qed   corpus.qed
 run_job map-sparse-qcow2   map     qcow2 sparse.qcow2
 run_job map-sparse-qed     map     qed   sparse.qed
+run_job check-qcow2-4k     check   qcow2 corpus-4k.qcow2
+run_job check-qcow2        check   qcow2 corpus.qcow2
+run_job check-qed          check   qed   corpus.qed
+run_job check-zlib         check   qcow2 corpus-zlib.qcow2
 
 # --- Report --------------------------------------------------------------
 
@@ -532,13 +651,14 @@ run_job map-sparse-qed     map     qed   sparse.qed
 	echo 'bytes with cmp, map JSON with whitespace removed); qcow, qcow2 and QED outputs'
 	echo 'pass qemu-img check (not qcow) and qemu-img compare with corpus.raw. A time'
 	echo "with * is a single run, the check run: commands taking ${SLOW} s or more run once."
+	echo 'check-* jobs: both exit 0 and their JSON counts agree (an absent count is 0).'
 	bars=$(bar_misses)
 	echo
 	if [ -n "$bars" ]; then
-		echo "bars missed (our RSS < ${RSS_BAR_MIB} MiB on converts; convert-qcow-qed ratio >= $(ratio_bar convert-qcow-qed)):"
+		echo "bars missed ($(bars_text)):"
 		printf '%s\n' "$bars" | sed 's/^/  /'
 	else
-		echo "bars met: our RSS < ${RSS_BAR_MIB} MiB on converts; convert-qcow-qed ratio >= $(ratio_bar convert-qcow-qed) (of the jobs run)"
+		echo "bars met: $(bars_text) (of the jobs run)"
 	fi
 	if [ ${#NOTES[@]} -gt 0 ]; then
 		echo
