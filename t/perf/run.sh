@@ -57,7 +57,7 @@
 # Needs qemu-img and qemu-io (qemu-utils), a C compiler, perl; uses hyperfine
 # and GNU time when present (installed with apt-get when missing and allowed),
 # else best-of-N timing and t/perf/maxrss.c. Disk: about 4x the corpus
-# size at peak (2G corpus: ~7.5 GiB; each job's outputs are deleted after it).
+# size at peak (2G corpus: ~9 GiB; each job's outputs are deleted after it).
 # See t/perf/README for reading the table.
 
 set -u
