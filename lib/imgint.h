@@ -169,6 +169,11 @@ static inline int img_is_pow2(uint64_t v)
 {
 	return v && !(v & (v - 1));
 }
+/* a / b, rounded up (b > 0). */
+static inline uint64_t img_div_up(uint64_t a, uint64_t b)
+{
+	return a / b + (a % b != 0);
+}
 /* log2 of v > 0, rounded down. */
 static inline unsigned img_log2(uint64_t v)
 {

@@ -656,7 +656,7 @@ static int setup(struct q2c *k)
 	ret = img_refs_init(k->c, &k->refs, k->file_size + k->cs, k->cb);
 	if (ret < 0)
 		return ret;
-	k->file_clusters = q2c_div_up(k->file_size, k->cs);
+	k->file_clusters = img_div_up(k->file_size, k->cs);
 	k->nclusters = k->file_clusters;
 	if (k->nclusters > INT32_MAX) {
 		k->res->check_errors++;
@@ -707,7 +707,7 @@ static int check_refcounts(struct q2c *k)
 	struct img_check before;
 	int ret;
 
-	k->res->total_clusters = q2c_div_up(k->img->size, k->cs);
+	k->res->total_clusters = img_div_up(k->img->size, k->cs);
 	if ((ret = count_references(k)) < 0)
 		return ret;
 	before = *k->res;

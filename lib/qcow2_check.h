@@ -44,12 +44,6 @@ struct l2_walk {
 enum cluster_type { CT_UNALLOC, CT_ZERO_PLAIN, CT_ZERO_ALLOC, CT_NORMAL,
 		    CT_COMPRESSED };
 
-/* a / b, rounded up. */
-static inline uint64_t q2c_div_up(uint64_t a, uint64_t b)
-{
-	return a / b + (a % b != 0);
-}
-
 /* qcow2_check.c */
 
 /* What L2 entry e maps. */

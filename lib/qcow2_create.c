@@ -139,11 +139,6 @@ static int read_options(struct img *img, const struct img_opts *o,
 	return 0;
 }
 
-static uint64_t div_up(uint64_t a, uint64_t b)
-{
-	return a / b + (a % b != 0);
-}
-
 /*
  * Header, reftable, refblocks, L1, then (preallocated) each L2 table
  * followed by its data clusters. For small images this is qemu-img's
@@ -157,13 +152,13 @@ static int plan_layout(struct img *img, struct q2c *c)
 
 	c->l2_entries = c->cs / (c->extl2 ? 16 : 8);
 	span = c->cs * c->l2_entries;
-	c->l1_size = div_up(c->size, span);
+	c->l1_size = img_div_up(c->size, span);
 	if (c->l1_size > QCOW2_MAX_L1_BYTES / 8)
 		return img_error(img, IMG_E_TOOBIG,
 				 "image size too large for cluster size %llu (try a larger cluster size)",
 				 (unsigned long long)c->cs);
-	c->l1_clusters = div_up(c->l1_size * 8, c->cs);
-	c->guest_clusters = div_up(c->size, c->cs);
+	c->l1_clusters = img_div_up(c->l1_size * 8, c->cs);
+	c->guest_clusters = img_div_up(c->size, c->cs);
 	l2_tables = strcmp(c->prealloc, "off") ? c->l1_size : 0;
 	if (l2_tables && !c->data_file)
 		data = c->guest_clusters;
@@ -174,8 +169,8 @@ static int plan_layout(struct img *img, struct q2c *c)
 
 		c->total = 1 + c->reftable_clusters + c->refblocks +
 			   c->l1_clusters + c->prealloc_clusters;
-		blocks = div_up(c->total, per_block);
-		table = div_up(blocks * 8, c->cs);
+		blocks = img_div_up(c->total, per_block);
+		table = img_div_up(blocks * 8, c->cs);
 		if (blocks == c->refblocks && table == c->reftable_clusters)
 			break;
 		c->refblocks = blocks;

@@ -215,8 +215,8 @@ int q2c_rebuild_refcounts(struct q2c *k)
 		uint64_t nb2, nt2;
 
 		total = end + nb + nt;
-		nb2 = q2c_div_up(total, k->epb);
-		nt2 = q2c_div_up(nb2 * 8, k->cs);
+		nb2 = img_div_up(total, k->epb);
+		nt2 = img_div_up(nb2 * 8, k->cs);
 		if (nb2 == nb && nt2 == nt)
 			break;
 		nb = nb2;

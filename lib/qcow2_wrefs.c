@@ -353,10 +353,10 @@ static int grow_reftable(struct img *img, struct q2_writer *w)
 
 	if (rt->used <= rt->disk_n)
 		return 0;
-	t = q2w_div_up(rt->used * 8, w->cs);
+	t = img_div_up(rt->used * 8, w->cs);
 	for (;;) {
 		uint64_t need = entries_for(w, fresh + table_growth(w, t));
-		uint64_t t2 = q2w_div_up(need * 8, w->cs);
+		uint64_t t2 = img_div_up(need * 8, w->cs);
 
 		if (t2 <= t)
 			break;

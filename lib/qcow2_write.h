@@ -64,11 +64,6 @@ static inline uint64_t q2w_round_up(uint64_t v, uint64_t a)
 	return (v + a - 1) & ~(a - 1);
 }
 
-static inline uint64_t q2w_div_up(uint64_t a, uint64_t b)
-{
-	return a / b + (a % b != 0);
-}
-
 /* qcow2_write.c */
 int img_q2w_write_at(struct img *img, struct img_io *io, const char *what,
 		     const void *buf, uint64_t len, uint64_t off);
