@@ -241,23 +241,6 @@ static const struct img_walk_cb walk_cb = {
 	.entry = walk_entry,
 };
 
-static int check_tables(struct qchk *k)
-{
-	struct img *img = k->c->img;
-	struct img_walk_layout lay;
-	int ret = img->drv->walk_layout(img, &lay);
-
-	if (ret == 0)
-		ret = img_walk(img, &lay, &walk_cb, k);
-	if (ret < 0 && !img->writable) {
-		/* The check is incomplete: leaks are not counted. */
-		img_check_say(k->c, "ERROR %s", img_errmsg(img));
-		k->c->res->check_errors++;
-		return 0;
-	}
-	return ret;
-}
-
 int img_qcow_check(struct img_check_ctx *c)
 {
 	struct img *img = c->img;
@@ -284,17 +267,14 @@ int img_qcow_check(struct img_check_ctx *c)
 	if (ret < 0)
 		goto out;
 	claim_header_and_l1(&k);
-	ret = check_tables(&k);
+	ret = img_check_walk(c, &walk_cb, &k);
 	if (ret < 0 || c->res->check_errors)
 		goto out;
 	if (c->fix) {
 		/* The repaired tables are durable before anything moves. */
-		ret = img_io_flush(img->io);
-		if (ret < 0) {
-			img_error(img, ret, "cannot flush '%s': %s", img->path,
-				  img_strerror(ret));
+		ret = img_check_flush(c);
+		if (ret < 0)
 			goto out;
-		}
 	}
 	/* Holes are no leaks here: compressed streams cannot move, so space
 	 * between them comes back as holes (no qemu-img count to match). */

@@ -183,16 +183,6 @@ static void claim_header_and_l1(struct qchk *k)
 	img_owners_set(&k->owners, q->cluster_bits, off, bytes, IMG_OWN_FIXED, 0);
 }
 
-static int flush_or_fail(struct img_check_ctx *c)
-{
-	int ret = img_io_flush(c->img->io);
-
-	if (ret < 0)
-		return img_error(c->img, ret, "cannot flush '%s': %s",
-				 c->img->path, img_strerror(ret));
-	return 0;
-}
-
 /* Once nothing is left to repair, the image no longer needs a check; the
  * table fixes are flushed before the header says so. */
 static int clear_need_check(struct qchk *k)
@@ -203,12 +193,12 @@ static int clear_need_check(struct qchk *k)
 
 	if (!(q->h.features & IMG_QED_F_NEED_CHECK))
 		return 0;
-	ret = flush_or_fail(c);
+	ret = img_check_flush(c);
 	if (ret == 0)
 		ret = img_write_entry(c, 1, "header features", 16,
 				 q->h.features & ~IMG_QED_F_NEED_CHECK);
 	if (ret == 0)
-		ret = flush_or_fail(c);
+		ret = img_check_flush(c);
 	if (ret < 0)
 		return ret;
 	q->h.features &= ~IMG_QED_F_NEED_CHECK;
@@ -222,24 +212,6 @@ static const struct img_walk_cb walk_cb = {
 	.bad_table = walk_bad_table,
 	.entry = walk_entry,
 };
-
-static int check_tables(struct qchk *k)
-{
-	struct img *img = k->c->img;
-	struct img_walk_layout lay;
-	int ret = img->drv->walk_layout(img, &lay);
-
-	if (ret == 0)
-		ret = img_walk(img, &lay, &walk_cb, k);
-	if (ret < 0 && !img->writable) {
-		/* A table that cannot be read: the check is incomplete, so
-		 * leaks are not counted (they could be its clusters). */
-		img_check_say(k->c, "ERROR %s", img_errmsg(img));
-		k->c->res->check_errors++;
-		return 0;
-	}
-	return ret;
-}
 
 int img_qed_check(struct img_check_ctx *c)
 {
@@ -264,12 +236,12 @@ int img_qed_check(struct img_check_ctx *c)
 	if (ret < 0)
 		goto out;
 	claim_header_and_l1(&k);
-	ret = check_tables(&k);
+	ret = img_check_walk(c, &walk_cb, &k);
 	if (ret < 0 || c->res->check_errors)
 		goto out;
 	if (c->fix) {
 		/* The repaired tables are durable before anything moves. */
-		ret = flush_or_fail(c);
+		ret = img_check_flush(c);
 		if (ret < 0)
 			goto out;
 	}

@@ -5,6 +5,7 @@
 
 #include "endian.h"
 #include "relocate.h"
+#include "walk.h"
 
 int img_owners_init(struct img_check_ctx *c, struct img_owners *o,
 		    uint64_t nclusters)
@@ -317,5 +318,32 @@ int img_write_entry(struct img_check_ctx *c, int little_endian,
 	if (ret < 0)
 		return img_error(c->img, ret, "cannot write %s at 0x%llx: %s",
 				 what, (unsigned long long)off, img_strerror(ret));
+	return 0;
+}
+
+int img_check_walk(struct img_check_ctx *c, const struct img_walk_cb *cb,
+		   void *arg)
+{
+	struct img *img = c->img;
+	struct img_walk_layout lay;
+	int ret = img->drv->walk_layout(img, &lay);
+
+	if (ret == 0)
+		ret = img_walk(img, &lay, cb, arg);
+	if (ret < 0 && !img->writable) {
+		img_check_say(c, "ERROR %s", img_errmsg(img));
+		c->res->check_errors++;
+		return 0;
+	}
+	return ret;
+}
+
+int img_check_flush(struct img_check_ctx *c)
+{
+	int ret = img_io_flush(c->img->io);
+
+	if (ret < 0)
+		return img_error(c->img, ret, "cannot flush '%s': %s",
+				 c->img->path, img_strerror(ret));
 	return 0;
 }

@@ -34,6 +34,18 @@ void img_owners_free(struct img_owners *o);
 void img_owners_set(struct img_owners *o, unsigned cluster_bits, uint64_t off,
 		    uint64_t len, enum img_owner_kind kind, uint64_t ref);
 
+struct img_walk_cb;
+
+/* Walk every table of the image with the checker's callbacks. A table
+ * that cannot be read makes a read-only check incomplete: it is said and
+ * counted as a check error (leaks are then not counted), and 0 returned;
+ * while repairing it is an error. */
+int img_check_walk(struct img_check_ctx *c, const struct img_walk_cb *cb,
+		   void *arg);
+
+/* Flush the image, naming it in the error. */
+int img_check_flush(struct img_check_ctx *c);
+
 /* Write one 8-byte table entry v at file offset off (little-endian for
  * QED, big-endian for qcow); errors name what ("L2 entry") and where. */
 int img_write_entry(struct img_check_ctx *c, int little_endian,
