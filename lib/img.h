@@ -218,6 +218,39 @@ struct img_check_opts {
 int img_check(struct img *img, const struct img_check_opts *o,
 	      struct img_check *res);
 
+/*
+ * Compacting an image in place (img-compact): every allocated data cluster
+ * is read; one that holds only zeros stops being stored (unallocated where
+ * that reads as zeros, else the format's zero-cluster entry), and the space
+ * it held, with any leaked space, goes back: clusters from the end of the
+ * file move down into the freed ones and the file is truncated. Each step
+ * is ordered so that an interruption leaves an image that opens and reads
+ * the same; running again finishes the job. Open the image with
+ * img_open_opts.check and .no_backing (and .writable unless dry_run).
+ */
+struct img_compact_opts {
+	int dry_run;               /* scan and report, write nothing */
+	uint64_t zero_gran;        /* zero detection unit where a format has
+				    * subclusters; 0: whole clusters */
+	img_check_msg_fn msg;      /* lines saying what was done (NULL: dropped) */
+	void *msg_arg;
+	img_progress_fn progress;  /* NULL: none */
+	void *progress_arg;
+};
+struct img_compact_result {
+	uint64_t cluster_size;
+	uint64_t clusters_scanned; /* allocated data clusters read */
+	uint64_t zero_clusters;    /* of those, all zeros */
+	uint64_t clusters_freed;   /* zero clusters no longer stored */
+	uint64_t clusters_kept;    /* zero clusters that must stay stored */
+	uint64_t leaks;            /* clusters nothing referenced before */
+	uint64_t bytes_freed;      /* space given back (dry run: that would be) */
+	uint64_t file_size_before, file_size_after; /* dry run: an estimate */
+	int dry_run;
+};
+int img_compact(struct img *img, const struct img_compact_opts *o,
+		struct img_compact_result *r);
+
 /* A file name stored in an image (a backing file), resolved against the
  * image's directory as readers do; malloc'ed, NULL without memory. */
 char *img_path_beside(const char *image_path, const char *name);

@@ -73,6 +73,10 @@ struct img_driver {
 	/* Check (and with c->fix repair) the image, opened with
 	 * img_open_opts.check (check.h); NULL: nothing to check (raw). */
 	int (*check)(struct img_check_ctx *c);
+	/* Compact the image in place (img_compact, compact.c); NULL: not
+	 * supported yet. */
+	int (*compact)(struct img *img, const struct img_compact_opts *o,
+		       struct img_compact_result *r);
 };
 
 /* raw.c, for every format's create: zero bytes [off, off+n) of io; size

@@ -415,4 +415,5 @@ const struct img_driver img_qed_driver = {
 	.create = img_qed_create,
 	.writer = &img_qed_writer,
 	.check = img_qed_check,
+	.compact = img_qed_compact,
 };

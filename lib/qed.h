@@ -65,6 +65,12 @@ const char *img_qed_table_problem(const struct qed *q, uint64_t off);
 /* qed_check.c: the driver's check. */
 struct img_check_ctx;
 int img_qed_check(struct img_check_ctx *c);
+/* qed_compact.c: the driver's compact. */
+struct img;
+struct img_compact_opts;
+struct img_compact_result;
+int img_qed_compact(struct img *img, const struct img_compact_opts *o,
+		    struct img_compact_result *r);
 
 /* Largest virtual size the geometry can address (saturating). */
 uint64_t img_qed_max_image_size(uint32_t cluster_size, uint32_t table_size);

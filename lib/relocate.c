@@ -221,6 +221,36 @@ static int move_clusters(struct img_check_ctx *c, struct img_refs *r,
 	return 0;
 }
 
+/* Room for n more clusters past the end of the file in r and o. */
+static int grow_tracking(struct img_check_ctx *c, struct img_refs *r,
+			 struct img_owners *o, uint64_t n)
+{
+	uint64_t total = r->nclusters + n;
+	uint16_t *count = realloc(r->count, total * sizeof(*count));
+	uint8_t *kind;
+	uint64_t *ref;
+
+	if (count)
+		r->count = count;
+	kind = count ? realloc(o->kind, total * sizeof(*kind)) : NULL;
+	if (kind)
+		o->kind = kind;
+	ref = kind ? realloc(o->ref, total * sizeof(*ref)) : NULL;
+	if (!ref)
+		return img_error(c->img, -ENOMEM,
+				 "cannot track %llu more clusters",
+				 (unsigned long long)n);
+	o->ref = ref;
+	for (uint64_t cl = r->nclusters; cl < total; cl++) {
+		r->count[cl] = 0;
+		o->kind[cl] = IMG_OWN_NONE;
+		o->ref[cl] = 0;
+	}
+	r->nclusters = total;
+	o->nclusters = total;
+	return 0;
+}
+
 /* Move used clusters from the end of the file down into leaked ones
  * while the last one can move. */
 static int relocate(struct img_check_ctx *c, struct img_refs *r,
@@ -260,6 +290,21 @@ static int relocate(struct img_check_ctx *c, struct img_refs *r,
 			return 0;
 		}
 		dst = free_run(r, first, start, n);
+		if (dst >= start && n > 1 && start > first &&
+		    c->fix == IMG_CHECK_FIX_LEAKS_COMPACT &&
+		    !r->count[start - 1]) {
+			/* A table with a gap below it too small to hold it:
+			 * it moves past the end first (a few clusters of
+			 * extra space), then down over its old place. */
+			ret = grow_tracking(c, r, o, n);
+			if (ret == 0)
+				ret = move_clusters(c, r, o, ops, start,
+						    r->nclusters - n, n);
+			if (ret < 0)
+				return ret;
+			end = r->nclusters;
+			continue;
+		}
 		if (dst >= start)
 			return 0;
 		ret = move_clusters(c, r, o, ops, start, dst, n);

@@ -1,0 +1,44 @@
+/* compact.c: the format-independent part of compacting an image in place: dispatch and file sizes. */
+#include <errno.h>
+#include <string.h>
+
+#include "imgint.h"
+
+static int file_size(struct img *img, uint64_t *size)
+{
+	int ret = img_io_size(img->io, size);
+
+	if (ret < 0)
+		return img_error(img, ret, "cannot get the size of '%s': %s",
+				 img->path, img_strerror(ret));
+	return 0;
+}
+
+int img_compact(struct img *img, const struct img_compact_opts *o,
+		struct img_compact_result *r)
+{
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->dry_run = !!o->dry_run;
+	r->cluster_size = img->cluster_size;
+	if (!img->drv->compact)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "compacting %s images is not supported yet",
+				 img->drv->name);
+	if (!o->dry_run && !img->writable)
+		return img_error(img, -EBADF,
+				 "compacting needs the image opened writable");
+	ret = file_size(img, &r->file_size_before);
+	if (ret < 0)
+		return ret;
+	ret = img->drv->compact(img, o, r);
+	if (ret < 0)
+		return ret;
+	if (o->dry_run) {
+		r->file_size_after = r->file_size_before > r->bytes_freed ?
+			r->file_size_before - r->bytes_freed : 0;
+		return 0;
+	}
+	return file_size(img, &r->file_size_after);
+}
