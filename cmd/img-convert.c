@@ -227,6 +227,7 @@ static void convert_to_raw(struct img *src, const char *dst,
 	prealloc = img_opt_str(&o, "preallocation");
 	if (!strcmp(prealloc, "full"))
 		co->zero_gran = 0;      /* every byte written, as -S 0 */
+	co->reserve = !strcmp(prealloc, "falloc");
 	if (!strcmp(dst, "-")) {
 		if (isatty(STDOUT_FILENO))
 			cli_die(EXIT_USAGE, "refusing to write binary data to a terminal");
@@ -239,11 +240,6 @@ static void convert_to_raw(struct img *src, const char *dst,
 	} else {
 		start_output(dst);
 		fd = out.fd;
-		/* Reserve the blocks; the size stays 0 until the export sets it. */
-		if (!strcmp(prealloc, "falloc") &&
-		    fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)img_size(src)) < 0)
-			cli_die(EXIT_FAIL, "cannot preallocate '%s': %s", dst,
-				strerror(errno));
 	}
 	img_opts_free(&o);
 	ret = img_export_raw(src, fd, co);

@@ -1,5 +1,6 @@
 /* export.c: writing the whole virtual disk as raw bytes, sparse where the output allows. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -243,6 +244,11 @@ static int open_sink(struct img *img, int fd, int allocate,
 		if ((st.st_size && ftruncate(fd, 0) < 0) ||
 		    ftruncate(fd, (off_t)img->size) < 0)
 			return img_error(img, -errno, "cannot size output: %s",
+					 img_strerror(-errno));
+		/* Reserved blocks stay allocated under the holes we leave. */
+		if (o->reserve && img->size &&
+		    fallocate(fd, 0, 0, (off_t)img->size) < 0)
+			return img_error(img, -errno, "cannot preallocate: %s",
 					 img_strerror(-errno));
 		dfd = dup(fd);
 		if (dfd < 0 || img_io_from_fd(&s->io, dfd, 0) < 0) {

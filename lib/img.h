@@ -134,6 +134,8 @@ struct img_convert_opts {
 	 * 0 writes everything, fully allocating the target (-S 0). */
 	uint64_t zero_gran;
 	int compress;              /* compressed clusters (-c) */
+	int reserve;               /* raw: reserve the new file's blocks first
+				    * (preallocation=falloc) */
 	int in_place;              /* the target existed (-n): its old
 				    * contents must not show through */
 	int target_is_zero;        /* ...unless it is known to read as zeros */

@@ -199,6 +199,19 @@ test_expect_success 'a zero-length source converts to raw, qcow2 and QED' '
 	done
 '
 
+test_expect_success 'raw preallocation=falloc and full: every block allocated, same bytes' '
+	qemu-img create -q -f qcow2 sparse.qcow2 8M &&
+	qio qcow2 sparse.qcow2 "write -P 0x42 1M 64k" &&
+	qemu-img convert -O raw sparse.qcow2 sparse.ref &&
+	for p in falloc full; do
+		img-convert -O raw -o preallocation=$p sparse.qcow2 pre.$p &&
+		cmp sparse.ref pre.$p &&
+		test "$(stat -c %b pre.$p)" -ge $((8 * 2048)) || return 1
+	done &&
+	img-convert -O raw sparse.qcow2 pre.off &&
+	test "$(stat -c %b pre.off)" -lt $((2 * 2048))
+'
+
 test_expect_success 'qcow cannot be zero length (as in qemu-img): exit 1, no output' '
 	test_expect_code 1 img-convert -O qcow empty.qcow2 out.qcow 2>err &&
 	grep "^img-convert: cannot create .out.qcow.: .*zero length" err &&
