@@ -256,13 +256,15 @@ static void convert_to_raw(struct img *src, const char *dst,
 /* Writing a file into itself would destroy what is being read. */
 static void refuse_same_file(struct img *src, const char *dst)
 {
-	struct stat a, b;
+	struct stat st;
+	int depth;
 
-	for (struct img *l = src; l; l = img_backing(l))
-		if (stat(img_path(l), &a) == 0 && stat(dst, &b) == 0 &&
-		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-			cli_die(EXIT_FAIL, "'%s' is %s of the conversion: cannot write into it",
-				dst, l == src ? "the source" : "a backing file");
+	if (stat(dst, &st) < 0)
+		return;         /* opening it fails later, with the reason */
+	depth = img_chain_find(src, st.st_dev, st.st_ino);
+	if (depth >= 0)
+		cli_die(EXIT_FAIL, "'%s' is %s of the conversion: cannot write into it",
+			dst, depth ? "a backing file" : "the source");
 }
 
 int main(int argc, const char **argv)

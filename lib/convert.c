@@ -65,18 +65,6 @@ static struct plan *slot_plan(const struct conv *c, struct img_pipe_slot *s)
 	return p;
 }
 
-/* The depth at which the target's backing file sits in the source chain
- * (the same file), or -1. */
-static int find_in_chain(struct img *src, struct img *tb)
-{
-	int d = 0;
-
-	for (struct img *l = src; l; l = l->backing, d++)
-		if (l->dev == tb->dev && l->ino == tb->ino)
-			return d;
-	return -1;
-}
-
 /* Fill buf [a, b) (offsets relative to the slot at off) with the content
  * of extent e of layer l: read data, else zeros. */
 static int fill(struct conv *c, struct img *l, const struct img_extent *e,
@@ -317,7 +305,7 @@ static int setup(struct conv *c)
 	c->chunk = c->cs > CHUNK ? c->cs : CHUNK;
 	c->maxcl = c->chunk / c->cs;
 	c->tb = c->o->target_backing;
-	c->tb_depth = c->tb ? find_in_chain(c->src, c->tb) : -1;
+	c->tb_depth = c->tb ? img_chain_find(c->src, c->tb->dev, c->tb->ino) : -1;
 	if (c->tb) {
 		c->tbuf = malloc(c->cs);
 		if (!c->tbuf)

@@ -229,6 +229,16 @@ static int check_loop(struct img *img)
 	return 0;
 }
 
+int img_chain_find(const struct img *img, uint64_t dev, uint64_t ino)
+{
+	int d = 0;
+
+	for (const struct img *l = img; l; l = l->backing, d++)
+		if ((uint64_t)l->dev == dev && (uint64_t)l->ino == ino)
+			return d;
+	return -1;
+}
+
 int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 {
 	static const struct img_open_opts none;

@@ -58,6 +58,10 @@ const char *img_path(const struct img *img);
 uint64_t img_size(const struct img *img);
 struct img *img_backing(const struct img *img);
 
+/* Depth of the file with this device and inode number in img's backing
+ * chain (0 = img itself), or -1 if it is not part of it. */
+int img_chain_find(const struct img *img, uint64_t dev, uint64_t ino);
+
 /* Read guest data [off, off+len) through the backing chain; past the
  * virtual size is an error. */
 int img_read(struct img *img, uint64_t off, void *buf, size_t len);
