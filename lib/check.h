@@ -23,6 +23,10 @@ struct img_check_ctx {
 	void *msg_arg;
 	img_progress_fn progress;    /* may be NULL */
 	void *progress_arg;
+	/* img-compact: to close a gap too small for the L2 table above it,
+	 * the table may move past the end of the file first (the file grows
+	 * by a table for a moment), then down over its old place. */
+	int may_grow;
 };
 
 /* Report progress (e.g. L1 entries walked of all), if asked for. */

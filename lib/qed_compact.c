@@ -123,8 +123,8 @@ static int reclaim(struct qcompact *k)
 	struct img *img = k->c->img;
 	struct img_check res;
 	struct img_check_ctx c = {
-		.img = img, .fix = IMG_CHECK_FIX_LEAKS_COMPACT, .res = &res,
-		.msg = k->o->msg, .msg_arg = k->o->msg_arg,
+		.img = img, .fix = IMG_CHECK_FIX_LEAKS, .res = &res,
+		.msg = k->o->msg, .msg_arg = k->o->msg_arg, .may_grow = 1,
 	};
 	int ret;
 

@@ -291,7 +291,7 @@ static int relocate(struct img_check_ctx *c, struct img_refs *r,
 		}
 		dst = free_run(r, first, start, n);
 		if (dst >= start && n > 1 && start > first &&
-		    c->fix == IMG_CHECK_FIX_LEAKS_COMPACT &&
+		    c->may_grow &&
 		    !r->count[start - 1]) {
 			/* A table with a gap below it too small to hold it:
 			 * it moves past the end first (a few clusters of

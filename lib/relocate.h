@@ -89,13 +89,6 @@ uint64_t img_count_leaks(struct img_check_ctx *c, const struct img_refs *r,
  * res->leaks_fixed to the leaks that are gone. Every reference must be
  * durable before this is called.
  */
-/*
- * The repair img_compact (img-compact) asks a checker for: leaks, as
- * IMG_CHECK_FIX_LEAKS, and an L2 table at the end of the file whose gap
- * below is too small to hold it moves past the end first (the file grows
- * by a table for a moment), then down over its old place.
- */
-#define IMG_CHECK_FIX_LEAKS_COMPACT ((enum img_check_fix)3)
 
 int img_compact_leaks(struct img_check_ctx *c, struct img_refs *r,
 		      struct img_owners *o, const struct img_reloc_ops *ops,
