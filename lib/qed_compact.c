@@ -92,54 +92,54 @@ static const struct img_walk_cb scan_cb = {
 	.entry = scan_entry,
 };
 
+/* Run the QED checker (fix: leaks only, with may_grow) and refuse an
+ * image it finds errors in; when says what the errors are relative to. */
+static int run_checker(struct qcompact *k, enum img_check_fix fix,
+		       struct img_check *res, const char *when)
+{
+	struct img *img = k->c->img;
+	struct img_check_ctx c = {
+		.img = img, .fix = fix, .res = res, .may_grow = 1,
+		.msg = fix ? k->o->msg : NULL, .msg_arg = k->o->msg_arg,
+	};
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	ret = img_qed_check(&c);
+	if (ret < 0)
+		return ret;
+	if (res->corruptions || res->check_errors)
+		return img_error(img, IMG_E_CORRUPT, "'%s' has %llu errors %s",
+				 img->path,
+				 (unsigned long long)(res->corruptions +
+						      res->check_errors), when);
+	return 0;
+}
+
 /* A read-only check first: compacting a corrupt image could make it
  * worse. It also counts the leaks there are already. */
 static int check_first(struct qcompact *k)
 {
-	struct img *img = k->c->img;
 	struct img_check res;
-	struct img_check_ctx c = { .img = img, .fix = IMG_CHECK_NO_FIX,
-				   .res = &res };
-	int ret;
+	int ret = run_checker(k, IMG_CHECK_NO_FIX, &res,
+			      "(repair it first: img-check -r all)");
 
-	memset(&res, 0, sizeof(res));
-	ret = img_qed_check(&c);
-	if (ret < 0)
-		return ret;
-	if (res.corruptions || res.check_errors)
-		return img_error(img, IMG_E_CORRUPT,
-				 "'%s' has %llu errors: repair it first (img-check -r all)",
-				 img->path,
-				 (unsigned long long)(res.corruptions +
-						      res.check_errors));
-	k->r->leaks = res.leaks;
-	return 0;
+	if (ret == 0)
+		k->r->leaks = res.leaks;
+	return ret;
 }
 
 /* The freed clusters and the old leaks go back to the file system; the
  * repair clears need-check once everything is durable. */
 static int reclaim(struct qcompact *k)
 {
-	struct img *img = k->c->img;
 	struct img_check res;
-	struct img_check_ctx c = {
-		.img = img, .fix = IMG_CHECK_FIX_LEAKS, .res = &res,
-		.msg = k->o->msg, .msg_arg = k->o->msg_arg, .may_grow = 1,
-	};
-	int ret;
+	int ret = run_checker(k, IMG_CHECK_FIX_LEAKS, &res,
+			      "after compacting");
 
-	memset(&res, 0, sizeof(res));
-	ret = img_qed_check(&c);
-	if (ret < 0)
-		return ret;
-	if (res.corruptions || res.check_errors)
-		return img_error(img, IMG_E_CORRUPT,
-				 "'%s' has %llu errors after compacting",
-				 img->path,
-				 (unsigned long long)(res.corruptions +
-						      res.check_errors));
-	k->r->bytes_freed = res.bytes_reclaimed;
-	return 0;
+	if (ret == 0)
+		k->r->bytes_freed = res.bytes_reclaimed;
+	return ret;
 }
 
 int img_qed_compact(struct img *img, const struct img_compact_opts *o,
