@@ -14,6 +14,30 @@ static int file_size(struct img *img, uint64_t *size)
 	return 0;
 }
 
+int img_backing_reads_zero(struct img *img, uint64_t off, uint64_t len,
+			   void *buf, int *zero)
+{
+	struct img *b;
+	int ret;
+
+	*zero = 1;
+	if (!img->backing_name)
+		return 0;
+	ret = img_open_backing(img);
+	if (ret < 0)
+		return ret;
+	b = img->backing;
+	if (off >= b->size)
+		return 0;
+	len = img_min_u64(len, b->size - off);
+	ret = img_read(b, off, buf, (size_t)len);
+	if (ret < 0)
+		return img_error(img, ret, "backing file '%s': %s",
+				 b->path, img_errmsg(b));
+	*zero = img_is_zero(buf, (size_t)len);
+	return 0;
+}
+
 int img_compact(struct img *img, const struct img_compact_opts *o,
 		struct img_compact_result *r)
 {

@@ -183,6 +183,15 @@ static int open_backing(struct img *img, const struct img_open_opts *o)
 	return 0;
 }
 
+int img_open_backing(struct img *img)
+{
+	struct img_open_opts bo = { 0 };
+
+	if (img->backing || !img->backing_name)
+		return 0;
+	return open_backing(img, &bo);
+}
+
 /* A wrong AES key shows only as noise: decrypt a few data sectors and see. */
 static int check_key(struct img *img)
 {

@@ -194,6 +194,19 @@ static inline int img_mul_overflows(uint64_t a, uint64_t b, uint64_t *r)
 	return __builtin_mul_overflow(a, b, r);
 }
 
+/* Open the backing chain (read-only) of an image opened without it
+ * (img_open_opts.check or .no_backing); nothing to do if it is open or
+ * there is none. Errors name the backing file. */
+int img_open_backing(struct img *img);
+
+/* Whether guest range [off, off+len) of img's backing chain reads as zeros
+ * (yes without a backing file, or past its end); buf holds len bytes of
+ * scratch space. Opens the chain on first need. For img-compact: a zero
+ * cluster over a backing file may only become unallocated where this
+ * holds. */
+int img_backing_reads_zero(struct img *img, uint64_t off, uint64_t len,
+			   void *buf, int *zero);
+
 /*
  * Status of the run at guest offset off through the backing chain, the way
  * `qemu-img map` walks it: down while a layer neither stores data nor reads
