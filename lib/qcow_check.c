@@ -33,17 +33,19 @@ static int set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
 	return ret;
 }
 
-static int set_l2_entry(struct img_check_ctx *c, uint64_t entry_off,
-			uint64_t host)
-{
-	return img_write_entry(c, 0, "L2 entry", entry_off, host);
-}
 
 static uint64_t table_at(struct img_check_ctx *c, uint64_t idx)
 {
 	const struct qcow *q = c->img->priv;
 
 	return q->l1[idx];
+}
+
+static int set_l2_entry(struct img_check_ctx *c, uint64_t idx,
+			uint64_t entry, uint64_t host)
+{
+	return img_write_entry(c, 0, "L2 entry", table_at(c, idx) + entry * 8,
+			       host);
 }
 
 /* The guest range [guest, guest+len) clipped to the virtual size, for
@@ -183,7 +185,7 @@ static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 	img_owners_set(&k->owners, k->q->h.cluster_bits, x->host, len,
 		       compressed || (x->host & (len - 1)) ? IMG_OWN_FIXED
 							   : IMG_OWN_DATA,
-		       e->entry_offset);
+		       img_data_ref(e->l1_index, e->l2_index));
 	if (twice) {
 		/* Which entry holds the data cannot be known: not repaired. */
 		img_check_say(c, "ERROR %s at 0x%llx for guest offset 0x%llx shares %llu cluster%s with other references",

@@ -32,17 +32,19 @@ static int set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
 	return ret;
 }
 
-static int set_l2_entry(struct img_check_ctx *c, uint64_t entry_off,
-			uint64_t host)
-{
-	return img_write_entry(c, 1, "L2 entry", entry_off, host);
-}
 
 static uint64_t table_at(struct img_check_ctx *c, uint64_t idx)
 {
 	const struct qed *q = c->img->priv;
 
 	return q->l1[idx];
+}
+
+static int set_l2_entry(struct img_check_ctx *c, uint64_t idx,
+			uint64_t entry, uint64_t host)
+{
+	return img_write_entry(c, 1, "L2 entry", table_at(c, idx) + entry * 8,
+			       host);
 }
 
 /* An L1 entry whose table cannot be read: with -r all it is cleared and
@@ -144,7 +146,7 @@ static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 	}
 	twice = img_refs_claim(&k->refs, NULL, 0, host, cs, &past);
 	img_owners_set(&k->owners, k->q->cluster_bits, host, cs, IMG_OWN_DATA,
-		       e->entry_offset);
+		       img_data_ref(e->l1_index, e->l2_index));
 	if (twice) {
 		/* Which entry holds the data cannot be known: not repaired. */
 		img_check_say(c, "ERROR cluster %llu (offset 0x%llx) for guest offset 0x%llx is referenced more than once",

@@ -1,4 +1,4 @@
-/* relocate.c: shared by the qcow and QED checkers: cluster owners, leak counting, compacting a file by moving its last clusters into leaked ones. */
+/* relocate.c: shared by the checkers that move clusters: cluster owners, leak counting, giving leaked space back. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,194 +125,6 @@ uint64_t img_count_leaks(struct img_check_ctx *c, const struct img_refs *r,
 	return n;
 }
 
-/* The first run of n unreferenced clusters at or after first, ending by
- * limit; limit if there is none. */
-static uint64_t free_run(const struct img_refs *r, uint64_t first,
-			 uint64_t limit, uint64_t n)
-{
-	uint64_t len = 0;
-
-	for (uint64_t cl = first; cl < limit; cl++) {
-		len = r->count[cl] ? 0 : len + 1;
-		if (len == n)
-			return cl + 1 - n;
-	}
-	return limit;
-}
-
-static int copy_clusters(struct img_check_ctx *c, unsigned bits, uint64_t from,
-			 uint64_t to, uint64_t n)
-{
-	struct img *img = c->img;
-	size_t cs = (size_t)1 << bits;
-	uint8_t *buf = malloc(cs);
-	int ret = 0;
-
-	if (!buf)
-		return img_error(img, -ENOMEM, "out of memory");
-	for (uint64_t k = 0; k < n && ret == 0; k++) {
-		uint64_t src = (from + k) << bits, dst = (to + k) << bits;
-
-		ret = img_io_read_zfill(img->io, buf, cs, src);
-		if (ret < 0) {
-			img_error(img, ret, "cannot read cluster at 0x%llx: %s",
-				  (unsigned long long)src, img_strerror(ret));
-			break;
-		}
-		ret = img_io_pwrite(img->io, buf, cs, dst);
-		if (ret < 0)
-			img_error(img, ret, "cannot write cluster at 0x%llx: %s",
-				  (unsigned long long)dst, img_strerror(ret));
-	}
-	free(buf);
-	return ret < 0 ? ret : 0;
-}
-
-static int flush(struct img_check_ctx *c)
-{
-	int ret = img_io_flush(c->img->io);
-
-	if (ret < 0)
-		return img_error(c->img, ret, "cannot flush '%s': %s",
-				 c->img->path, img_strerror(ret));
-	return 0;
-}
-
-/* Move the n clusters at start (one owner) to dst: the copy is durable
- * before the single entry that references it changes. */
-static int move_clusters(struct img_check_ctx *c, struct img_refs *r,
-			 struct img_owners *o, const struct img_reloc_ops *ops,
-			 uint64_t start, uint64_t dst, uint64_t n)
-{
-	unsigned bits = r->cluster_bits;
-	enum img_owner_kind kind = o->kind[start];
-	uint64_t ref = o->ref[start], delta = (start - dst) << bits;
-	int ret = copy_clusters(c, bits, start, dst, n);
-
-	if (ret == 0)
-		ret = flush(c);
-	if (ret == 0)
-		ret = kind == IMG_OWN_DATA ? ops->set_data(c, ref, dst << bits)
-					   : ops->set_table(c, ref, dst << bits);
-	if (ret == 0)
-		ret = flush(c);
-	if (ret < 0)
-		return ret;
-	for (uint64_t k = 0; k < n; k++) {
-		r->count[dst + k] = r->count[start + k];
-		r->count[start + k] = 0;
-		o->kind[dst + k] = o->kind[start + k];
-		o->ref[dst + k] = o->ref[start + k];
-		o->kind[start + k] = IMG_OWN_NONE;
-	}
-	/* The entries of a moved table moved with it. */
-	if (kind == IMG_OWN_TABLE)
-		for (uint64_t cl = 0; cl < o->nclusters; cl++)
-			if (o->kind[cl] == IMG_OWN_DATA &&
-			    o->ref[cl] >= start << bits &&
-			    o->ref[cl] < (start + n) << bits)
-				o->ref[cl] -= delta;
-	img_check_say(c, "Relocated %s (%llu cluster%s) from cluster %llu (offset 0x%llx) to cluster %llu (offset 0x%llx)",
-		      kind == IMG_OWN_DATA ? "data cluster" : "L2 table",
-		      (unsigned long long)n, n > 1 ? "s" : "",
-		      (unsigned long long)start,
-		      (unsigned long long)(start << bits),
-		      (unsigned long long)dst, (unsigned long long)(dst << bits));
-	return 0;
-}
-
-/* Room for n more clusters past the end of the file in r and o. */
-static int grow_tracking(struct img_check_ctx *c, struct img_refs *r,
-			 struct img_owners *o, uint64_t n)
-{
-	uint64_t total = r->nclusters + n;
-	uint16_t *count = realloc(r->count, total * sizeof(*count));
-	uint8_t *kind;
-	uint64_t *ref;
-
-	if (count)
-		r->count = count;
-	kind = count ? realloc(o->kind, total * sizeof(*kind)) : NULL;
-	if (kind)
-		o->kind = kind;
-	ref = kind ? realloc(o->ref, total * sizeof(*ref)) : NULL;
-	if (!ref)
-		return img_error(c->img, -ENOMEM,
-				 "cannot track %llu more clusters",
-				 (unsigned long long)n);
-	o->ref = ref;
-	for (uint64_t cl = r->nclusters; cl < total; cl++) {
-		r->count[cl] = 0;
-		o->kind[cl] = IMG_OWN_NONE;
-		o->ref[cl] = 0;
-	}
-	r->nclusters = total;
-	o->nclusters = total;
-	return 0;
-}
-
-/* Move used clusters from the end of the file down into leaked ones
- * while the last one can move. */
-static int relocate(struct img_check_ctx *c, struct img_refs *r,
-		    struct img_owners *o, const struct img_reloc_ops *ops,
-		    uint64_t first)
-{
-	uint64_t end = r->nclusters;
-
-	for (;;) {
-		uint64_t last, start, n, dst;
-		int ret;
-
-		while (end > first && !r->count[end - 1])
-			end--;
-		if (end <= first)
-			return 0;
-		last = end - 1;
-		if (r->count[last] != 1)
-			return 0;
-		if (o->kind[last] == IMG_OWN_DATA) {
-			start = last;
-			n = 1;
-		} else if (o->kind[last] == IMG_OWN_TABLE) {
-			uint64_t at = ops->table_at(c, o->ref[last]);
-
-			n = ops->table_clusters;
-			start = at >> r->cluster_bits;
-			if ((at & ((1ULL << r->cluster_bits) - 1)) ||
-			    start + n != end)
-				return 0;
-			for (uint64_t k = start; k < end; k++)
-				if (r->count[k] != 1 ||
-				    o->kind[k] != IMG_OWN_TABLE ||
-				    o->ref[k] != o->ref[last])
-					return 0;
-		} else {
-			return 0;
-		}
-		dst = free_run(r, first, start, n);
-		if (dst >= start && n > 1 && start > first &&
-		    c->may_grow &&
-		    !r->count[start - 1]) {
-			/* A table with a gap below it too small to hold it:
-			 * it moves past the end first (a few clusters of
-			 * extra space), then down over its old place. */
-			ret = grow_tracking(c, r, o, n);
-			if (ret == 0)
-				ret = move_clusters(c, r, o, ops, start,
-						    r->nclusters - n, n);
-			if (ret < 0)
-				return ret;
-			end = r->nclusters;
-			continue;
-		}
-		if (dst >= start)
-			return 0;
-		ret = move_clusters(c, r, o, ops, start, dst, n);
-		if (ret < 0)
-			return ret;
-	}
-}
-
 /* Leaks fixed: those no longer in the file or, unless holes count, no
  * longer holding data. */
 static int count_fixed(struct img_check_ctx *c, const struct img_refs *r,
@@ -338,10 +150,10 @@ int img_compact_leaks(struct img_check_ctx *c, struct img_refs *r,
 		      uint64_t first, int holes)
 {
 	uint64_t before = c->res->leaks;
-	int ret = flush(c);
+	int ret = img_check_flush(c);
 
 	if (ret == 0 && o->kind)
-		ret = relocate(c, r, o, ops, first);
+		ret = img_move_tail_down(c, r, o, ops, first);
 	if (ret == 0)
 		ret = img_reclaim_leaks(c, r, first);
 	if (ret < 0)

@@ -15,7 +15,7 @@
  */
 enum img_owner_kind {
 	IMG_OWN_NONE,
-	IMG_OWN_DATA,      /* ref: file offset of the L2 entry */
+	IMG_OWN_DATA,      /* ref: img_data_ref() of its L2 entry */
 	IMG_OWN_TABLE,     /* ref: L1 index of the table */
 	IMG_OWN_FIXED,
 };
@@ -51,15 +51,33 @@ int img_check_flush(struct img_check_ctx *c);
 int img_write_entry(struct img_check_ctx *c, int little_endian,
 		    const char *what, uint64_t off, uint64_t v);
 
+/* An owner reference for a data cluster: the L1 index of its table and
+ * the entry's index in it (the entry moves when its table moves). */
+static inline uint64_t img_data_ref(uint64_t l1_index, uint64_t l2_index)
+{
+	return l1_index << 32 | l2_index;
+}
+static inline uint64_t img_ref_table(uint64_t ref) { return ref >> 32; }
+static inline uint64_t img_ref_entry(uint64_t ref) { return ref & 0xffffffffu; }
+
 /* How the format repoints one reference (a single entry write; the
  * caller flushes around it) and where an L2 table lives. */
 struct img_reloc_ops {
-	int (*set_data)(struct img_check_ctx *c, uint64_t entry_off,
-			uint64_t host);
+	int (*set_data)(struct img_check_ctx *c, uint64_t l1_index,
+			uint64_t l2_index, uint64_t host);
 	int (*set_table)(struct img_check_ctx *c, uint64_t l1_index,
 			 uint64_t host);
 	uint64_t (*table_at)(struct img_check_ctx *c, uint64_t l1_index);
 	uint64_t table_clusters;     /* clusters one L2 table occupies */
+	/* Formats with refcounts (qcow2): clusters [cl, cl+n) go from
+	 * refcount 0 to 1 (claim) or 1 to 0 (release); sync writes what
+	 * these buffered. release_last may let go of the last used cluster
+	 * of the file (r says which are used): 1 if it did, updating r. */
+	int (*claim)(struct img_check_ctx *c, uint64_t cl, uint64_t n);
+	int (*release)(struct img_check_ctx *c, uint64_t cl, uint64_t n);
+	int (*sync)(struct img_check_ctx *c);
+	int (*release_last)(struct img_check_ctx *c, struct img_refs *r,
+			    uint64_t cl);
 };
 
 /*
@@ -93,5 +111,12 @@ uint64_t img_count_leaks(struct img_check_ctx *c, const struct img_refs *r,
 int img_compact_leaks(struct img_check_ctx *c, struct img_refs *r,
 		      struct img_owners *o, const struct img_reloc_ops *ops,
 		      uint64_t first, int holes);
+
+/* The moving part of that (move_clusters.c): move the last used clusters
+ * of the file (from first on) down into unused ones while the last can
+ * move; o says who owns each cluster and is kept up to date. */
+int img_move_tail_down(struct img_check_ctx *c, struct img_refs *r,
+		       struct img_owners *o, const struct img_reloc_ops *ops,
+		       uint64_t first);
 
 #endif

@@ -95,7 +95,8 @@ test_expect_success 'an unreferenced L2 table and its data: data and a table mov
 	ours l1gone.qcow && has l1gone.qcow exit=3 leaks=17 &&
 	cp l1gone.qcow l1gone.before &&
 	test_expect_code 0 img-check -r leaks l1gone.qcow >out 2>err &&
-	grep -F "Relocated L2 table (1 cluster) from cluster 18 (offset 0x12000) to cluster 3 (offset 0x3000)" err &&
+	grep -F "Relocated L2 table (1 cluster) from cluster 18 (offset 0x12000) to cluster 1 (offset 0x1000)" err &&
+	grep -F "Relocated data clusters (2 clusters) from cluster 19 (offset 0x13000) to cluster 2 (offset 0x2000)" err &&
 	clean l1gone.qcow &&
 	test $(size_of l1gone.qcow) = $((0x4000)) &&
 	qemu-img compare -q l1gone.before l1gone.qcow
