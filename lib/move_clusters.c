@@ -10,7 +10,8 @@
  * to the lowest free run below it, until the last one cannot move) and
  * carried out a batch at a time:
  *
- *   1. copy every cluster to its new place (claiming refcounts there);
+ *   1. claim the refcounts of the new places (qcow2), then copy every
+ *      cluster there (so a refcount block copied carries the claims);
  *   2. flush: the copies are durable, nothing references them yet;
  *   3. repoint every owner (tables first, then entries inside them);
  *   4. flush: the old places are unreferenced (refcounts released after).
@@ -55,7 +56,7 @@ static uint64_t free_run(const struct img_refs *r, uint64_t first,
 /* The unit (a data cluster, or a whole table) that ends the used part of
  * the file, if it can move: *start and *n. *end is lowered past unused
  * clusters on the way. */
-static int last_unit(struct img_check_ctx *c, const struct img_refs *r,
+static int last_unit(struct img_check_ctx *c, struct img_refs *r,
 		     const struct img_owners *o,
 		     const struct img_reloc_ops *ops, uint64_t first,
 		     uint64_t *end, uint64_t *start, uint64_t *n)
@@ -69,7 +70,9 @@ static int last_unit(struct img_check_ctx *c, const struct img_refs *r,
 	last = *end - 1;
 	if (r->count[last] != 1)
 		return 0;
-	if (o->kind[last] == IMG_OWN_DATA) {
+	if (o->kind[last] == IMG_OWN_DATA || o->kind[last] == IMG_OWN_REFBLOCK) {
+		if (ops->release_last && ops->release_last(c, r, last, 1))
+			return 0;   /* let go of rather than moved */
 		*start = last;
 		*n = 1;
 		return 1;
@@ -223,6 +226,7 @@ static void say_run(struct img_check_ctx *c, const struct move *m,
 		    uint64_t n, unsigned bits)
 {
 	const char *what = m->kind == IMG_OWN_TABLE ? "L2 table" :
+			   m->kind == IMG_OWN_REFBLOCK ? "refcount block" :
 			   n > 1 ? "data clusters" : "data cluster";
 
 	img_check_say(c, "Relocated %s (%llu cluster%s) from cluster %llu (offset 0x%llx) to cluster %llu (offset 0x%llx)",
@@ -233,14 +237,21 @@ static void say_run(struct img_check_ctx *c, const struct move *m,
 		      (unsigned long long)(m->dst << bits));
 }
 
-/* Steps 1 and 2: the copies, with their refcounts, durable. */
+/* Steps 1 and 2: the new places claimed, the copies made, all durable. */
 static int copy_batch(struct img_check_ctx *c,
 		      const struct img_reloc_ops *ops, const struct batch *b,
 		      unsigned bits)
 {
-	uint8_t *buf = malloc(COPY_MAX > (1u << bits) ? COPY_MAX : 1u << bits);
+	uint8_t *buf;
 	int ret = 0;
 
+	for (size_t i = 0; i < b->n && ret == 0 && ops->claim; i++)
+		ret = ops->claim(c, b->m[i].dst, b->m[i].n);
+	if (ret == 0 && ops->claim)
+		ret = ops->sync(c);
+	if (ret < 0)
+		return ret;
+	buf = malloc(COPY_MAX > (1u << bits) ? COPY_MAX : 1u << bits);
 	if (!buf)
 		return img_error(c->img, -ENOMEM, "out of memory");
 	for (size_t i = 0, k; i < b->n && ret == 0; i += k) {
@@ -255,15 +266,11 @@ static int copy_batch(struct img_check_ctx *c,
 			say_run(c, &b->m[i], n, bits);
 	}
 	free(buf);
-	for (size_t i = 0; i < b->n && ret == 0 && ops->claim; i++)
-		ret = ops->claim(c, b->m[i].dst, b->m[i].n);
-	if (ret == 0 && ops->claim)
-		ret = ops->sync(c);
 	return ret ? ret : flush(c);
 }
 
-/* Steps 3 and 4: tables first, so that the entries of a table that moved
- * in this batch are written into its new place. */
+/* Steps 3 and 4: tables (and refcount blocks) first, so that the entries
+ * of a table that moved in this batch are written into its new place. */
 static int repoint_batch(struct img_check_ctx *c,
 			 const struct img_reloc_ops *ops,
 			 const struct batch *b, unsigned bits)
@@ -276,6 +283,9 @@ static int repoint_batch(struct img_check_ctx *c,
 
 			if (pass == 0 && m->kind == IMG_OWN_TABLE)
 				ret = ops->set_table(c, m->ref, m->dst << bits);
+			else if (pass == 0 && m->kind == IMG_OWN_REFBLOCK)
+				ret = ops->set_refblock(c, m->ref,
+							m->dst << bits);
 			else if (pass == 1 && m->kind == IMG_OWN_DATA)
 				ret = ops->set_data(c, img_ref_table(m->ref),
 						    img_ref_entry(m->ref),
@@ -402,7 +412,7 @@ int img_move_tail_down(struct img_check_ctx *c, struct img_refs *r,
 		if (!ops->release_last ||
 		    !last_used(r, first, &last))
 			break;
-		ret = ops->release_last(c, r, last);
+		ret = ops->release_last(c, r, last, 0);
 		if (ret <= 0)
 			break;
 	}

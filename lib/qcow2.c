@@ -698,4 +698,5 @@ const struct img_driver img_qcow2_driver = {
 	.create = img_qcow2_create,
 	.writer = &img_qcow2_writer,
 	.check = img_qcow2_check,
+	.compact = img_qcow2_compact,
 };

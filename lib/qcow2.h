@@ -167,6 +167,12 @@ void img_qcow2_refblock_set(uint8_t *blk, uint64_t j, unsigned order,
 struct img_check_ctx;
 int img_qcow2_check(struct img_check_ctx *c);
 
+/* qcow2_compact.c: the driver's compact. */
+struct img_compact_opts;
+struct img_compact_result;
+int img_qcow2_compact(struct img *img, const struct img_compact_opts *o,
+		      struct img_compact_result *r);
+
 /* qcow2_create.c: the creation options and the image writer. */
 #include "opts.h"
 extern const struct img_opt_desc img_qcow2_create_opts[];

@@ -17,6 +17,7 @@ enum img_owner_kind {
 	IMG_OWN_NONE,
 	IMG_OWN_DATA,      /* ref: img_data_ref() of its L2 entry */
 	IMG_OWN_TABLE,     /* ref: L1 index of the table */
+	IMG_OWN_REFBLOCK,  /* ref: refcount table index (qcow2) */
 	IMG_OWN_FIXED,
 };
 
@@ -68,16 +69,19 @@ struct img_reloc_ops {
 	int (*set_table)(struct img_check_ctx *c, uint64_t l1_index,
 			 uint64_t host);
 	uint64_t (*table_at)(struct img_check_ctx *c, uint64_t l1_index);
+	int (*set_refblock)(struct img_check_ctx *c, uint64_t index,
+			    uint64_t host);
 	uint64_t table_clusters;     /* clusters one L2 table occupies */
 	/* Formats with refcounts (qcow2): clusters [cl, cl+n) go from
 	 * refcount 0 to 1 (claim) or 1 to 0 (release); sync writes what
 	 * these buffered. release_last may let go of the last used cluster
-	 * of the file (r says which are used): 1 if it did, updating r. */
+	 * of the file (r says which are used) rather than move it: 1 if it
+	 * can (with dry_run) or did (updating r), else 0. */
 	int (*claim)(struct img_check_ctx *c, uint64_t cl, uint64_t n);
 	int (*release)(struct img_check_ctx *c, uint64_t cl, uint64_t n);
 	int (*sync)(struct img_check_ctx *c);
 	int (*release_last)(struct img_check_ctx *c, struct img_refs *r,
-			    uint64_t cl);
+			    uint64_t cl, int dry_run);
 };
 
 /*
