@@ -56,7 +56,7 @@ static uint64_t free_run(const struct img_refs *r, uint64_t first,
 /* The unit (a data cluster, or a whole table) that ends the used part of
  * the file, if it can move: *start and *n. *end is lowered past unused
  * clusters on the way. */
-static int last_unit(struct img_check_ctx *c, struct img_refs *r,
+static int last_unit(struct img_check_ctx *c, const struct img_refs *r,
 		     const struct img_owners *o,
 		     const struct img_reloc_ops *ops, uint64_t first,
 		     uint64_t *end, uint64_t *start, uint64_t *n)
@@ -71,21 +71,25 @@ static int last_unit(struct img_check_ctx *c, struct img_refs *r,
 	if (r->count[last] != 1)
 		return 0;
 	if (o->kind[last] == IMG_OWN_DATA || o->kind[last] == IMG_OWN_REFBLOCK) {
-		if (ops->release_last && ops->release_last(c, r, last, 1))
+		if (ops->spare && ops->spare(c, r, last))
 			return 0;   /* let go of rather than moved */
 		*start = last;
 		*n = 1;
 		return 1;
 	}
-	if (o->kind[last] != IMG_OWN_TABLE)
+	if (o->kind[last] == IMG_OWN_TABLE) {
+		at = ops->table_at(c, o->ref[last]);
+		*n = ops->table_clusters;
+	} else if (o->kind[last] == IMG_OWN_ROOT) {
+		ops->root_at(c, o->ref[last], &at, n);
+	} else {
 		return 0;
-	at = ops->table_at(c, o->ref[last]);
-	*n = ops->table_clusters;
+	}
 	*start = at >> r->cluster_bits;
 	if ((at & ((1ULL << r->cluster_bits) - 1)) || *start + *n != *end)
 		return 0;
 	for (uint64_t k = *start; k < *end; k++)
-		if (r->count[k] != 1 || o->kind[k] != IMG_OWN_TABLE ||
+		if (r->count[k] != 1 || o->kind[k] != o->kind[last] ||
 		    o->ref[k] != o->ref[last])
 			return 0;
 	return 1;
@@ -227,6 +231,7 @@ static void say_run(struct img_check_ctx *c, const struct move *m,
 {
 	const char *what = m->kind == IMG_OWN_TABLE ? "L2 table" :
 			   m->kind == IMG_OWN_REFBLOCK ? "refcount block" :
+			   m->kind == IMG_OWN_ROOT ? "root table" :
 			   n > 1 ? "data clusters" : "data cluster";
 
 	img_check_say(c, "Relocated %s (%llu cluster%s) from cluster %llu (offset 0x%llx) to cluster %llu (offset 0x%llx)",
@@ -269,27 +274,29 @@ static int copy_batch(struct img_check_ctx *c,
 	return ret ? ret : flush(c);
 }
 
-/* Steps 3 and 4: tables (and refcount blocks) first, so that the entries
- * of a table that moved in this batch are written into its new place. */
+/* Steps 3 and 4: the tables the header points at first, then the tables
+ * below them, then data, so that the entries of a table that moved in
+ * this batch are written into its new place. */
 static int repoint_batch(struct img_check_ctx *c,
 			 const struct img_reloc_ops *ops,
 			 const struct batch *b, unsigned bits)
 {
 	int ret = 0;
 
-	for (int pass = 0; pass < 2; pass++)
+	for (int pass = 0; pass < 3; pass++)
 		for (size_t i = 0; i < b->n && ret == 0; i++) {
 			const struct move *m = &b->m[i];
+			uint64_t host = m->dst << bits;
 
-			if (pass == 0 && m->kind == IMG_OWN_TABLE)
-				ret = ops->set_table(c, m->ref, m->dst << bits);
-			else if (pass == 0 && m->kind == IMG_OWN_REFBLOCK)
-				ret = ops->set_refblock(c, m->ref,
-							m->dst << bits);
-			else if (pass == 1 && m->kind == IMG_OWN_DATA)
+			if (pass == 0 && m->kind == IMG_OWN_ROOT)
+				ret = ops->set_root(c, m->ref, host);
+			else if (pass == 1 && m->kind == IMG_OWN_TABLE)
+				ret = ops->set_table(c, m->ref, host);
+			else if (pass == 1 && m->kind == IMG_OWN_REFBLOCK)
+				ret = ops->set_refblock(c, m->ref, host);
+			else if (pass == 2 && m->kind == IMG_OWN_DATA)
 				ret = ops->set_data(c, img_ref_table(m->ref),
-						    img_ref_entry(m->ref),
-						    m->dst << bits);
+						    img_ref_entry(m->ref), host);
 		}
 	return ret ? ret : flush(c);
 }
@@ -364,8 +371,14 @@ static int move_past_end(struct img_check_ctx *c, struct img_refs *r,
 			 struct img_owners *o, const struct img_reloc_ops *ops,
 			 struct batch *b, uint64_t start)
 {
-	uint64_t n = ops->table_clusters;
-	int ret = grow_tracking(c, r, o, n);
+	uint64_t n = 1, at;
+	int ret;
+
+	if (o->kind[start] == IMG_OWN_TABLE)
+		n = ops->table_clusters;
+	else if (o->kind[start] == IMG_OWN_ROOT)
+		ops->root_at(c, o->ref[start], &at, &n);
+	ret = grow_tracking(c, r, o, n);
 
 	if (ret < 0)
 		return ret;
@@ -374,23 +387,12 @@ static int move_past_end(struct img_check_ctx *c, struct img_refs *r,
 	return carry_out(c, r, o, ops, b);
 }
 
-/* The last used cluster, if there is one from first on. */
-static int last_used(const struct img_refs *r, uint64_t first, uint64_t *cl)
-{
-	for (uint64_t end = r->nclusters; end > first; end--)
-		if (r->count[end - 1]) {
-			*cl = end - 1;
-			return 1;
-		}
-	return 0;
-}
-
 int img_move_tail_down(struct img_check_ctx *c, struct img_refs *r,
 		       struct img_owners *o, const struct img_reloc_ops *ops,
 		       uint64_t first)
 {
 	struct batch b = { .m = malloc(BATCH_MAX * sizeof(*b.m)) };
-	uint64_t grow = 0, last;
+	uint64_t grow = 0;
 	int ret = 0;
 
 	if (!b.m)
@@ -407,12 +409,11 @@ int img_move_tail_down(struct img_check_ctx *c, struct img_refs *r,
 		if (more || b.n == BATCH_MAX)
 			continue;
 		/* Stopped at a cluster that cannot move: the format may be
-		 * able to let go of it (a qcow2 refcount block that counts
-		 * only itself). */
-		if (!ops->release_last ||
-		    !last_used(r, first, &last))
+		 * able to let go of some (qcow2 refcount blocks that count
+		 * only themselves), which makes room. */
+		if (!ops->release_spare)
 			break;
-		ret = ops->release_last(c, r, last, 0);
+		ret = ops->release_spare(c, r);
 		if (ret <= 0)
 			break;
 	}

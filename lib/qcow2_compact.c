@@ -237,48 +237,132 @@ static int set_refblock(struct img_check_ctx *c, uint64_t i, uint64_t host)
 	return 0;
 }
 
-/*
- * A refcount block at the end of the file whose range counts nothing but
- * itself (everything there has moved down) is let go: its refcount table
- * entry is cleared, then its own refcount (if another block holds it).
- */
-static int release_last(struct img_check_ctx *c, struct img_refs *r,
-			uint64_t cl, int dry_run)
-{
-	struct q2compact *k = of_ctx(c);
-	uint64_t host = cl << k->cb, i, first, end;
-	int ret;
+/* The tables the header points at: the L1 table (0), the refcount
+ * table (1). */
+enum { ROOT_L1, ROOT_REFTABLE };
 
-	for (i = 0; i < k->rt_n && k->reftable[i] != host; i++)
-		;
-	if (i == k->rt_n || r->count[cl] != 1)
+static void root_at(struct img_check_ctx *c, uint64_t which, uint64_t *off,
+		    uint64_t *clusters)
+{
+	const struct img_qcow2 *q = of_ctx(c)->q;
+
+	if (which == ROOT_L1) {
+		*off = q->h.l1_offset;
+		*clusters = img_div_up((uint64_t)q->h.l1_size * 8,
+				       q->cluster_size);
+	} else {
+		*off = q->h.reftable_offset;
+		*clusters = q->h.reftable_clusters;
+	}
+}
+
+/* One 8-byte header field moves a root table. */
+static int set_root(struct img_check_ctx *c, uint64_t which, uint64_t host)
+{
+	struct img_qcow2 *q = of_ctx(c)->q;
+	int ret = img_write_entry(c, 0, which == ROOT_L1 ? "header (L1 table offset)" :
+				  "header (refcount table offset)",
+				  which == ROOT_L1 ? 40 : 48, host);
+
+	if (ret == 0 && which == ROOT_L1)
+		q->h.l1_offset = host;
+	else if (ret == 0)
+		q->h.reftable_offset = host;
+	return ret;
+}
+
+/* Whether cluster cl is a refcount block (index *i) counting nothing
+ * but itself. */
+static int counts_only_itself(const struct q2compact *k,
+			      const struct img_refs *r, uint64_t cl,
+			      uint64_t *i)
+{
+	uint64_t first, end;
+
+	if (cl >= k->owners.nclusters ||
+	    k->owners.kind[cl] != IMG_OWN_REFBLOCK || r->count[cl] != 1)
 		return 0;
-	first = i << k->rb_bits;
-	end = img_min_u64((i + 1) << k->rb_bits, r->nclusters);
+	*i = k->owners.ref[cl];
+	if (*i >= k->rt_n || k->reftable[*i] != cl << k->cb)
+		return 0;
+	first = *i << k->rb_bits;
+	end = img_min_u64((*i + 1) << k->rb_bits, r->nclusters);
 	for (uint64_t x = first; x < end; x++)
 		if (r->count[x] && x != cl)
 			return 0;
-	if (dry_run)
-		return 1;
+	return 1;
+}
+
+/* 1 + the last used cluster that is not such a block. Clusters only move
+ * down, so a range from there on stays empty for good. */
+static uint64_t used_top(const struct q2compact *k, const struct img_refs *r)
+{
+	uint64_t i;
+
+	for (uint64_t x = r->nclusters; x > 0; x--)
+		if (r->count[x - 1] && !counts_only_itself(k, r, x - 1, &i))
+			return x;
+	return 0;
+}
+
+/* A spare refcount block: it counts only itself, in a range past every
+ * used cluster (a range below could not take moved clusters without it). */
+static int spare_block(const struct q2compact *k, const struct img_refs *r,
+		       uint64_t cl, uint64_t top, uint64_t *i)
+{
+	return counts_only_itself(k, r, cl, i) && *i << k->rb_bits >= top;
+}
+
+static int spare(struct img_check_ctx *c, const struct img_refs *r,
+		 uint64_t cl)
+{
+	struct q2compact *k = of_ctx(c);
+	uint64_t i;
+
+	return spare_block(k, r, cl, used_top(k, r), &i);
+}
+
+/*
+ * Every spare refcount block is let go of: its refcount table entry is
+ * cleared (durable), then its own refcount if another block holds it.
+ */
+static int release_spare(struct img_check_ctx *c, struct img_refs *r)
+{
+	struct q2compact *k = of_ctx(c);
+	uint64_t i, n = 0, top = used_top(k, r);
+	uint64_t *idx = malloc((k->rt_n ? k->rt_n : 1) * sizeof(*idx));
+	int ret;
+
+	if (!idx)
+		return img_error(k->img, -ENOMEM, "out of memory");
+	for (uint64_t j = 0; j < k->rt_n; j++)
+		if (k->reftable[j] &&
+		    spare_block(k, r, k->reftable[j] >> k->cb, top, &i))
+			idx[n++] = i;
 	ret = write_block(k);
-	if (ret == 0)
+	for (uint64_t j = 0; j < n && ret == 0; j++)
 		ret = img_write_entry(c, 0, "refcount table entry",
-				      k->q->h.reftable_offset + i * 8, 0);
-	if (ret == 0)
+				      k->q->h.reftable_offset + idx[j] * 8, 0);
+	if (ret == 0 && n)
 		ret = img_check_flush(c);
-	if (ret < 0)
-		return ret;
-	k->reftable[i] = 0;
-	if (k->blk_off == host)
-		k->blk_off = 0;
-	if (block_of(k, cl))
-		ret = set_refcounts(k, cl, 1, 0);
-	else
-		r->count[cl] = 0;
+	for (uint64_t j = 0; j < n && ret == 0; j++) {
+		uint64_t host = k->reftable[idx[j]], cl = host >> k->cb;
+
+		k->reftable[idx[j]] = 0;
+		if (k->blk_off == host)
+			k->blk_off = 0;
+		if (block_of(k, cl))
+			ret = set_refcounts(k, cl, 1, 0);
+		else
+			r->count[cl] = 0;
+		if (ret == 0)
+			img_check_say(c, "Dropped the refcount block at 0x%llx: its range holds nothing else",
+				      (unsigned long long)host);
+	}
 	if (ret == 0)
-		img_check_say(c, "Dropped the refcount block at 0x%llx: its range is past the data",
-			      (unsigned long long)host);
-	return ret < 0 ? ret : 1;
+		ret = write_block(k);
+	free(idx);
+	return ret < 0 ? ret : (int)img_min_u64(n, 1);
 }
 
 /* ---- finding zero clusters ------------------------------------------- */
@@ -541,6 +625,16 @@ static int setup(struct q2compact *k)
 		ret = load_refcounts(k, size);
 	if (ret == 0 && !k->o->dry_run)
 		ret = img_owners_init(&k->c, &k->owners, k->refs.nclusters);
+	for (uint64_t w = ROOT_L1; ret == 0 && k->owners.kind && w <= ROOT_REFTABLE; w++) {
+		uint64_t off, n, used = 0;
+
+		root_at(&k->c, w, &off, &n);
+		for (uint64_t x = 0; x < n; x++)
+			used += img_refs_get(&k->refs, (off >> k->cb) + x) == 1;
+		if (n && used == n)
+			img_owners_set(&k->owners, k->cb, off, n << k->cb,
+				       IMG_OWN_ROOT, w);
+	}
 	/* Refcount blocks may move (their refcount table entry follows). */
 	for (uint64_t i = 0; ret == 0 && k->owners.kind && i < k->rt_n; i++)
 		if (k->reftable[i] &&
@@ -587,8 +681,9 @@ static int drop_empty_tables(struct q2compact *k)
 static const struct img_reloc_ops reloc_ops = {
 	.set_data = set_data, .set_table = set_table, .table_at = table_at,
 	.set_refblock = set_refblock, .table_clusters = 1,
+	.root_at = root_at, .set_root = set_root,
 	.claim = claim, .release = release, .sync = sync_refs,
-	.release_last = release_last,
+	.spare = spare, .release_spare = release_spare,
 };
 
 int img_qcow2_compact(struct img *img, const struct img_compact_opts *o,

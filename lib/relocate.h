@@ -18,6 +18,8 @@ enum img_owner_kind {
 	IMG_OWN_DATA,      /* ref: img_data_ref() of its L2 entry */
 	IMG_OWN_TABLE,     /* ref: L1 index of the table */
 	IMG_OWN_REFBLOCK,  /* ref: refcount table index (qcow2) */
+	IMG_OWN_ROOT,      /* a table the header points at (qcow2: L1 table,
+			    * refcount table); ref: which (format's own) */
 	IMG_OWN_FIXED,
 };
 
@@ -71,17 +73,23 @@ struct img_reloc_ops {
 	uint64_t (*table_at)(struct img_check_ctx *c, uint64_t l1_index);
 	int (*set_refblock)(struct img_check_ctx *c, uint64_t index,
 			    uint64_t host);
+	/* Root tables: where one is (offset, clusters) and the header
+	 * write that moves it. */
+	void (*root_at)(struct img_check_ctx *c, uint64_t which, uint64_t *off,
+			uint64_t *clusters);
+	int (*set_root)(struct img_check_ctx *c, uint64_t which, uint64_t host);
 	uint64_t table_clusters;     /* clusters one L2 table occupies */
 	/* Formats with refcounts (qcow2): clusters [cl, cl+n) go from
 	 * refcount 0 to 1 (claim) or 1 to 0 (release); sync writes what
-	 * these buffered. release_last may let go of the last used cluster
-	 * of the file (r says which are used) rather than move it: 1 if it
-	 * can (with dry_run) or did (updating r), else 0. */
+	 * these buffered. A refcount block whose range holds nothing but
+	 * itself is spare: it is let go of (release_spare: all such, their
+	 * number returned, r updated) rather than moved. */
 	int (*claim)(struct img_check_ctx *c, uint64_t cl, uint64_t n);
 	int (*release)(struct img_check_ctx *c, uint64_t cl, uint64_t n);
 	int (*sync)(struct img_check_ctx *c);
-	int (*release_last)(struct img_check_ctx *c, struct img_refs *r,
-			    uint64_t cl, int dry_run);
+	int (*spare)(struct img_check_ctx *c, const struct img_refs *r,
+		     uint64_t cl);
+	int (*release_spare)(struct img_check_ctx *c, struct img_refs *r);
 };
 
 /*
