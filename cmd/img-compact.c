@@ -45,7 +45,7 @@ static struct img *open_for_compact(const char *path)
 
 static void print_human(const struct img_compact_result *r)
 {
-	char a[32], b[32], c[32];
+	char a[32], b[32], c[32], d[32];
 
 	printf("%s\n", r->dry_run ? "Dry run: nothing was written." :
 	       "Compacted.");
@@ -68,6 +68,11 @@ static void print_human(const struct img_compact_result *r)
 	       cli_human_size(r->file_size_before, b, sizeof(b)),
 	       cli_human_size(r->file_size_after, c, sizeof(c)),
 	       r->dry_run ? " (estimate)" : "");
+	if (r->file_size_peak > r->file_size_before)
+		printf("Peak file size: %s (+%llu bytes during the run)\n",
+		       cli_human_size(r->file_size_peak, d, sizeof(d)),
+		       (unsigned long long)(r->file_size_peak -
+					    r->file_size_before));
 }
 
 static void print_json(const struct img_compact_result *r, struct img *img)
@@ -88,6 +93,7 @@ static void print_json(const struct img_compact_result *r, struct img *img)
 	json_uint(&j, "bytes-freed", r->bytes_freed);
 	json_uint(&j, "file-size-before", r->file_size_before);
 	json_uint(&j, "file-size-after", r->file_size_after);
+	json_uint(&j, "file-size-peak", r->file_size_peak);
 	json_end_object(&j);
 	json_done(&j);
 }

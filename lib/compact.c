@@ -38,6 +38,15 @@ int img_backing_reads_zero(struct img *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/* The largest the file was: its size before or the highest end written
+ * since then, whichever is more. */
+static uint64_t peak_size(struct img *img, uint64_t before)
+{
+	uint64_t high = img_io_high_end(img->io);
+
+	return high > before ? high : before;
+}
+
 int img_compact(struct img *img, const struct img_compact_opts *o,
 		struct img_compact_result *r)
 {
@@ -56,10 +65,13 @@ int img_compact(struct img *img, const struct img_compact_opts *o,
 	ret = file_size(img, &r->file_size_before);
 	if (ret < 0)
 		return ret;
+	img_io_reset_high_end(img->io);
 	ret = img->drv->compact(img, o, r);
+	r->file_size_peak = peak_size(img, r->file_size_before);
 	if (ret < 0)
 		return ret;
 	if (o->dry_run) {
+		r->file_size_peak = r->file_size_before;
 		r->file_size_after = r->file_size_before > r->bytes_freed ?
 			r->file_size_before - r->bytes_freed : 0;
 		return 0;

@@ -252,6 +252,8 @@ struct img_compact_result {
 	uint64_t leaks;            /* clusters nothing referenced before */
 	uint64_t bytes_freed;      /* space given back (dry run: that would be) */
 	uint64_t file_size_before, file_size_after; /* dry run: an estimate */
+	uint64_t file_size_peak;   /* the largest the file was during the run
+				    * (>= before; dry run: = before) */
 	int dry_run;
 };
 int img_compact(struct img *img, const struct img_compact_opts *o,

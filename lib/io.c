@@ -276,6 +276,23 @@ int img_io_open_mem(struct img_io **out, const void *data, size_t len)
 
 /* ---- wrappers ---- */
 
+/* Remember the highest end of file a write or truncate asked for. */
+static void note_end(struct img_io *io, uint64_t end)
+{
+	if (end > io->high_end)
+		io->high_end = end;
+}
+
+uint64_t img_io_high_end(const struct img_io *io)
+{
+	return io->high_end;
+}
+
+void img_io_reset_high_end(struct img_io *io)
+{
+	io->high_end = 0;
+}
+
 ssize_t img_io_pread(struct img_io *io, void *buf, size_t len, uint64_t off)
 {
 	return io->ops->pread(io, buf, len, off);
@@ -288,6 +305,8 @@ int img_io_pwrite(struct img_io *io, const void *buf, size_t len, uint64_t off)
 	if (io->flags & IMG_IO_RDONLY)
 		return -EBADF;
 	n = io->ops->pwrite(io, buf, len, off);
+	if (n > 0)
+		note_end(io, off + (uint64_t)n);
 	if (n < 0)
 		return (int)n;
 	return (size_t)n == len ? 0 : -EIO;
@@ -300,9 +319,14 @@ int img_io_size(struct img_io *io, uint64_t *size)
 
 int img_io_truncate(struct img_io *io, uint64_t size)
 {
+	int ret;
+
 	if (!io->ops->truncate)
 		return -EOPNOTSUPP;
-	return io->ops->truncate(io, size);
+	ret = io->ops->truncate(io, size);
+	if (ret == 0)
+		note_end(io, size);
+	return ret;
 }
 
 int img_io_flush(struct img_io *io)

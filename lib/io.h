@@ -33,6 +33,7 @@ struct img_io {
 	int fd;                  /* -1 where there is none */
 	unsigned flags;
 	void *priv;
+	uint64_t high_end;       /* see img_io_high_end */
 };
 
 /* Backends. */
@@ -55,6 +56,11 @@ int img_io_punch(struct img_io *io, uint64_t off, uint64_t len);
 int img_io_next_data(struct img_io *io, uint64_t off, uint64_t *start,
 		     uint64_t *end);
 void img_io_close(struct img_io *io);
+/* The highest end offset that img_io_pwrite wrote to or img_io_truncate set
+ * since the last img_io_reset_high_end (0: none): with the size before, how
+ * large the file grew at most. */
+uint64_t img_io_high_end(const struct img_io *io);
+void img_io_reset_high_end(struct img_io *io);
 
 /* Read exactly len bytes; a short read (EOF) gives -ENODATA. */
 int img_io_read_exact(struct img_io *io, void *buf, size_t len, uint64_t off);
