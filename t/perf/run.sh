@@ -1,5 +1,5 @@
 #!/bin/bash
-# run.sh: times img-convert, img-map and img-check against qemu-img on a deterministic corpus, side by side (make bench).
+# run.sh: times img-convert, img-map, img-check and img-compact against qemu-img on deterministic images, side by side (make bench).
 #
 # Usage: t/perf/run.sh            (or: make bench, which builds first)
 #
@@ -18,9 +18,21 @@
 #                         corpus.qed, corpus-zlib.qcow2: both must exit 0 and
 #                         report the same counts (errors, leaks, corruptions,
 #                         clusters, image end offset).
+#   compact-qcow2, compact-qed, compact-qcow   img-compact IMG on a fresh
+#                         copy of a fully allocated, half zero-filled image
+#                         (t/perf/zfill.c) vs qemu-img convert -O FMT IMG OUT,
+#                         best of RUNS each; also bytes written (wchar), final
+#                         size and extra disk during the run. Our image must
+#                         compare identical to the source and pass qemu-img
+#                         check (not qcow). A format img-compact refuses FAILs.
+#   compact-scan-zeros    img-compact -n on a fully allocated all-zeros qcow2.
 #   Bars (listed under the table when missed, not FAIL): our peak RSS under
 #   64 MiB on every convert job, convert-qcow-qed at least 5x qemu-img,
-#   check-qcow2-4k no slower than qemu-img (ratio >= 1).
+#   check-qcow2-4k no slower than qemu-img (ratio >= 1). Compaction bars
+#   (each printed PASS or FAIL; a FAIL there does not change the exit
+#   status): time ratio >= 1 (qcow2, QED), >= 5 (qcow); bytes written
+#   <= 0.5 x qemu-img's; final size <= qemu-img's; extra disk <= 4
+#   clusters; compact-scan-zeros under 1 s.
 #
 # Knobs (environment variables):
 #   IMG_PERF_SIZE=2G      size of the raw corpus; a whole number of MiB, with
@@ -44,9 +56,10 @@
 #                         median or min (on a busy machine, min is steadier).
 #   IMG_PERF_VERBOSE=1    show hyperfine's own output (else it goes to DIR/log/).
 #   IMG_PERF_NO_INSTALL=1 never try to apt-get install hyperfine or time.
-#   IMG_PERF_CONVERT, IMG_PERF_MAP, IMG_PERF_CHECK  our commands to measure
-#                         (default: the built cmd/img-convert, cmd/img-map and
-#                         cmd/img-check), e.g. an installed or an older build.
+#   IMG_PERF_CONVERT, IMG_PERF_MAP, IMG_PERF_CHECK, IMG_PERF_COMPACT  our
+#                         commands to measure (default: the built
+#                         cmd/img-convert, cmd/img-map, cmd/img-check and
+#                         cmd/img-compact), e.g. an installed or an older build.
 #
 # Exit status: 0 when every selected job's output was right (equal to
 # qemu-img's, or checked and identical to the corpus; for check jobs, both
@@ -57,7 +70,8 @@
 # Needs qemu-img and qemu-io (qemu-utils), a C compiler, perl; uses hyperfine
 # and GNU time when present (installed with apt-get when missing and allowed),
 # else best-of-N timing and t/perf/maxrss.c. Disk: about 4x the corpus
-# size at peak (2G corpus: ~9 GiB; each job's outputs are deleted after it).
+# size at peak (2G corpus: ~9 GiB; each job's outputs are deleted after it);
+# the compaction sources add about 4x IMG_PERF_SIZE, plus a copy at a time.
 # See t/perf/README for reading the table.
 
 set -u
@@ -76,9 +90,37 @@ SLOW=${IMG_PERF_SLOW:-20}
 OURS_CONVERT=${IMG_PERF_CONVERT:-$top/cmd/img-convert}
 OURS_MAP=${IMG_PERF_MAP:-$top/cmd/img-map}
 OURS_CHECK=${IMG_PERF_CHECK:-$top/cmd/img-check}
+OURS_COMPACT=${IMG_PERF_COMPACT:-$top/cmd/img-compact}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+# selected JOB: JOB matches one of the IMG_PERF_JOBS patterns.
+selected() {
+	local p -
+	set -f	# the patterns are for the job names, not for files
+	for p in $JOBS; do
+		# shellcheck disable=SC2053
+		[[ $1 == $p ]] && return 0
+	done
+	return 1
+}
+
+# The jobs on the corpus (corpus.raw and the images derived from it); the
+# compaction jobs have sources of their own (zfill.*, zeros.qcow2).
+CORPUS_JOBS="convert-qcow2 convert-qcow convert-qed convert-qcow2-zlib
+convert-qcow-qed convert-qcow2-qed convert-qed-qcow2 convert-raw-qcow2
+convert-qcow-qcow2 convert-c-qcow2 convert-c-qcow map-qcow2 map-qcow map-qed
+map-sparse-qcow2 map-sparse-qed check-qcow2-4k check-qcow2 check-qed check-zlib"
+COMPACT_JOBS="compact-qcow2 compact-qed compact-qcow compact-scan-zeros"
+# any_selected JOB...: one of them is selected.
+any_selected() {
+	local j
+	for j in "$@"; do selected "$j" && return 0; done
+	return 1
+}
+# shellcheck disable=SC2086
+any_selected $CORPUS_JOBS $COMPACT_JOBS || die "IMG_PERF_JOBS '$JOBS' selects no job"
 
 # Size with an M/G/T suffix to MiB.
 to_mib() {
@@ -109,6 +151,8 @@ OURS_MAP=$(command -v "$OURS_MAP") ||
 	die "'${IMG_PERF_MAP:-cmd/img-map}' not found; run make (or make bench)"
 OURS_CHECK=$(command -v "$OURS_CHECK") ||
 	die "'${IMG_PERF_CHECK:-cmd/img-check}' not found; run make (or make bench)"
+OURS_COMPACT=$(command -v "$OURS_COMPACT") ||
+	die "'${IMG_PERF_COMPACT:-cmd/img-compact}' not found; run make (or make bench)"
 CC=${CC:-cc}
 command -v "$CC" >/dev/null || die "no C compiler '$CC' for t/perf/gen.c"
 
@@ -141,7 +185,7 @@ W=$(cd "$W" && pwd)
 # Outputs of the jobs; removed between runs and on exit.
 OUT_OURS=$W/out.ours
 OUT_QEMU=$W/out.qemu
-cleanup() { rm -f "$OUT_OURS".* "$OUT_QEMU".* "$W"/.out.ours.* "$W"/rss.*; }
+cleanup() { rm -f "$OUT_OURS".* "$OUT_QEMU".* "$W"/.out.ours.* "$W"/rss.* "$W"/m.ours.* "$W"/m.qemu.*; }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 cleanup
@@ -151,13 +195,15 @@ cleanup
 # Measure a snapshot of our commands: other people rebuilding cmd/ while
 # the benchmark runs must not swap binaries under it.
 mkdir -p "$W/bin" && cp -f "$OURS_CONVERT" "$W/bin/img-convert" &&
-	cp -f "$OURS_MAP" "$W/bin/img-map" && cp -f "$OURS_CHECK" "$W/bin/img-check" ||
+	cp -f "$OURS_MAP" "$W/bin/img-map" && cp -f "$OURS_CHECK" "$W/bin/img-check" &&
+	cp -f "$OURS_COMPACT" "$W/bin/img-compact" ||
 	die "cannot copy our commands to '$W/bin'"
 OURS_CONVERT=$W/bin/img-convert
 OURS_MAP=$W/bin/img-map
 OURS_CHECK=$W/bin/img-check
+OURS_COMPACT=$W/bin/img-compact
 "$OURS_CONVERT" --help >/dev/null 2>&1 && "$OURS_MAP" --help >/dev/null 2>&1 &&
-	"$OURS_CHECK" --help >/dev/null 2>&1 ||
+	"$OURS_CHECK" --help >/dev/null 2>&1 && "$OURS_COMPACT" --help >/dev/null 2>&1 ||
 	die "the copies of our commands in '$W/bin' do not run (a rebuild in progress?)"
 TREE=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
 
@@ -272,12 +318,65 @@ make_extras() {
 	done
 }
 
-if corpus_ok; then
-	say "reusing the ${MIB} MiB corpus in $W (stamp matches)"
-else
-	build_corpus
+# shellcheck disable=SC2086
+if any_selected $CORPUS_JOBS; then
+	if corpus_ok; then
+		say "reusing the ${MIB} MiB corpus in $W (stamp matches)"
+	else
+		build_corpus
+	fi
+	make_extras
 fi
-make_extras
+
+# --- Compaction sources --------------------------------------------------
+
+# zfill.qcow2, zfill.qed, zfill.qcow: fully allocated (qemu-img convert -S 0)
+# images of IMG_PERF_SIZE from t/perf/zfill.c's layout, half data, half
+# stored zeros; zeros.qcow2: fully allocated and all zeros. Kept in the work
+# directory with a stamp of their own (zstamp); the raw files are deleted.
+ZIMAGES="zfill.qcow2 zfill.qed zfill.qcow zeros.qcow2"
+zstamp_head() {
+	printf 'imgtools perf zero-fill v1\nsize_mib %s\n' "$MIB"
+	printf 'zfill %s\n' "$(cksum < "$perf/zfill.c")"
+	printf 'qemu %s\n' "$(qemu-img --version | head -n1)"
+}
+zstamp_files() {
+	local f
+	for f in $ZIMAGES; do printf 'file %s %s\n' "$f" "$(stat -c '%s %Y' "$W/$f")"; done
+}
+zsources_ok() {
+	local f
+	[ -f "$W/zstamp" ] || return 1
+	for f in $ZIMAGES; do [ -f "$W/$f" ] || return 1; done
+	[ "$(cat "$W/zstamp")" = "$(zstamp_head; zstamp_files)" ]
+}
+build_zsources() {
+	local f fmt t0=$SECONDS
+	rm -f "$W/zstamp"
+	for f in $ZIMAGES; do rm -f "$W/$f"; done
+	$CC -std=gnu11 -O2 -o "$W/zfill" "$perf/zfill.c" || die "cannot build t/perf/zfill.c"
+	say "writing the ${MIB} MiB zero-filled raw source, deriving fully allocated qcow2, QED, qcow"
+	"$W/zfill" "$MIB" "$W/zfill.raw" || die "zfill failed"
+	for fmt in qcow2 qed qcow; do
+		qemu-img convert -f raw -S 0 -O $fmt "$W/zfill.raw" "$W/zfill.$fmt" ||
+			die "qemu-img convert failed while deriving zfill.$fmt"
+	done
+	rm -f "$W/zfill.raw"
+	truncate -s "${MIB}M" "$W/zeros.raw" &&
+		qemu-img convert -f raw -S 0 -O qcow2 "$W/zeros.raw" "$W/zeros.qcow2" ||
+		die "cannot make zeros.qcow2"
+	rm -f "$W/zeros.raw"
+	{ zstamp_head; zstamp_files; } > "$W/zstamp"
+	say "compaction sources ready in $((SECONDS - t0)) s"
+}
+# shellcheck disable=SC2086
+if any_selected $COMPACT_JOBS; then
+	if zsources_ok; then
+		say "reusing the ${MIB} MiB compaction sources in $W (zstamp matches)"
+	else
+		build_zsources
+	fi
+fi
 
 # --- Measuring -----------------------------------------------------------
 
@@ -353,16 +452,6 @@ best_of() {
 			d = b - a; if (m == "" || d < m + 0) m = d; printf "%.6f", m }')
 	done
 	echo "$best"
-}
-
-selected() {
-	local p -
-	set -f	# the patterns are for the job names, not for files
-	for p in $JOBS; do
-		# shellcheck disable=SC2053
-		[[ $1 == $p ]] && return 0
-	done
-	return 1
 }
 
 ROWS=()
@@ -604,6 +693,153 @@ bar_misses() {
 	done
 }
 
+# --- Compaction jobs -----------------------------------------------------
+
+# measure PREFIX CMD...: run CMD once with its output in PREFIX.out and
+# PREFIX.err and its peak RSS (KiB) in PREFIX.rss, under a shell that waits
+# for it and then prints its own /proc/PID/io: the kernel adds a reaped
+# child's I/O counts to its parent's, so that shell's wchar is what CMD
+# wrote (write and pwrite bytes, page cache or not), plus the three files,
+# which are subtracted. Sets MRC (exit status), MW (bytes) and MRSS (KiB).
+measure() {
+	local p=$1 tool w
+	shift
+	if [ "$RSS_TOOL" = time ]; then
+		tool="/usr/bin/time -f %M -o $(qword "$p.rss")"
+	else
+		tool="$(qword "$W/maxrss") $(qword "$p.rss")"
+	fi
+	sh -c "$tool $(qcmd "$@") >$(qword "$p.out") 2>$(qword "$p.err"); r=\$?
+		cat /proc/\$\$/io; exit \$r" > "$p.io"
+	MRC=$?
+	w=$(sed -n 's/^wchar: //p' "$p.io")
+	MW=-
+	[ -n "$w" ] && MW=$((w - $(stat -c %s "$p.out") - $(stat -c %s "$p.err") - $(stat -c %s "$p.rss")))
+	MRSS=$(tail -n1 "$p.rss" 2>/dev/null)
+}
+
+# json_field FILE KEY: a number from a flat JSON object ("" when absent).
+json_field() { perl -MJSON::PP -e 'local $/; open my $f, "<", $ARGV[0] or exit;
+	my $j = eval { decode_json(<$f>) } or exit; print $j->{$ARGV[1]} // ""' "$1" "$2"; }
+# compare_images JOB FMT A B: set VSTATUS to ok when qemu-img compare finds
+# A and B identical and, but for qcow v1, qemu-img check finds B clean.
+compare_images() {
+	local job=$1 fmt=$2 a=$3 b=$4 rc log=$W/log/$1.compare.txt
+	VSTATUS=ok
+	qemu-img compare -f "$fmt" -F "$fmt" "$a" "$b" > "$log" 2>&1; rc=$?
+	case $rc in
+	0) rm -f "$log" ;;
+	1) VSTATUS="FAIL(differs)"; note_from "$job: qemu-img compare" "$log"; return ;;
+	*) VSTATUS="FAIL(compare exit $rc)"; note_from "$job: qemu-img compare" "$log"; return ;;
+	esac
+	[ "$fmt" = qcow ] && return
+	log=$W/log/$job.check.txt
+	qemu-img check -f "$fmt" "$b" > "$log" 2>&1; rc=$?
+	if [ $rc = 0 ]; then
+		rm -f "$log"
+	else
+		VSTATUS="FAIL(check exit $rc)"
+		note_from "$job: qemu-img check" "$log"
+	fi
+}
+
+CROWS=()
+add_crow() { CROWS+=("$(printf '%s\t' "$@")"); }
+to_mib2() { case "$1" in ''|-|*[!0-9-]*) echo - ;; *) awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }' ;; esac; }
+
+# fresh_copy_cmd SRC COPY: the shell command making COPY a fully allocated
+# copy of SRC, written back to disk (sync FILE): a compaction's flushes
+# must not pay for the copy's dirty pages, which an image at rest has not.
+fresh_copy_cmd() {
+	printf 'cp --sparse=never --reflink=never %s %s && sync %s' "$(qword "$1")" "$(qword "$2")" "$(qword "$2")"
+}
+fresh_copy() { sh -c "$(fresh_copy_cmd "$1" "$2")"; }
+
+# compact_job JOB FMT: img-compact on a fresh copy of zfill.FMT (made before
+# each run, not timed) against qemu-img convert -O FMT of it to a new file,
+# best of RUNS each (the check run warmed the page cache). The check run
+# measures the bytes each wrote and the disk each needed, and verifies the
+# result: our compacted copy and qemu-img's output against zfill.FMT.
+compact_job() {
+	local job=$1 fmt=$2 src=$W/zfill.$2 copy=$OUT_OURS.$2 out=$OUT_QEMU.$2
+	local status=ok rc qrc w=- qw=- size=- qsize=- extra=- qextra=- cs=- rss=- qrss=-
+	local t_ours=- t_qemu=- ratio=- exact=- before peak
+	selected "$job" || return 0
+	say "$job: checking"
+	rm -f "$W/log/$job".*
+	cleanup
+	fresh_copy "$src" "$copy" || die "cannot copy $src"
+	measure "$W/m.ours" "$OURS_COMPACT" --output=json "$copy"
+	rc=$MRC
+	if [ $rc = 0 ]; then
+		w=$MW rss=$(kib_to_mib "$MRSS")
+		size=$(stat -c %s "$copy")
+		before=$(json_field "$W/m.ours.out" file-size-before)
+		peak=$(json_field "$W/m.ours.out" file-size-peak)
+		cs=$(json_field "$W/m.ours.out" cluster-size)
+		[ -n "$before" ] && [ -n "$peak" ] && extra=$((peak - before))
+		compare_images "$job" "$fmt" "$src" "$copy"
+		status=$VSTATUS
+	else
+		status="FAIL(exit $rc)"
+		NOTES+=("$job: $(head -n1 "$W/m.ours.err")")
+	fi
+	rm -f "$copy"
+	measure "$W/m.qemu" qemu-img convert -f "$fmt" -O "$fmt" "$src" "$out"
+	qrc=$MRC
+	if [ $qrc = 0 ]; then
+		qw=$MW qrss=$(kib_to_mib "$MRSS")
+		qsize=$(stat -c %s "$out")
+		qextra=$(( $(stat -c '%b * %B' "$out") ))
+	else
+		[ "$status" = ok ] && status="FAIL(qemu-img exit $qrc)"
+		NOTES+=("$job: qemu-img: $(head -n1 "$W/m.qemu.err")")
+	fi
+	cleanup
+	if [ $rc = 0 ] || [ $qrc = 0 ]; then
+		say "$job: timing (best of $RUNS)"
+		[ $rc = 0 ] && t_ours=$(best_of "$(fresh_copy_cmd "$src" "$copy")" \
+			"$(qcmd "$OURS_COMPACT" "$copy")" 0)
+		[ $qrc = 0 ] && t_qemu=$(best_of "rm -f $(qword "$out")" \
+			"$(qcmd qemu-img convert -f "$fmt" -O "$fmt" "$src" "$out")" 0)
+		cleanup
+	fi
+	if [ "$t_ours" != - ] && [ "$t_qemu" != - ]; then
+		ratio=$(awk -v o="$t_ours" -v q="$t_qemu" 'BEGIN { if (o > 0) printf "%.2f", q / o; else print "-" }')
+		exact=$(awk -v o="$t_ours" -v q="$t_qemu" 'BEGIN { if (o > 0) printf "%.6f", q / o; else print "-" }')
+	fi
+	add_crow "$job" "$(secs "$t_ours")" "$(secs "$t_qemu")" "$ratio" "$w" "$qw" "$size" "$qsize" \
+		"$extra" "$qextra" "$rss" "$qrss" "$status" "$exact" "$cs"
+}
+
+# compact_scan_job JOB: img-compact -n (a dry run: read and scan only) on
+# the fully allocated all-zeros zeros.qcow2; best of RUNS after the check
+# run, which must find every scanned cluster zero.
+compact_scan_job() {
+	local job=$1 img=$W/zeros.qcow2 status=ok rc t=- rss=- scanned zero
+	selected "$job" || return 0
+	say "$job: checking"
+	rm -f "$W/log/$job".*
+	measure "$W/m.ours" "$OURS_COMPACT" -n --output=json "$img"
+	rc=$MRC
+	if [ $rc != 0 ]; then
+		status="FAIL(exit $rc)"
+		NOTES+=("$job: $(head -n1 "$W/m.ours.err")")
+	else
+		rss=$(kib_to_mib "$MRSS")
+		scanned=$(json_field "$W/m.ours.out" clusters-scanned)
+		zero=$(json_field "$W/m.ours.out" zero-clusters)
+		if [ -z "$scanned" ] || [ "$scanned" = 0 ] || [ "$scanned" != "$zero" ]; then
+			status="FAIL(differs)"
+			NOTES+=("$job: ${zero:-?} zero clusters of ${scanned:-?} scanned; all should be")
+		fi
+		say "$job: timing (best of $RUNS)"
+		t=$(best_of "" "$(qcmd "$OURS_COMPACT" -n "$img")" 0)
+	fi
+	cleanup
+	add_crow "$job" "$(secs "$t")" - - - - - - - - "$rss" - "$status" - - "$t"
+}
+
 t_start=$SECONDS
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 run_job convert-qcow2      convert qcow2 corpus.qcow2
@@ -626,20 +862,14 @@ run_job check-qcow2-4k     check   qcow2 corpus-4k.qcow2
 run_job check-qcow2        check   qcow2 corpus.qcow2
 run_job check-qed          check   qed   corpus.qed
 run_job check-zlib         check   qcow2 corpus-zlib.qcow2
+compact_job compact-qcow2 qcow2
+compact_job compact-qed   qed
+compact_job compact-qcow  qcow
+compact_scan_job compact-scan-zeros
 
-# --- Report --------------------------------------------------------------
-
-{
-	echo
-	printf 'imgtools bench: %s MiB corpus, sparse images %s; %s; %s\n' "$MIB" "$SPARSE" \
-		"$(if [ -n "$HYPERFINE" ]; then echo "$STAT of >=$RUNS runs ($("$HYPERFINE" --version))"; else echo "best of $RUNS runs"; fi) after 1 warm-up (none for converts of 2 s or more)" \
-		"$(qemu-img --version | head -n1)"
-	printf 'host: %s, %s CPUs, load %s at start, %s at end; tree: %s; %s\n' \
-		"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)" \
-		"$(nproc 2>/dev/null || echo ?)" "$LOAD0" \
-		"$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')" \
-		"$TREE" \
-		"$(date -u '+%Y-%m-%d %H:%M UTC')"
+# main_table: the convert, map and check jobs, with their bars.
+main_table() {
+	local fmt r a b c d e f g bars
 	echo
 	fmt='%-20s %9s %9s %7s %9s %9s  %s\n'
 	printf "$fmt" job 'ours(s)' 'qemu(s)' ratio 'RSS(MiB)' 'qRSS(MiB)' check
@@ -663,6 +893,82 @@ run_job check-zlib         check   qcow2 corpus-zlib.qcow2
 	else
 		echo "bars met: $(bars_text) (of the jobs run)"
 	fi
+}
+
+# mib N: bytes as MiB with one decimal; kib N: as KiB, whole.
+mib() { case "$1" in ''|-) echo - ;; *) awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }' ;; esac; }
+kib() { case "$1" in ''|-) echo - ;; *) awk -v b="$1" 'BEGIN { printf "%.0f", b / 1024 }' ;; esac; }
+
+# compact_table: the compaction jobs and their bars, each PASS or FAIL.
+compact_table() {
+	local fmt r job t tq ratio w qw size qsize extra qextra rss qrss status exact cs traw
+	echo
+	echo "compaction: img-compact IMG (a fresh copy each run) vs qemu-img convert -O FMT IMG OUT;"
+	echo "best of $RUNS runs after the check run, warm page cache"
+	echo
+	fmt='%-18s %7s %7s %6s %7s %7s %7s %7s %7s %7s %5s %5s  %s\n'
+	printf "$fmt" '' ours qemu '' ours qemu ours qemu ours qemu ours qemu ''
+	printf "$fmt" job '(s)' '(s)' ratio 'wr MiB' 'wr MiB' 'size' 'size' 'extra' 'extra' RSS RSS check
+	printf "$fmt" '' '' '' '' '' '' MiB MiB KiB MiB MiB MiB ''
+	printf "$fmt" ------------------ ------- ------- ------ ------- ------- ------- ------- ------- ------- ----- ----- -----
+	for r in "${CROWS[@]}"; do
+		IFS=$'\t' read -r job t tq ratio w qw size qsize extra qextra rss qrss status _ <<< "$r"
+		printf "$fmt" "$job" "$t" "$tq" "$ratio" "$(mib "$w")" "$(mib "$qw")" "$(mib "$size")" \
+			"$(mib "$qsize")" "$(kib "$extra")" "$(mib "$qextra")" "$rss" "$qrss" "$status"
+	done
+	echo
+	echo 'wr = bytes written (wchar in /proc/PID/io); size = final file size (ours: the'
+	echo 'compacted image; qemu-img: its output); extra = more disk needed during the run'
+	echo '(ours: file-size-peak - file-size-before; qemu-img: its output'"'"'s allocated size,'
+	echo 'as it coexists with the input); RSS = peak resident set size. check: our image'
+	echo 'compares identical to the source and passes qemu-img check (not qcow);'
+	echo 'compact-scan-zeros (img-compact -n, all-zeros qcow2): every cluster found zero.'
+	echo
+	echo 'compaction bars:'
+	compact_bars | sed 's/^/  /'
+}
+
+# pass_fail COND TEXT: "PASS TEXT" or "FAIL TEXT" as the awk condition holds.
+pass_fail() { if awk "BEGIN { exit !($1) }"; then echo "PASS $2"; else echo "FAIL $2"; fi; }
+
+# compact_bars: one PASS or FAIL line per bar of each compaction job run.
+compact_bars() {
+	local r job t tq ratio w qw size qsize extra qextra rss qrss status exact cs traw bar
+	for r in "${CROWS[@]}"; do
+		IFS=$'\t' read -r job t tq ratio w qw size qsize extra qextra rss qrss status exact cs traw <<< "$r"
+		if [ "$job" = compact-scan-zeros ]; then
+			if [ "${traw:--}" = - ]; then echo "FAIL $job: not timed, so under 1 s is not met"
+			else pass_fail "$traw < 1" "$job: $(secs "$traw") s, under 1 s"; fi
+			continue
+		fi
+		bar=1
+		[ "$job" = compact-qcow ] && bar=5
+		if [ "$exact" = - ]; then echo "FAIL $job: no time ratio, so >= $bar is not met"
+		else pass_fail "$exact >= $bar" "$job: time ratio $(awk -v r="$exact" 'BEGIN { printf "%.3f", r }') >= $bar"; fi
+		if [ "$w" = - ] || [ "$qw" = - ]; then echo "FAIL $job: bytes written not measured on both sides"
+		else pass_fail "$w <= 0.5 * $qw" "$job: wrote $(mib "$w") MiB <= 0.5 x qemu-img's $(mib "$qw") MiB"; fi
+		if [ "$size" = - ] || [ "$qsize" = - ]; then echo "FAIL $job: final sizes not measured on both sides"
+		else pass_fail "$size <= $qsize" "$job: final size $(mib "$size") MiB <= qemu-img's $(mib "$qsize") MiB"; fi
+		if [ "$extra" = - ] || [ "$cs" = - ]; then echo "FAIL $job: extra disk not measured"
+		else pass_fail "$extra <= 4 * $cs" "$job: extra disk $(kib "$extra") KiB <= 4 clusters ($(kib $((4 * cs))) KiB)"; fi
+	done
+}
+
+# --- Report --------------------------------------------------------------
+
+{
+	echo
+	printf 'imgtools bench: %s MiB corpus, sparse images %s; %s; %s\n' "$MIB" "$SPARSE" \
+		"$(if [ -n "$HYPERFINE" ]; then echo "$STAT of >=$RUNS runs ($("$HYPERFINE" --version))"; else echo "best of $RUNS runs"; fi) after 1 warm-up (none for converts of 2 s or more)" \
+		"$(qemu-img --version | head -n1)"
+	printf 'host: %s, %s CPUs, load %s at start, %s at end; tree: %s; %s\n' \
+		"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)" \
+		"$(nproc 2>/dev/null || echo ?)" "$LOAD0" \
+		"$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')" \
+		"$TREE" \
+		"$(date -u '+%Y-%m-%d %H:%M UTC')"
+	[ ${#ROWS[@]} -gt 0 ] && main_table
+	[ ${#CROWS[@]} -gt 0 ] && compact_table
 	if [ ${#NOTES[@]} -gt 0 ]; then
 		echo
 		echo 'notes:'
@@ -673,6 +979,6 @@ run_job check-zlib         check   qcow2 corpus-zlib.qcow2
 } | tee "$W/results.txt"
 
 fails=0
-for r in "${ROWS[@]}"; do case "$r" in *FAIL*) fails=$((fails + 1)) ;; esac; done
+for r in "${ROWS[@]}" "${CROWS[@]}"; do case "$r" in *FAIL*) fails=$((fails + 1)) ;; esac; done
 [ $fails = 0 ] || { say "$fails job(s) marked FAIL"; exit 1; }
 exit 0
