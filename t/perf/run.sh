@@ -907,6 +907,7 @@ compact_table() {
 	echo "best of $RUNS runs after the check run, warm page cache"
 	echo
 	fmt='%-18s %7s %7s %6s %7s %7s %7s %7s %7s %7s %5s %5s  %s\n'
+	{
 	printf "$fmt" '' ours qemu '' ours qemu ours qemu ours qemu ours qemu ''
 	printf "$fmt" job '(s)' '(s)' ratio 'wr MiB' 'wr MiB' 'size' 'size' 'extra' 'extra' RSS RSS check
 	printf "$fmt" '' '' '' '' '' '' MiB MiB KiB MiB MiB MiB ''
@@ -916,6 +917,7 @@ compact_table() {
 		printf "$fmt" "$job" "$t" "$tq" "$ratio" "$(mib "$w")" "$(mib "$qw")" "$(mib "$size")" \
 			"$(mib "$qsize")" "$(kib "$extra")" "$(mib "$qextra")" "$rss" "$qrss" "$status"
 	done
+	} | sed 's/ *$//'
 	echo
 	echo 'wr = bytes written (wchar in /proc/PID/io); size = final file size (ours: the'
 	echo 'compacted image; qemu-img: its output); extra = more disk needed during the run'
