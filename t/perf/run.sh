@@ -960,9 +960,14 @@ compact_bars() {
 
 {
 	echo
+	if [ ${#ROWS[@]} = 0 ]; then
+		printf 'imgtools bench: %s MiB images, compaction jobs only; %s\n' "$MIB" \
+			"$(qemu-img --version | head -n1)"
+	else
 	printf 'imgtools bench: %s MiB corpus, sparse images %s; %s; %s\n' "$MIB" "$SPARSE" \
 		"$(if [ -n "$HYPERFINE" ]; then echo "$STAT of >=$RUNS runs ($("$HYPERFINE" --version))"; else echo "best of $RUNS runs"; fi) after 1 warm-up (none for converts of 2 s or more)" \
 		"$(qemu-img --version | head -n1)"
+	fi
 	printf 'host: %s, %s CPUs, load %s at start, %s at end; tree: %s; %s\n' \
 		"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)" \
 		"$(nproc 2>/dev/null || echo ?)" "$LOAD0" \
