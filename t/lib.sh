@@ -618,3 +618,78 @@ cd "$TRASH_DIRECTORY" || {
 	echo "Bail out! cannot create $TRASH_DIRECTORY"
 	exit 1
 }
+
+# ---- img-compact -----------------------------------------------------------
+
+# zero_fill RAW CHUNKS [UNIT]: RAW made of UNIT-byte chunks (default 64 KiB),
+# one per character of CHUNKS: d = random data, 0 = zeros.
+zero_fill() {
+	printf "%s\n" "$2" | fold -w1 | while read -r zf_c_; do
+		if test "$zf_c_" = d; then
+			head -c "${3:-65536}" /dev/urandom
+		else
+			head -c "${3:-65536}" /dev/zero
+		fi
+	done >"$1"
+}
+
+# compact_clean IMG REF: img-check finds nothing, nor does qemu-img check
+# (which cannot check qcow v1), and IMG reads as REF.
+compact_clean() {
+	test_expect_code 0 img-check "$1" >/dev/null || return 1
+	qemu-img check "$1" >/dev/null 2>&1
+	cc_code_=$?
+	test "$cc_code_" = 0 ||
+		{ test "$cc_code_" = 63 && test "$(qemu-img info "$1" | sed -n "s/^file format: //p")" = qcow; } ||
+		{ echo >&2 "qemu-img check $1 exits $cc_code_"; return 1; }
+	qemu-img compare -q "$2" "$1"
+}
+
+# compact_counts IMG ARGS...: img-compact's JSON report for IMG in IMG.json,
+# its counts as lines in IMG.counts.
+COMPACT_COUNTS='clusters-scanned zero-clusters clusters-freed clusters-kept leaks bytes-freed'
+compact_counts() {
+	ccn_img_=$1
+	shift
+	img-compact --output=json "$@" "$ccn_img_" >"$ccn_img_.json" \
+		2>"$ccn_img_.err" &&
+	no_sanitizer_report "$ccn_img_.err" &&
+	# shellcheck disable=SC2086
+	json_get "$ccn_img_.json" $COMPACT_COUNTS >"$ccn_img_.counts"
+}
+
+# compact_survives_kills IMAGE REF: img-compact on a copy of IMAGE killed at
+# its 1st, 2nd, ... write until it finishes. After each kill the image
+# opens, checks without errors, reads as REF, and a rerun leaves it clean
+# and smaller than IMAGE.
+compact_survives_kills() {
+	csk_n_=1
+	while :; do
+		cp "$1" kill.img || return 1
+		IMG_FAULT_WRITE=$csk_n_ IMG_FAULT_MODE=kill \
+			img-compact -q kill.img 2>/dev/null
+		csk_code_=$?
+		test "$csk_code_" = 137 || break
+		img-info kill.img >/dev/null ||
+			{ echo >&2 "killed at write $csk_n_: img-info fails"; return 1; }
+		img-check -q kill.img 2>/dev/null
+		case $? in
+		0|3) ;;
+		*) echo >&2 "killed at write $csk_n_: img-check finds errors"; return 1 ;;
+		esac
+		qemu-img compare -q "$2" kill.img ||
+			{ echo >&2 "killed at write $csk_n_: data changed"; return 1; }
+		img-compact -q kill.img ||
+			{ echo >&2 "killed at write $csk_n_: rerun fails"; return 1; }
+		compact_clean kill.img "$2" &&
+		test "$(stat -c %s kill.img)" -lt "$(stat -c %s "$1")" ||
+			{ echo >&2 "killed at write $csk_n_: not clean and compact after a rerun"; return 1; }
+		csk_n_=$((csk_n_ + 1))
+	done
+	test "$csk_code_" = 0 ||
+		{ echo >&2 "run not killed at write $csk_n_ exits $csk_code_"; return 1; }
+	echo >&2 "$1: killed at each of $((csk_n_ - 1)) writes"
+	test "$csk_n_" -gt 3 || { echo >&2 "fewer than three kills"; return 1; }
+	compact_clean kill.img "$2" &&
+	test "$(stat -c %s kill.img)" -lt "$(stat -c %s "$1")"
+}
