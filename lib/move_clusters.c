@@ -142,6 +142,16 @@ static int plan_batch(struct img_check_ctx *c, struct img_refs *r,
 			*grow = start;
 			return 1;
 		}
+		/* A hole lower down, a data cluster right below the table:
+		 * that cluster fills the hole, so the gap rises to the table
+		 * (which then moves as above). */
+		if (n > 1 && start > first + 1 && c->may_grow &&
+		    r->count[start - 1] == 1 &&
+		    o->kind[start - 1] == IMG_OWN_DATA &&
+		    (dst = free_run(r, first, start - 1, 1)) < start - 1) {
+			plan_move(r, o, b, start - 1, dst, 1);
+			continue;
+		}
 		break;
 	}
 	return 0;
