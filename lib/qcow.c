@@ -372,4 +372,5 @@ const struct img_driver img_qcow_driver = {
 	.create = img_qcow_create,
 	.writer = &img_qcow_writer,
 	.check = img_qcow_check,
+	.compact = img_qcow_compact,
 };

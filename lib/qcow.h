@@ -68,6 +68,12 @@ int img_qcow_create(struct img *img, const struct img_opts *o);
 struct img_check_ctx;
 int img_qcow_check(struct img_check_ctx *c);
 
+/* qcow_compact.c: the driver's compact. */
+struct img_compact_opts;
+struct img_compact_result;
+int img_qcow_compact(struct img *img, const struct img_compact_opts *o,
+		     struct img_compact_result *r);
+
 /* qcow_write.c: the sequential cluster writer (writer.h). */
 struct img_writer_ops;
 extern const struct img_writer_ops img_qcow_writer;
