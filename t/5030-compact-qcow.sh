@@ -122,11 +122,14 @@ test_expect_success 'JSON: every key' '
 	bytes-freed
 	file-size-before
 	file-size-after
+	file-size-peak
 	EOT
 	test_cmp want got &&
 	json_get b.qcow.json file-size-before >got &&
 	echo "file-size-before=$(size_of a.qcow)" >want &&
-	test_cmp want got
+	test_cmp want got &&
+	peak=$(json_get b.qcow.json file-size-peak | sed "s/.*=//") &&
+	test "$peak" -ge $(size_of a.qcow)
 '
 
 test_expect_success 'a second run finds nothing to do and writes nothing' '
