@@ -47,6 +47,19 @@ static uint64_t peak_size(struct img *img, uint64_t before)
 	return high > before ? high : before;
 }
 
+int img_compact_read_cluster(struct img *img, void *buf, uint64_t host,
+			     uint64_t guest)
+{
+	int ret = img_io_read_zfill(img->io, buf, img->cluster_size, host);
+
+	if (ret < 0)
+		return img_error(img, ret,
+				 "cannot read data cluster at 0x%llx (guest offset 0x%llx): %s",
+				 (unsigned long long)host,
+				 (unsigned long long)guest, img_strerror(ret));
+	return 0;
+}
+
 int img_compact(struct img *img, const struct img_compact_opts *o,
 		struct img_compact_result *r)
 {
@@ -62,6 +75,12 @@ int img_compact(struct img *img, const struct img_compact_opts *o,
 	if (!o->dry_run && !img->writable)
 		return img_error(img, -EBADF,
 				 "compacting needs the image opened writable");
+	/* No format compacts subclusters (yet): zeros are found per cluster. */
+	if (o->zero_gran && o->zero_gran != img->cluster_size)
+		return img_error(img, -EINVAL,
+				 "-S %llu: the zero detection unit of '%s' is its cluster size, %llu",
+				 (unsigned long long)o->zero_gran, img->path,
+				 (unsigned long long)img->cluster_size);
 	ret = file_size(img, &r->file_size_before);
 	if (ret < 0)
 		return ret;

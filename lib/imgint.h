@@ -206,6 +206,10 @@ int img_open_backing(struct img *img);
  * holds. */
 int img_backing_reads_zero(struct img *img, uint64_t off, uint64_t len,
 			   void *buf, int *zero);
+/* Read the data cluster at host (for guest offset guest, named in the
+ * error) into buf, one cluster. */
+int img_compact_read_cluster(struct img *img, void *buf, uint64_t host,
+			     uint64_t guest);
 
 /*
  * Status of the run at guest offset off through the backing chain, the way

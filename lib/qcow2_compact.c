@@ -486,19 +486,6 @@ static int file_hole(struct q2compact *k, uint64_t host)
 	return host + cs <= k->hole_end;
 }
 
-static int read_cluster(struct q2compact *k, uint64_t host, uint64_t guest)
-{
-	int ret = img_io_read_zfill(k->img->io, k->buf, k->q->cluster_size,
-				    host);
-
-	if (ret < 0)
-		return img_error(k->img, ret,
-				 "cannot read data cluster at 0x%llx (guest offset 0x%llx): %s",
-				 (unsigned long long)host,
-				 (unsigned long long)guest, img_strerror(ret));
-	return 0;
-}
-
 /* A data cluster that stays: it may move if nothing shares it. */
 static void note_owner(struct q2compact *k, const struct img_walk_entry *e)
 {
@@ -530,7 +517,7 @@ static int examine(struct img *img, struct img_walk_entry *e, void *arg)
 	/* Zeros the metadata already knows of are not read. */
 	if (x->kind == IMG_EXT_DATA && (!k->q->extended_l2 || (uint32_t)bitmap) &&
 	    !file_hole(k, x->host)) {
-		ret = read_cluster(k, x->host, e->guest);
+		ret = img_compact_read_cluster(k->img, k->buf, x->host, e->guest);
 		if (ret < 0)
 			return ret;
 		k->r->clusters_scanned++;
@@ -619,18 +606,6 @@ static int check(struct q2compact *k, enum img_check_fix fix)
 		k->r->leaks = chk.leaks;
 	k->c.res->bytes_reclaimed += chk.bytes_reclaimed;
 	return 0;
-}
-
-static int check_zero_gran(struct q2compact *k)
-{
-	uint64_t g = k->o->zero_gran, cs = k->q->cluster_size;
-
-	if (!g || g == cs)
-		return 0;
-	return img_error(k->img, -EINVAL,
-			 "-S %llu: the zero detection unit of '%s' is its cluster size, %llu",
-			 (unsigned long long)g, k->img->path,
-			 (unsigned long long)cs);
 }
 
 static int setup(struct q2compact *k)
@@ -731,8 +706,6 @@ int img_qcow2_compact(struct img *img, const struct img_compact_opts *o,
 
 	memset(&res, 0, sizeof(res));
 	ret = refuse(img, k.q);
-	if (ret == 0)
-		ret = check_zero_gran(&k);
 	if (ret == 0)
 		ret = check(&k, IMG_CHECK_NO_FIX);
 	if (ret == 0 && r->leaks && !o->dry_run)

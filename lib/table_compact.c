@@ -17,30 +17,6 @@ struct tcompact {
 	int changed;                 /* f->before_change has run */
 };
 
-/* Without subclusters the only zero detection unit is the cluster. */
-static int check_zero_gran(struct img *img, const struct img_compact_opts *o)
-{
-	if (!o->zero_gran || o->zero_gran == img->cluster_size)
-		return 0;
-	return img_error(img, -EINVAL,
-			 "-S %llu: the zero detection unit of '%s' is its cluster size, %llu",
-			 (unsigned long long)o->zero_gran, img->path,
-			 (unsigned long long)img->cluster_size);
-}
-
-static int read_cluster(struct img *img, uint8_t *buf, uint64_t host,
-			uint64_t guest)
-{
-	int ret = img_io_read_zfill(img->io, buf, img->cluster_size, host);
-
-	if (ret < 0)
-		return img_error(img, ret,
-				 "cannot read data cluster at 0x%llx (guest offset 0x%llx): %s",
-				 (unsigned long long)host,
-				 (unsigned long long)guest, img_strerror(ret));
-	return 0;
-}
-
 /*
  * The entry a zero cluster at guest gets: 1 if it stops being stored
  * (*entry set), 0 if it must stay. Without a backing file, unallocated.
@@ -104,7 +80,7 @@ static int scan_entry(struct img *img, struct img_walk_entry *e, void *arg)
 		return 0;
 	if (k->o->progress)
 		k->o->progress(e->guest, img->size, k->o->progress_arg);
-	ret = read_cluster(img, k->buf, e->ext.host, e->guest);
+	ret = img_compact_read_cluster(img, k->buf, e->ext.host, e->guest);
 	if (ret < 0)
 		return ret;
 	k->r->clusters_scanned++;
@@ -192,9 +168,6 @@ int img_table_compact(struct img *img, const struct img_table_compact_fmt *f,
 	int ret;
 
 	memset(&dummy, 0, sizeof(dummy));
-	ret = check_zero_gran(img, o);
-	if (ret < 0)
-		return ret;
 	/* Without the key a zero cluster cannot be told from noise. */
 	if (img->encrypted)
 		return img_error(img, IMG_E_UNSUPPORTED,
