@@ -75,7 +75,7 @@ t/unit/unit-tests: $(UNIT_SRC:.c=.o) lib/libimg.a
 
 # Dependencies: installed only when something is missing.
 DEB_PKGS := build-essential pkg-config libpopt-dev libarchive-dev zlib1g-dev \
-	libzstd-dev nettle-dev qemu-utils perl groff-base
+	libzstd-dev nettle-dev qemu-utils perl groff-base strace
 deps:
 	@if ./t/have-deps; then echo 'deps: everything is installed'; else \
 	  echo 'deps: installing $(DEB_PKGS)'; \
