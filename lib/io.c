@@ -357,6 +357,29 @@ int img_io_next_data(struct img_io *io, uint64_t off, uint64_t *start,
 	return 0;
 }
 
+int img_io_is_hole(struct img_io *io, struct img_io_holes *h, uint64_t off,
+		   uint64_t len)
+{
+	uint64_t start, end;
+	int ret;
+
+	if (off >= h->hole_start && off + len <= h->hole_end)
+		return 1;
+	if (off >= h->hole_end && off + len <= h->data_end)
+		return 0;
+	ret = img_io_next_data(io, off, &start, &end);
+	if (ret == -ENXIO) {
+		start = UINT64_MAX;
+		end = UINT64_MAX;
+	} else if (ret < 0) {
+		return 0;
+	}
+	h->hole_start = off;
+	h->hole_end = start > off ? start : off;
+	h->data_end = end;
+	return off + len <= h->hole_end;
+}
+
 void img_io_close(struct img_io *io)
 {
 	if (io)

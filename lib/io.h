@@ -55,6 +55,15 @@ int img_io_flush(struct img_io *io);
 int img_io_punch(struct img_io *io, uint64_t off, uint64_t len);
 int img_io_next_data(struct img_io *io, uint64_t off, uint64_t *start,
 		     uint64_t *end);
+/* Whether [off, off+len) is all hole (or past the end of the file). The
+ * cache remembers the last hole seen and the data after it, so asking
+ * cluster after cluster costs one lookup per extent; zero it to start.
+ * Errors answer no. */
+struct img_io_holes {
+	uint64_t hole_start, hole_end, data_end;
+};
+int img_io_is_hole(struct img_io *io, struct img_io_holes *h, uint64_t off,
+		   uint64_t len);
 void img_io_close(struct img_io *io);
 /* The highest end offset that img_io_pwrite wrote to or img_io_truncate set
  * since the last img_io_reset_high_end (0: none): with the size before, how

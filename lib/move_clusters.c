@@ -127,11 +127,15 @@ static int plan_batch(struct img_check_ctx *c, struct img_refs *r,
 		      uint64_t first, struct batch *b, uint64_t *grow)
 {
 	uint64_t end = r->nclusters, start, n, dst;
+	uint64_t low = first;     /* nothing below is free: destinations
+				   * only fill up while planning */
 
 	b->n = 0;
 	while (b->n < BATCH_MAX &&
 	       last_unit(c, r, o, ops, first, &end, &start, &n)) {
-		dst = free_run(r, first, start, n);
+		while (low < start && r->count[low])
+			low++;
+		dst = free_run(r, low, start, n);
 		if (dst < start) {
 			plan_move(r, o, b, start, dst, n);
 			end = start;
@@ -148,7 +152,7 @@ static int plan_batch(struct img_check_ctx *c, struct img_refs *r,
 		if (n > 1 && start > first + 1 && c->may_grow &&
 		    r->count[start - 1] == 1 &&
 		    o->kind[start - 1] == IMG_OWN_DATA &&
-		    (dst = free_run(r, first, start - 1, 1)) < start - 1) {
+		    (dst = free_run(r, low, start - 1, 1)) < start - 1) {
 			plan_move(r, o, b, start - 1, dst, 1);
 			continue;
 		}

@@ -34,8 +34,7 @@ struct q2compact {
 	int blk_dirty;
 
 	int table_shared;            /* the L2 table walked has refcount > 1 */
-	uint64_t hole_start, hole_end;  /* a hole of the file, last seen */
-	uint64_t data_end;           /* no hole before this, from hole_end */
+	struct img_io_holes holes;   /* holes of the file: zeros, not read */
 	uint64_t table_l1i;          /* its L1 index */
 	int table_open;              /* a table is being walked */
 	int table_empty;             /* ...and all its entries are (now) 0 */
@@ -458,34 +457,6 @@ static int zero_entry(struct q2compact *k, uint64_t guest, uint64_t bitmap,
 	return ret;
 }
 
-/*
- * Whether the cluster at host is a hole in the file (then zeros without
- * reading: e.g. metadata preallocation, or a sparse copy). The last hole
- * and the data after it are remembered: a run of clusters costs one
- * lookup.
- */
-static int file_hole(struct q2compact *k, uint64_t host)
-{
-	uint64_t cs = k->q->cluster_size, start, end;
-	int ret;
-
-	if (host >= k->hole_start && host + cs <= k->hole_end)
-		return 1;
-	if (host >= k->hole_end && host + cs <= k->data_end)
-		return 0;
-	ret = img_io_next_data(k->img->io, host, &start, &end);
-	if (ret == -ENXIO) {
-		start = UINT64_MAX;
-		end = UINT64_MAX;
-	} else if (ret < 0) {
-		return 0;    /* cannot tell: read it */
-	}
-	k->hole_start = host;
-	k->hole_end = start > host ? start : host;
-	k->data_end = end;
-	return host + cs <= k->hole_end;
-}
-
 /* A data cluster that stays: it may move if nothing shares it. */
 static void note_owner(struct q2compact *k, const struct img_walk_entry *e)
 {
@@ -516,7 +487,8 @@ static int examine(struct img *img, struct img_walk_entry *e, void *arg)
 		k->o->progress(e->guest, img->size, k->o->progress_arg);
 	/* Zeros the metadata already knows of are not read. */
 	if (x->kind == IMG_EXT_DATA && (!k->q->extended_l2 || (uint32_t)bitmap) &&
-	    !file_hole(k, x->host)) {
+	    !img_io_is_hole(k->img->io, &k->holes, x->host,
+			    k->q->cluster_size)) {
 		ret = img_compact_read_cluster(k->img, k->buf, x->host, e->guest);
 		if (ret < 0)
 			return ret;

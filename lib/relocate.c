@@ -97,24 +97,21 @@ void img_refs_mark(struct img_refs *r, uint64_t off, uint64_t len)
 }
 
 /* Whether the file holds no data in cluster cl (all hole, or past EOF). */
-static int cluster_is_hole(struct img *img, uint64_t cl, unsigned bits)
+static int cluster_is_hole(struct img *img, struct img_io_holes *h,
+			   uint64_t cl, unsigned bits)
 {
-	uint64_t off = cl << bits, start, end;
-	int ret = img_io_next_data(img->io, off, &start, &end);
-
-	if (ret == -ENXIO)
-		return 1;
-	return ret == 0 && start >= off + (1ULL << bits);
+	return img_io_is_hole(img->io, h, cl << bits, 1ULL << bits);
 }
 
 uint64_t img_count_leaks(struct img_check_ctx *c, const struct img_refs *r,
 			 uint64_t first, int holes, int say)
 {
+	struct img_io_holes h = { 0 };
 	uint64_t n = 0;
 
 	for (uint64_t cl = first; cl < r->nclusters; cl++) {
 		if (r->count[cl] ||
-		    (!holes && cluster_is_hole(c->img, cl, r->cluster_bits)))
+		    (!holes && cluster_is_hole(c->img, &h, cl, r->cluster_bits)))
 			continue;
 		n++;
 		if (say)
@@ -130,6 +127,7 @@ uint64_t img_count_leaks(struct img_check_ctx *c, const struct img_refs *r,
 static int count_fixed(struct img_check_ctx *c, const struct img_refs *r,
 		       uint64_t first, int holes, uint64_t before)
 {
+	struct img_io_holes h = { 0 };
 	uint64_t size, after = 0, end;
 	int ret = img_io_size(c->img->io, &size);
 
@@ -140,7 +138,7 @@ static int count_fixed(struct img_check_ctx *c, const struct img_refs *r,
 	end += (size & ((1ULL << r->cluster_bits) - 1)) != 0;
 	for (uint64_t cl = first; cl < end && cl < r->nclusters; cl++)
 		after += !r->count[cl] &&
-			 (holes || !cluster_is_hole(c->img, cl, r->cluster_bits));
+			 (holes || !cluster_is_hole(c->img, &h, cl, r->cluster_bits));
 	c->res->leaks_fixed = before > after ? before - after : 0;
 	return 0;
 }
