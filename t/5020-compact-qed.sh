@@ -6,34 +6,6 @@ test_description='img-compact on QED images'
 size_of() {
 	stat -c %s "$1"
 }
-# clean IMG REF: img-check and qemu-img check find nothing, IMG reads as REF.
-clean() {
-	test_expect_code 0 img-check "$1" >/dev/null &&
-	test_expect_code 0 qemu-img check "$1" >/dev/null &&
-	qemu-img compare -q "$2" "$1"
-}
-# counts IMG ARGS...: img-compact's JSON counts for IMG, as lines in IMG.counts.
-COUNTS='clusters-scanned zero-clusters clusters-freed clusters-kept leaks bytes-freed'
-counts() {
-	counts_img_=$1
-	shift
-	img-compact --output=json "$@" "$counts_img_" >"$counts_img_.json" \
-		2>"$counts_img_.err" &&
-	no_sanitizer_report "$counts_img_.err" &&
-	json_get "$counts_img_.json" $COUNTS >"$counts_img_.counts"
-}
-# zero_fill RAW CHUNKS: RAW made of 64 KiB chunks, d = data, 0 = zeros.
-zero_fill() {
-	: >"$1" &&
-	printf "%s\n" "$2" | fold -w1 | while read -r c_; do
-		if test "$c_" = d; then
-			head -c 65536 /dev/urandom
-		else
-			head -c 65536 /dev/zero
-		fi
-	done >"$1"
-}
-
 # a.raw: 40 clusters, 22 of them zeros, some at the end of the file.
 test_expect_success 'setup' '
 	zero_fill a.raw dddd0000dd00000000dddd0000dddddddd000000 &&
@@ -43,7 +15,7 @@ test_expect_success 'setup' '
 
 test_expect_success 'dry run: writes nothing, reports what would be freed' '
 	cp a.qed dry.qed &&
-	counts dry.qed -n &&
+	compact_counts dry.qed -n &&
 	cmp a.qed dry.qed &&
 	img-compact --dry-run dry.qed >dry.out &&
 	cmp a.qed dry.qed &&
@@ -64,8 +36,8 @@ test_expect_success 'dry run: writes nothing, reports what would be freed' '
 
 test_expect_success 'compact: the file shrinks, clean, same data' '
 	cp a.qed b.qed &&
-	counts b.qed &&
-	clean b.qed a.raw &&
+	compact_counts b.qed &&
+	compact_clean b.qed a.raw &&
 	test $(size_of b.qed) -lt $(size_of a.qed) &&
 	test $(($(size_of a.qed) - $(size_of b.qed))) = $((22 * 65536)) &&
 	json_get b.qed.json clusters-scanned zero-clusters file-size-before \
@@ -114,9 +86,9 @@ test_expect_success 'backing file: zero clusters become zero entries' '
 		-c "write -P 0 256k 192k" top.qed >/dev/null &&
 	qemu-img convert -O raw top.qed top.raw &&
 	cp top.qed top0.qed &&
-	counts top.qed &&
+	compact_counts top.qed &&
 	grep -Fx "zero-clusters=5" top.qed.counts &&
-	clean top.qed top.raw &&
+	compact_clean top.qed top.raw &&
 	test $(size_of top.qed) -lt $(size_of top0.qed) &&
 	qemu-img map --output=json top.qed >map.json &&
 	grep "\"depth\": 0, .*\"zero\": true" map.json >/dev/null
@@ -127,54 +99,20 @@ test_expect_success 'pre-existing leaks are given back too' '
 	truncate -s +196608 leak.qed &&
 	head -c 65536 /dev/urandom | dd of=leak.qed bs=64k seek=$(($(size_of b.qed) / 65536)) conv=notrunc 2>/dev/null &&
 	test_expect_code 3 img-check leak.qed >/dev/null 2>&1 &&
-	counts leak.qed &&
+	compact_counts leak.qed &&
 	grep -Fx leaks=3 leak.qed.counts &&
 	test $(size_of leak.qed) = $(size_of b.qed) &&
-	clean leak.qed a.raw
+	compact_clean leak.qed a.raw
 '
-
-# kill_loop IMAGE REF: img-compact killed at its 1st, 2nd, ... write until
-# it finishes. After each kill the image opens, reads as REF, and a rerun
-# leaves it clean and smaller than IMAGE.
-kill_loop() {
-	kl_n_=1
-	while :; do
-		cp "$1" kill.img || return 1
-		IMG_FAULT_WRITE=$kl_n_ IMG_FAULT_MODE=kill \
-			img-compact -q kill.img 2>/dev/null
-		kl_code_=$?
-		test "$kl_code_" = 137 || break
-		img-info kill.img >/dev/null ||
-			{ echo >&2 "killed at write $kl_n_: img-info fails"; return 1; }
-		img-check -q kill.img 2>/dev/null
-		case $? in
-		0|3) ;;
-		*) echo >&2 "killed at write $kl_n_: img-check finds errors"; return 1 ;;
-		esac
-		qemu-img compare -q "$2" kill.img ||
-			{ echo >&2 "killed at write $kl_n_: data changed"; return 1; }
-		img-compact -q kill.img ||
-			{ echo >&2 "killed at write $kl_n_: rerun fails"; return 1; }
-		clean kill.img "$2" &&
-		test $(size_of kill.img) -lt $(size_of "$1") ||
-			{ echo >&2 "killed at write $kl_n_: not clean and compact after a rerun"; return 1; }
-		kl_n_=$((kl_n_ + 1))
-	done
-	test "$kl_code_" = 0 ||
-		{ echo >&2 "run not killed at write $kl_n_ exits $kl_code_"; return 1; }
-	echo >&2 "$1: killed at each of $((kl_n_ - 1)) writes"
-	test "$kl_n_" -gt 3 || { echo >&2 "fewer than three kills"; return 1; }
-	clean kill.img "$2" && test $(size_of kill.img) -lt $(size_of "$1")
-}
 
 test_expect_success 'crash safety: killed at every write, no backing file' '
 	zero_fill k.raw dd00d0000d00dd00 &&
 	qemu-img convert -S 0 -O qed k.raw k.qed &&
-	kill_loop k.qed k.raw
+	compact_survives_kills k.qed k.raw
 '
 
 test_expect_success 'crash safety: killed at every write, over a backing file' '
-	kill_loop top0.qed top.raw
+	compact_survives_kills top0.qed top.raw
 '
 
 test_expect_success 'raw: not supported (exit 1)' '
