@@ -67,6 +67,8 @@ int img_qcow_create(struct img *img, const struct img_opts *o);
 /* qcow_check.c: the driver's check (qemu-img has none for qcow). */
 struct img_check_ctx;
 int img_qcow_check(struct img_check_ctx *c);
+/* Point L1 entry idx at host (0: no table), on disk and in memory. */
+int img_qcow_set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host);
 
 /* qcow_compact.c: the driver's compact. */
 struct img_compact_opts;

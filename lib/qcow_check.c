@@ -22,7 +22,7 @@ static unsigned l1_shift(const struct qcow *q)
 	return q->h.cluster_bits + q->h.l2_bits;
 }
 
-static int set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
+int img_qcow_set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
 {
 	struct qcow *q = c->img->priv;
 	int ret = img_write_entry(c, 0, "L1 entry",
@@ -70,7 +70,7 @@ static int bad_table(struct qchk *k, uint64_t idx, uint64_t off,
 		k->unfixed++;
 		return 0;
 	}
-	ret = set_l1(c, idx, 0);
+	ret = img_qcow_set_l1(c, idx, 0);
 	if (ret < 0)
 		return ret;
 	img_check_say(c, "Repairing L2 table at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx lost its data",
@@ -250,7 +250,7 @@ int img_qcow_check(struct img_check_ctx *c)
 	struct qchk k = { .c = c, .q = q };
 	unsigned bits = q->h.cluster_bits;
 	const struct img_reloc_ops ops = {
-		.set_data = set_l2_entry, .set_table = set_l1,
+		.set_data = set_l2_entry, .set_table = img_qcow_set_l1,
 		.table_at = table_at,
 		.table_clusters = (q->l2_bytes + (1ULL << bits) - 1) >> bits,
 	};

@@ -11,6 +11,7 @@
  */
 static const struct img_table_compact_fmt qcow_fmt = {
 	.check = img_qcow_check,
+	.set_l1 = img_qcow_set_l1,
 	.little_endian = 0,
 };
 

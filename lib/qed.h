@@ -65,6 +65,8 @@ const char *img_qed_table_problem(const struct qed *q, uint64_t off);
 /* qed_check.c: the driver's check. */
 struct img_check_ctx;
 int img_qed_check(struct img_check_ctx *c);
+/* Point L1 entry idx at host (0: no table), on disk and in memory. */
+int img_qed_set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host);
 /* qed_compact.c: the driver's compact. */
 struct img;
 struct img_compact_opts;

@@ -21,7 +21,7 @@ static uint64_t l1_span(const struct qed *q)
 	return 1ULL << q->l1_shift;
 }
 
-static int set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
+int img_qed_set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
 {
 	struct qed *q = c->img->priv;
 	int ret = img_write_entry(c, 1, "L1 entry",
@@ -64,7 +64,7 @@ static int bad_table(struct qchk *k, uint64_t idx, uint64_t off,
 		k->unfixed++;
 		return 0;
 	}
-	ret = set_l1(c, idx, 0);
+	ret = img_qed_set_l1(c, idx, 0);
 	if (ret < 0)
 		return ret;
 	img_check_say(c, "Repairing L2 table at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx lost its data",
@@ -221,7 +221,7 @@ int img_qed_check(struct img_check_ctx *c)
 	struct qed *q = img->priv;
 	struct qchk k = { .c = c, .q = q };
 	const struct img_reloc_ops ops = {
-		.set_data = set_l2_entry, .set_table = set_l1,
+		.set_data = set_l2_entry, .set_table = img_qed_set_l1,
 		.table_at = table_at, .table_clusters = q->h.table_size,
 	};
 	uint64_t cs = q->h.cluster_size, fsize;

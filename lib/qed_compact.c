@@ -28,6 +28,7 @@ static int mark_need_check(struct img_check_ctx *c)
 
 static const struct img_table_compact_fmt qed_fmt = {
 	.check = img_qed_check,
+	.set_l1 = img_qed_set_l1,
 	.little_endian = 1,
 	.has_zero_entry = 1,
 	.zero_entry = IMG_QED_L2_ZERO,

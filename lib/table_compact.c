@@ -15,6 +15,10 @@ struct tcompact {
 	struct img_compact_result *r;
 	uint8_t *buf;                /* one cluster */
 	int changed;                 /* f->before_change has run */
+	int table_open, table_empty; /* the table walked: no entry left */
+	uint64_t table_l1i;
+	uint64_t *empty;             /* L1 indexes of tables left empty */
+	uint64_t nempty;
 };
 
 /*
@@ -43,17 +47,24 @@ static int zero_cluster_entry(struct tcompact *k, uint64_t guest,
 	return ret < 0 ? ret : zero;
 }
 
+/* Once, before the first change. */
+static int about_to_change(struct tcompact *k)
+{
+	int ret = 0;
+
+	if (!k->changed && k->f->before_change)
+		ret = k->f->before_change(k->c);
+	k->changed = ret == 0;
+	return ret;
+}
+
 static int change_entry(struct tcompact *k, struct img_walk_entry *e,
 			uint64_t entry)
 {
-	int ret;
+	int ret = about_to_change(k);
 
-	if (!k->changed && k->f->before_change) {
-		ret = k->f->before_change(k->c);
-		if (ret < 0)
-			return ret;
-	}
-	k->changed = 1;
+	if (ret < 0)
+		return ret;
 	if (k->f->little_endian)
 		put_le64(e->raw, entry);
 	else
@@ -63,7 +74,7 @@ static int change_entry(struct tcompact *k, struct img_walk_entry *e,
 
 /* Each stored data cluster is read (compressed ones are kept as they
  * are); a zero one gets its new entry, which the walker writes back. */
-static int scan_entry(struct img *img, struct img_walk_entry *e, void *arg)
+static int examine(struct img *img, struct img_walk_entry *e, void *arg)
 {
 	struct tcompact *k = arg;
 	uint64_t entry;
@@ -98,9 +109,61 @@ static int scan_entry(struct img *img, struct img_walk_entry *e, void *arg)
 	return k->o->dry_run ? 0 : change_entry(k, e, entry);
 }
 
+/* A table whose entries are all 0 after the scan maps nothing: it is
+ * dropped. (Entries past the virtual size, which the walk does not show
+ * and nothing reads, are 0 in every image QEMU writes.) */
+static void close_table(struct tcompact *k)
+{
+	if (k->table_open && k->table_empty)
+		k->empty[k->nempty++] = k->table_l1i;
+	k->table_open = 0;
+}
+
+static int scan_table(struct img *img, uint64_t l1i, uint64_t l2_off,
+		      void *arg)
+{
+	struct tcompact *k = arg;
+
+	(void)img;
+	(void)l2_off;
+	close_table(k);
+	k->table_open = 1;
+	k->table_empty = 1;
+	k->table_l1i = l1i;
+	return 0;
+}
+
+static int scan_entry(struct img *img, struct img_walk_entry *e, void *arg)
+{
+	struct tcompact *k = arg;
+	int ret = examine(img, e, arg);
+
+	if (ret >= 0 && get_le64(e->raw))
+		k->table_empty = 0;
+	return ret;
+}
+
 static const struct img_walk_cb scan_cb = {
+	.table = scan_table,
 	.entry = scan_entry,
 };
+
+/* The L1 entries of the empty tables are cleared (after the changed
+ * tables are durable); the leak repair then gives the tables back. */
+static int drop_empty_tables(struct tcompact *k)
+{
+	int ret = k->nempty ? img_check_flush(k->c) : 0;
+
+	if (ret == 0 && k->nempty)
+		ret = about_to_change(k);
+	for (uint64_t i = 0; i < k->nempty && ret == 0; i++) {
+		ret = k->f->set_l1(k->c, k->empty[i], 0);
+		if (ret == 0)
+			img_check_say(k->c, "Dropped the empty L2 table of L1 entry %llu",
+				      (unsigned long long)k->empty[i]);
+	}
+	return ret;
+}
 
 /* Run the format's checker (fix: leaks only, with may_grow) and refuse an
  * image it finds errors in; when says what the errors are relative to. */
@@ -178,15 +241,26 @@ int img_table_compact(struct img *img, const struct img_table_compact_fmt *f,
 	ret = check_first(&k);
 	if (ret == 0)
 		ret = img->drv->walk_layout(img, &lay);
+	if (ret == 0) {
+		k.empty = malloc((lay.l1_entries ? lay.l1_entries : 1) *
+				 sizeof(*k.empty));
+		if (!k.empty)
+			ret = img_error(img, -ENOMEM, "out of memory");
+	}
 	if (ret == 0)
 		ret = img_walk(img, &lay, &scan_cb, &k);
+	close_table(&k);
+	if (ret == 0 && !o->dry_run)
+		ret = drop_empty_tables(&k);
 	if (ret == 0 && !o->dry_run)
 		ret = reclaim(&k);
 	if (ret == 0 && o->dry_run)
 		r->bytes_freed = (r->clusters_freed + r->leaks) *
-				 (uint64_t)img->cluster_size;
+				 (uint64_t)img->cluster_size +
+				 k.nempty * lay.l2_bytes;
 	if (o->progress)
 		o->progress(img->size, img->size, o->progress_arg);
+	free(k.empty);
 	free(k.buf);
 	return ret;
 }

@@ -23,6 +23,8 @@ struct img_table_compact_fmt {
 	/* Once, before the first entry changes (NULL: nothing to do), made
 	 * durable by the callee: e.g. a need-check bit in the header. */
 	int (*before_change)(struct img_check_ctx *c);
+	/* Point an L1 entry at host (0: an L2 table left empty is dropped). */
+	int (*set_l1)(struct img_check_ctx *c, uint64_t idx, uint64_t host);
 };
 
 int img_table_compact(struct img *img, const struct img_table_compact_fmt *f,

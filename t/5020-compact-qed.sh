@@ -94,6 +94,22 @@ test_expect_success 'backing file: zero clusters become zero entries' '
 	grep "\"depth\": 0, .*\"zero\": true" map.json >/dev/null
 '
 
+# Two L2 tables (4 GiB), the second one mapping a single cluster that is
+# zeros: the table goes too, and nothing is left stuck above a hole.
+test_expect_success 'an L2 table left empty is dropped' '
+	qemu-img create -q -f qed e.qed 4G &&
+	qio qed e.qed "write -P 1 0 192k" "write -P 2 2G 64k" \
+		"write -P 0 128k 64k" "write -P 0 2G 64k" &&
+	qemu-img convert -O raw e.qed e.raw &&
+	compact_counts e.qed &&
+	compact_clean e.qed e.raw &&
+	test $(size_of e.qed) = $((11 * 65536)) &&
+	qemu-img check --output=json e.qed >chk.json &&
+	json_get chk.json allocated-clusters >got &&
+	echo allocated-clusters=2 >want &&
+	test_cmp want got
+'
+
 test_expect_success 'pre-existing leaks are given back too' '
 	cp b.qed leak.qed &&
 	truncate -s +196608 leak.qed &&
