@@ -33,7 +33,6 @@ int img_qcow_set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
 	return ret;
 }
 
-
 static uint64_t table_at(struct img_check_ctx *c, uint64_t idx)
 {
 	const struct qcow *q = c->img->priv;

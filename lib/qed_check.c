@@ -32,7 +32,6 @@ int img_qed_set_l1(struct img_check_ctx *c, uint64_t idx, uint64_t host)
 	return ret;
 }
 
-
 static uint64_t table_at(struct img_check_ctx *c, uint64_t idx)
 {
 	const struct qed *q = c->img->priv;
