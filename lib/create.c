@@ -16,13 +16,16 @@ const struct img_opt_desc *img_create_options(const char *fmt)
 	return drv && drv->create ? drv->create_opts : NULL;
 }
 
-/* Open the backing file as the new image will see it, for its size. */
+/* Open the backing file as the new image will see it, for its size. Its
+ * header is all we read: as qemu-img create, we share everything and take
+ * nothing, so that an overlay can be made while a VM runs on it. */
 static int probe_backing(struct img *img, const char *path,
 			 struct img_opts *o, uint64_t *size)
 {
 	const char *name = img_opt_str(o, "backing_file");
 	const char *fmt = img_opt_str(o, "backing_fmt");
-	struct img_open_opts bo = { .format = fmt, .metadata_only = 1 };
+	struct img_open_opts bo = { .format = fmt, .metadata_only = 1,
+				    .force_share = 1 };
 	struct img *b = img_new();
 	char *where = img_path_beside(path, name);
 	int ret;

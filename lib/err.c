@@ -21,6 +21,8 @@ const char *img_strerror(int code)
 		return "backing chain too deep or looping";
 	case IMG_E_TOOBIG:
 		return "image too large";
+	case IMG_E_LOCKED:
+		return "in use by another process (is a VM running?)";
 	case -ENODATA:
 		return "offset beyond end of file";
 	}

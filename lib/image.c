@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "imgint.h"
+#include "lock.h"
 #include "writer.h"
 
 /* Probe order matters only for ties; raw is the fallback, never probed. */
@@ -170,6 +171,7 @@ static int open_backing(struct img *img, const struct img_open_opts *o)
 	b->depth = img->depth + 1;
 	b->parent = img;
 	img->backing = b;
+	bo.writable = 0;        /* backing files are only read */
 	ret = img_open(b, img->backing_path, &bo);
 	if (ret < 0) {
 		/* Nested failures read "backing file 'b': backing file 'c': ..." */
@@ -185,7 +187,7 @@ static int open_backing(struct img *img, const struct img_open_opts *o)
 
 int img_open_backing(struct img *img)
 {
-	struct img_open_opts bo = { 0 };
+	struct img_open_opts bo = { .force_share = img->force_share };
 
 	if (img->backing || !img->backing_name)
 		return 0;
@@ -248,6 +250,23 @@ int img_chain_find(const struct img *img, uint64_t dev, uint64_t ino)
 	return -1;
 }
 
+/* QEMU's locks on the image file, for what it is opened for: after the
+ * driver is known (raw shares what a format's file cannot), before any
+ * metadata is read. */
+static int lock_image(struct img *img, const struct img_open_opts *o)
+{
+	enum img_lock_use use = o->writable ? IMG_LOCK_WRITE :
+				o->metadata_only && !o->check ? IMG_LOCK_INFO :
+				IMG_LOCK_READ;
+	enum img_lock_role role = img->drv == &img_raw_driver ? IMG_LOCK_RAW :
+				  IMG_LOCK_IMAGE;
+	int ret = img_lock_fd(img->io->fd, use, role, o->force_share);
+
+	if (ret < 0)
+		return img_error(img, ret, "%s", img_strerror(ret));
+	return 0;
+}
+
 int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 {
 	static const struct img_open_opts none;
@@ -261,6 +280,10 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 		return img_error(img, -ENOMEM, "out of memory");
 	img->writable = o->writable;
 	img->checking = o->check;
+	img->force_share = o->force_share;
+	if (o->writable && o->force_share)
+		return img_error(img, -EINVAL,
+				 "force-share can only be used with read-only opens");
 	ret = img_io_open_file(&img->io, path, o->writable ? 0 : IMG_IO_RDONLY);
 	if (ret < 0)
 		return img_error(img, ret, "%s", img_strerror(ret));
@@ -280,6 +303,8 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 		return img_error(img, ret, "cannot get size: %s",
 				 img_strerror(ret));
 	ret = pick_driver(img, o->format);
+	if (ret == 0)
+		ret = lock_image(img, o);
 	if (ret < 0)
 		return ret;
 	ret = img->drv->open(img);

@@ -19,6 +19,7 @@ enum img_errcode {
 	IMG_E_KEY,         /* encrypted image: key missing or wrong */
 	IMG_E_CHAIN,       /* backing chain too deep or looping */
 	IMG_E_TOOBIG,      /* a size or table exceeds our (QEMU's) limits */
+	IMG_E_LOCKED,      /* another process holds the image (QEMU's locks) */
 	IMG_E_LAST
 };
 
@@ -40,7 +41,20 @@ struct img_open_opts {
 	int check;               /* for img_check: tables are not validated
 				  * at open (the check reports them), no
 				  * backing file is opened */
+	int force_share;         /* -U: read even what another process may be
+				  * writing; read-only opens only */
 };
+/*
+ * Every file opened takes QEMU's image locks (OFD byte-range locks) for
+ * its use, as qemu-img would, and holds them until img_free(). Writable
+ * opens want consistent reads, writes and resizing, and share nothing.
+ * Other opens want consistent reads (none with metadata_only without
+ * check: that is qemu-img info) and, for qcow, qcow2 and QED files, let
+ * nobody write or resize them. Backing files are locked as readers; an
+ * external data file as its image's reader or writer. A conflict with
+ * another process fails the open with IMG_E_LOCKED. force_share shares
+ * everything: it is stopped only by writers that refuse readers.
+ */
 #define IMG_MAX_CHAIN 64
 
 /* Handle life cycle: img_new() never fails short of memory (NULL). */

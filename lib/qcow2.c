@@ -6,6 +6,7 @@
 
 #include "endian.h"
 #include "imgint.h"
+#include "lock.h"
 #include "qcow2.h"
 #include "walk.h"
 #include "tcache.h"
@@ -469,6 +470,13 @@ int img_qcow2_open_data_file(struct img *img)
 	if (ret < 0)
 		return img_error(img, ret, "cannot open data file '%s': %s",
 				 img->data_path, img_strerror(ret));
+	ret = img_lock_fd(io->fd, img->writable ? IMG_LOCK_WRITE : IMG_LOCK_READ,
+			  IMG_LOCK_DATA, img->force_share);
+	if (ret < 0) {
+		img_io_close(io);
+		return img_error(img, ret, "data file '%s': %s",
+				 img->data_path, img_strerror(ret));
+	}
 	img->data_io = io;
 	return 0;
 }

@@ -15,5 +15,6 @@ void test_tcache(void);
 void test_walk(void);
 void test_walk_formats(void);
 void test_compress(void);
+void test_lock(void);
 
 #endif
