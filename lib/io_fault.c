@@ -14,6 +14,9 @@
  * IMG_FAULT_MODE=kill makes the Nth write end the process with SIGKILL
  * instead (a crash: how crash safety is tested), and IMG_FAULT_MODE=term
  * sends it SIGTERM (an interruption it may clean up after).
+ * IMG_FAULT_MODE=stop stops the process (SIGSTOP) just before its Nth
+ * write and fails nothing: the write happens once it is continued. Tests
+ * use it to hold a command mid-way, its files open and locked.
  */
 static long fault_writes;
 
@@ -34,6 +37,11 @@ static int fault_hit(struct img_io *io)
 
 	if (++fault_writes < f->fail_at)
 		return 0;
+	if (f->sig == SIGSTOP) {
+		if (fault_writes == f->fail_at)
+			kill(getpid(), SIGSTOP);
+		return 0;
+	}
 	if (f->sig)
 		kill(getpid(), f->sig);
 	return 1;
@@ -115,7 +123,8 @@ struct img_io *img_io_fault_wrap(struct img_io *inner)
 	}
 	f->fail_at = atol(n);
 	f->sig = !mode ? 0 : !strcmp(mode, "kill") ? SIGKILL :
-		 !strcmp(mode, "term") ? SIGTERM : 0;
+		 !strcmp(mode, "term") ? SIGTERM :
+		 !strcmp(mode, "stop") ? SIGSTOP : 0;
 	io->ops = &fault_ops;
 	io->inner = inner;
 	io->fd = inner->fd;
