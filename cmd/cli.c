@@ -13,14 +13,35 @@
 const char *cli_prog = "img";
 const char *cli_format;
 const char *cli_key_file;
+int cli_force_share;
 
 struct poptOption cli_image_options[] = {
 	{ "format", 'f', POPT_ARG_STRING, &cli_format, 0,
 	  "image format (default: probe; raw, qcow, qcow2, qed)", "FMT" },
 	{ "key-file", 0, POPT_ARG_STRING, &cli_key_file, 0,
 	  "password of an AES-encrypted image", "FILE" },
+	{ "force-share", 'U', POPT_ARG_NONE, &cli_force_share, 0,
+	  "read the image even while another process (a VM) writes it",
+	  NULL },
 	POPT_TABLEEND
 };
+
+void cli_refuse_force_share(const char *why)
+{
+	if (cli_force_share)
+		cli_die(EXIT_USAGE, "-U (--force-share) cannot be used %s: it is for read-only use",
+			why);
+}
+
+void cli_die_open(int code, const char *path, const struct img *img)
+{
+	/* The image itself is held; a held backing or data file is named
+	 * in the detail ("backing file 'b.qcow2': in use by ..."). */
+	if (img_errcode(img) == IMG_E_LOCKED &&
+	    !strcmp(img_errmsg(img), img_strerror(IMG_E_LOCKED)))
+		cli_die(code, "cannot lock '%s': %s", path, img_errmsg(img));
+	cli_die(code, "cannot open '%s': %s", path, img_errmsg(img));
+}
 
 /* Data written to stdout must reach it: a full disk is an error. */
 static void close_stdout(void)
@@ -143,6 +164,7 @@ struct img *cli_open(const char *path, unsigned flags)
 		.format = cli_format,
 		.no_backing = !!(flags & CLI_NO_BACKING),
 		.metadata_only = !!(flags & CLI_METADATA_ONLY),
+		.force_share = cli_force_share,
 	};
 	struct img *img = img_new();
 	uint8_t *key = NULL;
@@ -154,8 +176,7 @@ struct img *cli_open(const char *path, unsigned flags)
 		o.key = key;
 	}
 	if (img_open(img, path, &o) < 0)
-		cli_die(EXIT_FAIL, "cannot open '%s': %s", path,
-			img_errmsg(img));
+		cli_die_open(EXIT_FAIL, path, img);
 	free(key);
 	return img;
 }

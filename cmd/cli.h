@@ -36,10 +36,22 @@ const char **cli_parse(int argc, const char **argv,
 /* After cli_parse: print the one-line usage and exit EXIT_USAGE. */
 void cli_usage_exit(void) __attribute__((noreturn));
 
-/* Options every image-reading command takes: -f FMT, --key-file F. */
+/* Options every image-reading command takes: -f FMT, --key-file F,
+ * -U (--force-share: for read-only opens; a command that writes refuses
+ * it with cli_refuse_force_share). */
 extern struct poptOption cli_image_options[];
 extern const char *cli_format;
 extern const char *cli_key_file;
+extern int cli_force_share;
+
+/* Die with a usage error if -U was given: the command writes, why says
+ * how ("with -r"). */
+void cli_refuse_force_share(const char *why);
+
+/* Die with one line for a failed img_open of path: "cannot lock" when
+ * another process holds the image, else "cannot open". */
+void cli_die_open(int code, const char *path, const struct img *img)
+	__attribute__((noreturn));
 
 /* Open an image with the shared options, or die with a one-line message. */
 #define CLI_NO_BACKING     0x1   /* do not open the backing chain */

@@ -44,14 +44,14 @@ static struct img *open_for_check(const char *path, int writable)
 	struct img_open_opts o = {
 		.format = cli_format, .check = 1, .metadata_only = 1,
 		.no_backing = 1, .writable = writable,
+		.force_share = cli_force_share,
 	};
 	struct img *img = img_new();
 
 	if (!img)
 		cli_die(EXIT_CHECK_FAILED, "out of memory");
 	if (img_open(img, path, &o) < 0)
-		cli_die(EXIT_CHECK_FAILED, "cannot open '%s': %s", path,
-			img_errmsg(img));
+		cli_die_open(EXIT_CHECK_FAILED, path, img);
 	return img;
 }
 
@@ -156,6 +156,8 @@ int main(int argc, const char **argv)
 			 &nargs);
 	json = output ? cli_output_json(output) : 0;
 	fix = parse_repair();
+	if (fix)
+		cli_refuse_force_share("with -r");
 	img = open_for_check(args[0], fix != IMG_CHECK_NO_FIX);
 	run_check(img, fix, &res);
 	if (fix) {

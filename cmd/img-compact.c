@@ -32,14 +32,14 @@ static struct img *open_for_compact(const char *path)
 	struct img_open_opts o = {
 		.format = cli_format, .check = 1, .metadata_only = 1,
 		.no_backing = 1, .writable = !dry_run,
+		.force_share = cli_force_share,
 	};
 	struct img *img = img_new();
 
 	if (!img)
 		cli_die(EXIT_FAIL, "out of memory");
 	if (img_open(img, path, &o) < 0)
-		cli_die(EXIT_FAIL, "cannot open '%s': %s", path,
-			img_errmsg(img));
+		cli_die_open(EXIT_FAIL, path, img);
 	return img;
 }
 
@@ -112,6 +112,8 @@ int main(int argc, const char **argv)
 	json = output ? cli_output_json(output) : 0;
 	if (zero_size && cli_parse_size(zero_size, &o.zero_gran) < 0)
 		cli_die(EXIT_USAGE, "invalid -S '%s': a size like 4k", zero_size);
+	if (!dry_run)
+		cli_refuse_force_share("without --dry-run");
 	o.dry_run = dry_run;
 	o.progress = progress && !quiet ? cli_progress : NULL;
 	img = open_for_compact(args[0]);

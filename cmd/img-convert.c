@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "lock.h"
 #include "opts.h"
 #include "outfile.h"
 
@@ -209,9 +210,26 @@ static void convert_in_place(struct img *src, const char *dst,
 	if (!target)
 		cli_die(EXIT_FAIL, "out of memory");
 	if (img_open(target, dst, &wo) < 0)
-		cli_die(EXIT_FAIL, "cannot open '%s': %s", dst,
-			img_errmsg(target));
+		cli_die_open(EXIT_FAIL, dst, target);
 	fill_target(src, target, dst, co);
+}
+
+/* -n into a raw file or block device: QEMU's write locks, taken on a
+ * descriptor of our own (fd may be write-only, and read locks need a
+ * readable one) that stays open until we exit. Pipes have no locks. */
+static void lock_raw_target(const char *dst, int fd)
+{
+	struct stat st;
+	int lfd, ret;
+
+	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+		return;
+	lfd = open(dst, O_RDONLY | O_CLOEXEC);
+	if (lfd < 0)
+		return;         /* write-only to us: we cannot lock it */
+	ret = img_lock_fd(lfd, IMG_LOCK_WRITE, IMG_LOCK_RAW, 0);
+	if (ret < 0)
+		cli_die(EXIT_FAIL, "cannot lock '%s': %s", dst, img_strerror(ret));
 }
 
 /* raw: bytes to a new file, an existing file or device (-n), or stdout. */
@@ -237,6 +255,7 @@ static void convert_to_raw(struct img *src, const char *dst,
 		if (fd < 0)
 			cli_die(EXIT_FAIL, "cannot open '%s': %s", dst,
 				strerror(errno));
+		lock_raw_target(dst, fd);
 	} else {
 		start_output(dst);
 		fd = out.fd;
