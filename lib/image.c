@@ -260,8 +260,11 @@ static int lock_image(struct img *img, const struct img_open_opts *o)
 				IMG_LOCK_READ;
 	enum img_lock_role role = img->drv == &img_raw_driver ? IMG_LOCK_RAW :
 				  IMG_LOCK_IMAGE;
-	int ret = img_lock_fd(img->io->fd, use, role, o->force_share);
+	int ret;
 
+	if (img->io->fd < 0)
+		return 0;       /* an image in memory: no file, no locks */
+	ret = img_lock_fd(img->io->fd, use, role, o->force_share);
 	if (ret < 0)
 		return img_error(img, ret, "%s", img_strerror(ret));
 	return 0;
