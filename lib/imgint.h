@@ -171,6 +171,12 @@ static inline uint64_t img_min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
 }
+
+static inline uint64_t img_max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
 static inline int img_is_pow2(uint64_t v)
 {
 	return v && !(v & (v - 1));

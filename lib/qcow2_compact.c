@@ -478,6 +478,13 @@ static int examine(struct img *img, struct img_walk_entry *e, void *arg)
 	if (!x->host || (x->flags & IMG_EXT_F_COMPRESSED) ||
 	    (x->kind != IMG_EXT_DATA && x->kind != IMG_EXT_ZERO))
 		return 0;
+	/* Past the virtual size nothing is read: the entry stays as it is
+	 * (its cluster may still move). */
+	if (e->beyond) {
+		if (!e->problem)
+			note_owner(k, e);
+		return 0;
+	}
 	if (e->problem)
 		return img_error(img, IMG_E_CORRUPT,
 				 "data cluster at 0x%llx for guest offset 0x%llx: %s",
@@ -686,6 +693,7 @@ int img_qcow2_compact(struct img *img, const struct img_compact_opts *o,
 		ret = setup(&k);
 	if (ret == 0)
 		ret = img_qcow2_walk_layout(img, &lay);
+	lay.past_size = 1;
 	if (ret == 0)
 		ret = img_walk(img, &lay, &scan_cb, &k);
 	close_table(&k);

@@ -170,13 +170,20 @@ static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 			return 0;
 		}
 		memset(e->raw, 0, 8);
+		c->res->corruptions_fixed++;
+		if (e->beyond) {
+			img_check_say(c, "Repairing %s at 0x%llx past the virtual size (L1 entry %llu, L2 entry %llu): %s",
+				      what, (unsigned long long)x->host,
+				      (unsigned long long)e->l1_index,
+				      (unsigned long long)e->l2_index, why);
+			return IMG_WALK_CHANGED;
+		}
 		img_check_say(c, "Repairing %s at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx lost its data",
 			      what, (unsigned long long)x->host,
 			      (unsigned long long)e->guest, why,
 			      (unsigned long long)e->guest,
 			      (unsigned long long)range_end(c->img, e->guest,
 							    x->length));
-		c->res->corruptions_fixed++;
 		return IMG_WALK_CHANGED;
 	}
 	twice = img_refs_claim(&k->refs, &k->crefs, compressed, x->host, len,

@@ -139,11 +139,27 @@ static int check_header(struct img *img, struct qed *q)
 	return 0;
 }
 
+/* A check sees every entry of the L1 table, as QEMU's does (those past
+ * the virtual size still reference tables); past the end of the file
+ * they would read as 0. */
+static uint64_t l1_to_read(const struct img *img, const struct qed *q)
+{
+	uint64_t n = q->l1_entries, off = q->h.l1_table_offset;
+
+	uint64_t held = off < img->file_size ?
+			img_min_u64(q->nelems, (img->file_size - off) / 8) : 0;
+
+	return img->checking && held > n ? held : n;
+}
+
 static int read_l1(struct img *img, struct qed *q)
 {
-	size_t bytes = q->l1_entries * 8;
+	size_t bytes;
 	uint8_t *raw;
 	int ret;
+
+	q->l1_read = l1_to_read(img, q);
+	bytes = q->l1_read * 8;
 
 	q->l1 = malloc(bytes ? bytes : 1);
 	if (!q->l1)
@@ -163,7 +179,7 @@ static int read_l1(struct img *img, struct qed *q)
 		if (ret < 0)
 			return ret;
 	}
-	for (uint64_t i = 0; i < q->l1_entries; i++)
+	for (uint64_t i = 0; i < q->l1_read; i++)
 		q->l1[i] = get_le64(raw + i * 8);
 	return 0;
 }
@@ -389,10 +405,10 @@ static int qed_walk_layout(struct img *img, struct img_walk_layout *lay)
 	const struct qed *q = img->priv;
 
 	*lay = (struct img_walk_layout){
-		/* Decoded at open; like block status, the walker sees only
-		 * the L1 entries that map guest offsets below image_size. */
+		/* Decoded at open: the entries that map guest offsets
+		 * below image_size, or for a check all of them. */
 		.l1 = q->l1,
-		.l1_entries = q->l1_entries,
+		.l1_entries = q->l1_read,
 		.l1_offset_mask = ~0ULL,	/* QED L1 entries have no flags */
 		.l2_bytes = q->nelems * 8,
 		.entry_bytes = 8,

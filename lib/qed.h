@@ -49,7 +49,10 @@ struct qed {
 	unsigned cluster_bits;
 	unsigned l1_shift;		/* guest bits one L1 entry covers */
 	uint64_t nelems;		/* entries per table */
-	uint64_t l1_entries;		/* entries read: those below image_size */
+	uint64_t l1_entries;		/* entries below image_size */
+	uint64_t l1_read;		/* entries read: l1_entries, or for a
+					 * check the whole table (as far as
+					 * the file holds it) */
 	uint64_t *l1;
 	uint64_t chunk_entries;		/* L2 entries per cached piece */
 	struct img_tcache *l2_cache;

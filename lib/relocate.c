@@ -183,6 +183,7 @@ int img_check_walk(struct img_check_ctx *c, const struct img_walk_cb *cb,
 	struct img_walk_layout lay;
 	int ret = img->drv->walk_layout(img, &lay);
 
+	lay.past_size = 1;
 	if (ret == 0)
 		ret = img_walk(img, &lay, cb, arg);
 	if (ret < 0 && !img->writable) {

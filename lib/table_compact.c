@@ -80,7 +80,8 @@ static int examine(struct img *img, struct img_walk_entry *e, void *arg)
 	uint64_t entry;
 	int ret;
 
-	if (e->ext.kind != IMG_EXT_DATA)
+	/* Past the virtual size nothing is read: the entry stays. */
+	if (e->ext.kind != IMG_EXT_DATA || e->beyond)
 		return 0;
 	if (e->problem)
 		return img_error(img, IMG_E_CORRUPT,
@@ -110,8 +111,8 @@ static int examine(struct img *img, struct img_walk_entry *e, void *arg)
 }
 
 /* A table whose entries are all 0 after the scan maps nothing: it is
- * dropped. (Entries past the virtual size, which the walk does not show
- * and nothing reads, are 0 in every image QEMU writes.) */
+ * dropped. (One with entries past the virtual size stays: they are kept
+ * as they are, and what they point at stays referenced.) */
 static void close_table(struct tcompact *k)
 {
 	if (k->table_open && k->table_empty)
@@ -247,6 +248,7 @@ int img_table_compact(struct img *img, const struct img_table_compact_fmt *f,
 		if (!k.empty)
 			ret = img_error(img, -ENOMEM, "out of memory");
 	}
+	lay.past_size = 1;
 	if (ret == 0)
 		ret = img_walk(img, &lay, &scan_cb, &k);
 	close_table(&k);

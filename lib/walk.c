@@ -48,10 +48,15 @@ static int walk_piece(struct img *img, const struct img_walk_layout *lay,
 	int changed = 0, ret = 0;
 
 	for (size_t k = 0; k < n; k++, e->l2_index++) {
-		uint64_t guest;
-		if (img_mul_overflows(e->l1_index * (lay->l2_bytes / lay->entry_bytes)
-				      + e->l2_index, lay->cluster_size, &guest) ||
-		    guest >= img->size)
+		uint64_t guest, idx;
+
+		if (img_mul_overflows(e->l1_index, lay->l2_bytes / lay->entry_bytes,
+				      &idx) ||
+		    img_add_overflows(idx, e->l2_index, &idx) ||
+		    img_mul_overflows(idx, lay->cluster_size, &guest))
+			guest = UINT64_MAX;
+		e->beyond = guest >= img->size;
+		if (e->beyond && !lay->past_size)
 			break;
 		e->guest = guest;
 		e->raw = buf + k * lay->entry_bytes;

@@ -23,6 +23,9 @@ struct img_walk_layout {
 	uint64_t cluster_size;     /* guest bytes one L2 entry maps */
 	uint64_t table_align;      /* required alignment of L2 offsets */
 	uint64_t min_offset;       /* tables and data start at or after this */
+	int past_size;             /* also the entries past the virtual size
+				    * (checks and compaction: QEMU's checks
+				    * count what they point at) */
 	/* Fill e->ext (kind, flags, host, clen) from the stored entry. */
 	void (*decode)(struct img *img, const uint8_t *raw,
 		       struct img_walk_entry *e);
@@ -39,6 +42,10 @@ struct img_walk_entry {
 	const char *problem;       /* set by decode when the entry is unusable
 				    * (e.g. "data offset not aligned"); ext
 				    * still says what the entry claims */
+	int beyond;                /* the entry maps nothing below the virtual
+				    * size (guest is then where it would map,
+				    * or UINT64_MAX): no reader uses it, but
+				    * what it points at is still referenced */
 };
 
 /* Callback results, or-ed together; a negative value is an error. */
@@ -63,7 +70,8 @@ struct img_walk_cb {
 	int (*bad_table)(struct img *img, uint64_t l1_index, uint64_t l1_entry,
 			 enum img_walk_problem why, void *arg);
 	/* Each entry of every sound L2 table, unallocated ones included,
-	 * within the virtual size. */
+	 * within the virtual size; with lay->past_size those past it too,
+	 * e->beyond set. */
 	int (*entry)(struct img *img, struct img_walk_entry *e, void *arg);
 };
 

@@ -26,7 +26,7 @@ static void decode(struct img *img, const uint8_t *raw,
 }
 
 struct tally {
-	int tables, entries, allocated, bad[3];
+	int tables, entries, allocated, beyond, bad[3];
 	uint64_t last_guest;
 	int abort_at;       /* abort after this many entries (0 = never) */
 	uint64_t clear;     /* host offset whose entry is to be zeroed */
@@ -50,6 +50,7 @@ static int on_entry(struct img *img, struct img_walk_entry *e, void *arg)
 	struct tally *t = arg;
 
 	t->entries++;
+	t->beyond += e->beyond;
 	t->last_guest = e->guest;
 	if (e->ext.kind == IMG_EXT_DATA)
 		t->allocated++;
@@ -138,5 +139,12 @@ void test_walk(void)
 	img_walk(img, &lay, &cb, &t);
 	tap_ok(t.entries == 2, "walk: entries past the virtual size are not visited (%d)",
 	       t.entries);
+	/* A check asks for them too: the rest of that table, flagged. */
+	memset(&t, 0, sizeof(t));
+	lay.past_size = 1;
+	img_walk(img, &lay, &cb, &t);
+	tap_ok(t.entries == 8 && t.beyond == 6,
+	       "walk: with past_size, the whole table, 6 entries flagged beyond (%d, %d)",
+	       t.entries, t.beyond);
 	img_free(img);
 }
