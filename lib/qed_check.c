@@ -1,5 +1,6 @@
 /* qed_check.c: QED check and repair: per-cluster references, misplaced tables and entries, leaks (trailing ones too), need-check. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qed.h"
@@ -11,6 +12,8 @@ struct qchk {
 	struct qed *q;
 	struct img_refs refs;
 	struct img_owners owners;    /* only when repairing leaks */
+	uint8_t *walked;             /* bit per cluster: an L2 table starts
+				    * there that was walked already */
 	uint64_t prev;               /* last data offset in this table, or 0 */
 	uint64_t unfixed;            /* corruptions that remain */
 };
@@ -37,6 +40,29 @@ static uint64_t table_at(struct img_check_ctx *c, uint64_t idx)
 	const struct qed *q = c->img->priv;
 
 	return q->l1[idx];
+}
+
+/* The L1 table is the one root table: it may move too (where a damaged
+ * header put it past free clusters), by one header write. */
+static void root_at(struct img_check_ctx *c, uint64_t which, uint64_t *off,
+		    uint64_t *clusters)
+{
+	const struct qed *q = c->img->priv;
+
+	(void)which;
+	*off = q->h.l1_table_offset;
+	*clusters = q->h.table_size;
+}
+
+static int set_root(struct img_check_ctx *c, uint64_t which, uint64_t host)
+{
+	struct qed *q = c->img->priv;
+	int ret = img_write_entry(c, 1, "header (L1 table offset)", 40, host);
+
+	(void)which;
+	if (ret == 0)
+		q->h.l1_table_offset = host;
+	return ret;
 }
 
 static int set_l2_entry(struct img_check_ctx *c, uint64_t idx,
@@ -66,12 +92,18 @@ static int bad_table(struct qchk *k, uint64_t idx, uint64_t off,
 	ret = img_qed_set_l1(c, idx, 0);
 	if (ret < 0)
 		return ret;
+	c->res->corruptions_fixed++;
+	if (guest >= c->img->size) {
+		img_check_say(c, "Repairing L2 table at 0x%llx past the virtual size (L1 entry %llu): %s",
+			      (unsigned long long)off, (unsigned long long)idx,
+			      why);
+		return 0;
+	}
 	img_check_say(c, "Repairing L2 table at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx lost its data",
 		      (unsigned long long)off, (unsigned long long)guest, why,
 		      (unsigned long long)guest,
 		      (unsigned long long)(img_min_u64(guest + l1_span(k->q),
 						       c->img->size) - 1));
-	c->res->corruptions_fixed++;
 	return 0;
 }
 
@@ -86,7 +118,7 @@ static int walk_table(struct img *img, uint64_t idx, uint64_t off, void *arg)
 {
 	struct qchk *k = arg;
 	struct qed *q = k->q;
-	uint64_t bytes = q->nelems * 8, past, twice;
+	uint64_t bytes = q->nelems * 8, past, twice, cl;
 	const char *why = img_qed_table_problem(q, off);
 	int ret;
 
@@ -97,9 +129,23 @@ static int walk_table(struct img *img, uint64_t idx, uint64_t off, void *arg)
 		ret = bad_table(k, idx, off, why);
 		return ret < 0 ? ret : IMG_WALK_SKIP;
 	}
+	cl = off >> q->cluster_bits;
 	twice = img_refs_claim(&k->refs, NULL, 0, off, bytes, &past);
 	img_owners_set(&k->owners, q->cluster_bits, off, bytes, IMG_OWN_TABLE,
 		       idx);
+	if (cl < k->refs.nclusters && (k->walked[cl / 8] >> (cl % 8) & 1)) {
+		/* The table of an earlier L1 entry: as QEMU, its clusters
+		 * count as used twice and its entries are not counted
+		 * again (they were). It cannot move now (two owners). */
+		img_check_say(k->c, "ERROR L2 table at 0x%llx for guest offset 0x%llx is also the table of an earlier L1 entry",
+			      (unsigned long long)off,
+			      (unsigned long long)(idx * l1_span(q)));
+		k->c->res->corruptions += twice;
+		k->unfixed += twice;
+		return IMG_WALK_SKIP;
+	}
+	if (cl < k->refs.nclusters)
+		k->walked[cl / 8] |= 1u << (cl % 8);
 	if (twice) {
 		/* Not skipped (unlike qemu-img): its data clusters are still
 		 * referenced and must not pass for leaks. */
@@ -135,11 +181,17 @@ static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 			return 0;
 		}
 		memset(e->raw, 0, 8);
-		img_check_say(c, "Repairing data cluster at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx lost its data",
-			      (unsigned long long)host,
-			      (unsigned long long)e->guest, e->problem,
-			      (unsigned long long)e->guest,
-			      (unsigned long long)(e->guest + cs - 1));
+		if (e->beyond)
+			img_check_say(c, "Repairing data cluster at 0x%llx past the virtual size (L1 entry %llu, L2 entry %llu): %s",
+				      (unsigned long long)host,
+				      (unsigned long long)e->l1_index,
+				      (unsigned long long)e->l2_index, e->problem);
+		else
+			img_check_say(c, "Repairing data cluster at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx lost its data",
+				      (unsigned long long)host,
+				      (unsigned long long)e->guest, e->problem,
+				      (unsigned long long)e->guest,
+				      (unsigned long long)(e->guest + cs - 1));
 		c->res->corruptions_fixed++;
 		return IMG_WALK_CHANGED;
 	}
@@ -158,17 +210,28 @@ static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 	return 0;
 }
 
-/* The header's clusters and the L1 table's, which the header places. */
-static void claim_header_and_l1(struct qchk *k)
+/* The header's clusters and the L1 table's, which the header places.
+ * Returns 1 if the header itself is wrong (its size, where it puts the L1
+ * table): then nothing the walk finds can be trusted to repair by. */
+static int claim_header_and_l1(struct qchk *k)
 {
 	struct img_check_ctx *c = k->c;
 	struct qed *q = k->q;
 	uint64_t off = q->h.l1_table_offset, bytes = q->nelems * 8, past;
+	uint64_t hdr = img_max_u64(q->header_bytes, IMG_QED_HEADER_LEN);
 	const char *why = img_qed_table_problem(q, off);
+	int bad = !!why;
 
-	img_refs_mark(&k->refs, 0, q->header_bytes);
-	img_owners_set(&k->owners, q->cluster_bits, 0, q->header_bytes,
-		       IMG_OWN_FIXED, 0);
+	/* The 64-byte header is in use whatever header_size says. */
+	img_refs_mark(&k->refs, 0, hdr);
+	img_owners_set(&k->owners, q->cluster_bits, 0, hdr, IMG_OWN_FIXED, 0);
+	if (q->header_bytes < IMG_QED_HEADER_LEN) {
+		img_check_say(c, "ERROR header size of %u clusters does not hold the header",
+			      q->h.header_size);
+		c->res->corruptions++;
+		k->unfixed++;
+		bad = 1;
+	}
 	if (why) {
 		img_check_say(c, "ERROR L1 table at 0x%llx: %s",
 			      (unsigned long long)off, why);
@@ -180,8 +243,11 @@ static void claim_header_and_l1(struct qchk *k)
 			      (unsigned long long)off);
 		c->res->corruptions++;
 		k->unfixed++;
+		bad = 1;
 	}
-	img_owners_set(&k->owners, q->cluster_bits, off, bytes, IMG_OWN_FIXED, 0);
+	img_owners_set(&k->owners, q->cluster_bits, off, bytes,
+		       bad ? IMG_OWN_FIXED : IMG_OWN_ROOT, 0);
+	return bad;
 }
 
 /* Once nothing is left to repair, the image no longer needs a check; the
@@ -222,6 +288,7 @@ int img_qed_check(struct img_check_ctx *c)
 	const struct img_reloc_ops ops = {
 		.set_data = set_l2_entry, .set_table = img_qed_set_l1,
 		.table_at = table_at, .table_clusters = q->h.table_size,
+		.root_at = root_at, .set_root = set_root,
 	};
 	uint64_t cs = q->h.cluster_size, fsize;
 	int ret = img_io_size(img->io, &fsize);
@@ -234,9 +301,19 @@ int img_qed_check(struct img_check_ctx *c)
 	ret = img_refs_init(c, &k.refs, fsize, q->cluster_bits);
 	if (ret == 0 && c->fix)
 		ret = img_owners_init(c, &k.owners, k.refs.nclusters);
+	if (ret == 0) {
+		k.walked = calloc(k.refs.nclusters / 8 + 1, 1);
+		if (!k.walked)
+			ret = img_error(img, -ENOMEM, "out of memory");
+	}
 	if (ret < 0)
 		goto out;
-	claim_header_and_l1(&k);
+	if (claim_header_and_l1(&k) && c->fix) {
+		/* Nothing is written: a repair by a wrong header could only
+		 * make things worse (moving data over the header, say). */
+		img_check_say(c, "ERROR the header is damaged: nothing repaired");
+		c->fix = IMG_CHECK_NO_FIX;
+	}
 	ret = img_check_walk(c, &walk_cb, &k);
 	if (ret < 0 || c->res->check_errors)
 		goto out;
@@ -255,6 +332,7 @@ int img_qed_check(struct img_check_ctx *c)
 	if (c->fix && !k.unfixed)
 		ret = clear_need_check(&k);
 out:
+	free(k.walked);
 	img_owners_free(&k.owners);
 	img_refs_free(&k.refs);
 	return ret;
