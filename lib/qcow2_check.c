@@ -234,14 +234,16 @@ static int walk_l1(struct q2c *k, uint64_t l1_off, uint32_t l1_size,
 		uint64_t l2 = e & QCOW2_OFFSET_MASK;
 		struct l2_walk w = { .l1i = i, .active = active };
 
-		if (!l2)
+		/* As QEMU: an entry with flags but offset 0 names the header
+		 * as its L2 table (readers take it as unallocated). */
+		if (!e)
 			continue;
 		if (e & QCOW2_L1_RESERVED) {
 			img_check_say(k->c, "ERROR found L1 entry with reserved bits set: %llx",
 				      (unsigned long long)e);
 			q2c_corrupt(k);
 		}
-		if (q2c_can_clear(k) && q2c_past_eof(k, l2, k->cs)) {
+		if (q2c_can_clear(k) && (!l2 || q2c_past_eof(k, l2, k->cs))) {
 			ret = q2c_clear_l1_entry(k, l1_off, i, e,
 						 active ? k->q->l1 : NULL);
 			continue;
@@ -284,6 +286,13 @@ static int count_snapshot(struct q2c *k, const uint8_t *fixed,
 	return walk_l1(k, l1_off, l1_size, 0);
 }
 
+/* A v3 snapshot table entry must carry at least 16 bytes of extra data
+ * (the large VM state size and the disk size). */
+static int snapshot_incomplete(const struct img_qcow2 *q, const uint8_t *fixed)
+{
+	return q->h.version >= 3 && get_be32(fixed + 36) < 16;
+}
+
 /* Entry i at *pos of the snapshot table: its tree; *pos moves past it. */
 static int count_snapshot_entry(struct q2c *k, uint32_t i, uint64_t *pos,
 				char *var)
@@ -300,6 +309,13 @@ static int count_snapshot_entry(struct q2c *k, uint32_t i, uint64_t *pos,
 	id_len = get_be16(fixed + 12);
 	name_len = get_be16(fixed + 14);
 	extra = get_be32(fixed + 36);
+	if (snapshot_incomplete(k->q, fixed)) {
+		/* As QEMU (whose -r all rewrites the table; not done here:
+		 * see refuse_repair()). */
+		img_check_say(k->c, "ERROR snapshot table entry %u is incomplete",
+			      i);
+		q2c_corrupt(k);
+	}
 	if (extra > QCOW2_MAX_SNAPSHOT_EXTRA)
 		return img_error(k->img, IMG_E_CORRUPT,
 				 "snapshot %u at 0x%llx: extra data too large (%u bytes)",
@@ -735,6 +751,39 @@ static int check_refcounts(struct q2c *k)
 	return 0;
 }
 
+/*
+ * Damage the repair cannot undo (incomplete snapshot table entries): a
+ * repair would leave it, so nothing is written at all. Only the fixed
+ * parts of the entries are read; what is wrong elsewhere in the table the
+ * counting reports.
+ */
+static int refuse_repair(struct q2c *k)
+{
+	const struct img_qcow2 *q = k->q;
+	uint8_t fixed[QCOW2_SNAPSHOT_FIXED_LEN];
+	uint64_t pos = 0;
+
+	for (uint32_t i = 0; i < q->h.nb_snapshots; i++) {
+		uint64_t len;
+
+		if (img_io_read_zfill(k->img->io, fixed, sizeof(fixed),
+				      q->h.snapshots_offset + pos) < 0 ||
+		    get_be32(fixed + 36) > QCOW2_MAX_SNAPSHOT_EXTRA)
+			return 0;    /* the counting reports it */
+		if (snapshot_incomplete(q, fixed)) {
+			img_check_say(k->c, "ERROR snapshot table entry %u is incomplete: nothing repaired",
+				      i);
+			return 1;
+		}
+		len = QCOW2_SNAPSHOT_FIXED_LEN + (uint64_t)get_be32(fixed + 36) +
+		      get_be16(fixed + 12) + get_be16(fixed + 14);
+		pos = img_qcow2_align8(pos + len);
+		if (pos > QCOW2_MAX_SNAPSHOT_TABLE)
+			return 0;
+	}
+	return 0;
+}
+
 int img_qcow2_check(struct img_check_ctx *c)
 {
 	struct img *img = c->img;
@@ -755,6 +804,8 @@ int img_qcow2_check(struct img_check_ctx *c)
 		ret = img_error(img, -ENOMEM, "out of memory");
 	else
 		ret = setup(&k);
+	if (ret == 0 && c->fix && refuse_repair(&k))
+		c->fix = IMG_CHECK_NO_FIX;
 	if (ret == 0)
 		ret = check_refcounts(&k);
 	if (ret == 0 && c->fix && !c->res->check_errors &&

@@ -59,7 +59,8 @@ int q2c_can_clear(const struct q2c *k)
 	return k->c->fix == IMG_CHECK_FIX_ALL;
 }
 
-/* -r all: an L1 entry naming an L2 table past the end of the file. */
+/* -r all: an L1 entry naming an L2 table past the end of the file, or
+ * none (offset 0) with flags set. */
 int q2c_clear_l1_entry(struct q2c *k, uint64_t l1_off, uint64_t i,
 		       uint64_t e, uint64_t *l1)
 {
@@ -73,11 +74,17 @@ int q2c_clear_l1_entry(struct q2c *k, uint64_t l1_off, uint64_t i,
 		return ret;
 	if (l1)
 		l1[i] = 0;
+	fixed(k);
+	if (!(e & QCOW2_OFFSET_MASK)) {
+		/* flags alone: read as unallocated already */
+		img_check_say(k->c, "Repairing L1 entry %llu (%llx): offset 0 with flags set",
+			      (unsigned long long)i, (unsigned long long)e);
+		return 0;
+	}
 	img_check_say(k->c, "Repairing L1 entry %llu (%llx): L2 table past the end of the file; guest range 0x%llx..0x%llx lost its data",
 		      (unsigned long long)i, (unsigned long long)e,
 		      (unsigned long long)guest,
 		      (unsigned long long)(guest + span - 1));
-	fixed(k);
 	return 0;
 }
 

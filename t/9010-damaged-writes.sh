@@ -1,0 +1,256 @@
+#!/bin/sh
+# 9010-damaged-writes.sh: the in-place commands on damaged images: clean and reading as before, or the file untouched.
+test_description='img-check -r and img-compact on damaged images'
+. "$(dirname "$0")/lib.sh"
+
+# qemu_counts IMG: the counts of qemu-img check --output=json, one per line.
+CHECK_KEYS='corruptions leaks check-errors allocated-clusters fragmented-clusters'
+qemu_counts() {
+	qemu-img check --output=json "$1" >"$1.qjson" 2>/dev/null
+	test $? -lt 128 &&
+	# shellcheck disable=SC2086
+	json_get "$1.qjson" $CHECK_KEYS | sed 's/=<absent>$/=0/'
+}
+
+# our_counts IMG: the same from img-check.
+our_counts() {
+	img-check --output=json "$1" >"$1.ojson" 2>"$1.oerr"
+	test $? -lt 128 && no_sanitizer_report "$1.oerr" &&
+	# shellcheck disable=SC2086
+	json_get "$1.ojson" $CHECK_KEYS | sed 's/=<absent>$/=0/'
+}
+
+# same_counts IMG: img-check and qemu-img check count the same, and exit
+# the same.
+same_counts() {
+	qemu_counts "$1" >"$1.qc" &&
+	our_counts "$1" >"$1.oc" &&
+	test_cmp "$1.qc" "$1.oc" &&
+	{ qemu-img check "$1" >/dev/null 2>&1; sc_q_=$?; } &&
+	{ img-check "$1" >/dev/null 2>&1; sc_o_=$?; } &&
+	{ test $sc_q_ = $sc_o_ || { echo >&2 "exit codes: qemu-img $sc_q_, img-check $sc_o_"; false; }; }
+}
+
+# writes_safe IMG: img-check -r leaks, img-check -r all and img-compact,
+# each on a copy of IMG, either leave it byte for byte as it was, or leave
+# it reading as before with the checkers agreeing on it; never a
+# sanitizer report or a signal. Reading as before: qemu-img convert's
+# output, or where qemu-img cannot open IMG (it refuses more than we do),
+# ours. Agreeing: img-check and qemu-img check count the same (qcow, or
+# what qemu-img cannot open: img-check finds nothing); img-compact's
+# result clean.
+writes_safe() {
+	rm -f ws.ref
+	ws_qemu_=1
+	qemu-img convert -O raw "$1" ws.ref 2>/dev/null || {
+		ws_qemu_=
+		rm -f ws.ref
+		img-convert -O raw "$1" ws.ref 2>/dev/null || rm -f ws.ref
+	}
+	ws_fmt_=$(qemu-img info --output=json "$1" 2>/dev/null |
+		  sed -n 's/^ *"format": "\(.*\)",*$/\1/p')
+	for ws_cmd_ in "img-check -r leaks" "img-check -r all" img-compact; do
+		cp "$1" ws.img || return 1
+		$ws_cmd_ ws.img >ws.out 2>ws.err
+		ws_code_=$?
+		no_sanitizer_report ws.err || return 1
+		test $ws_code_ -lt 128 ||
+			{ echo >&2 "$ws_cmd_: exit $ws_code_"; return 1; }
+		cmp -s "$1" ws.img && continue
+		echo >&2 "$ws_cmd_ wrote to $1 (exit $ws_code_)"
+		test -f ws.ref ||
+			{ echo >&2 "$ws_cmd_ wrote to an image nothing can read"; return 1; }
+		if test -n "$ws_qemu_"; then
+			qemu-img compare -q ws.ref ws.img
+		else
+			rm -f ws.raw &&
+			img-convert -O raw ws.img ws.raw && cmp ws.ref ws.raw
+		fi || { echo >&2 "$ws_cmd_ changed what $1 reads"; return 1; }
+		if test "$ws_cmd_" = img-compact && test -n "$ws_qemu_"; then
+			compact_clean ws.img ws.ref || return 1
+		elif test "$ws_fmt_" = qcow || test -z "$ws_qemu_"; then
+			test_expect_code 0 img-check ws.img >/dev/null || return 1
+		else
+			same_counts ws.img || return 1
+		fi
+	done
+}
+
+# ---- QED: header fields out of range ----------------------------------
+
+# q.qed: 64 KiB clusters, tables of 4; L1 at 0x10000, data at 0x50000 and
+# 0xa0000, their L2 table at 0x60000; qleak.qed: one more cluster at the
+# end (0xb0000) that nothing references.
+test_expect_success 'setup QED' '
+	qemu-img create -q -f qed q.qed 8M &&
+	qio qed q.qed "write -P 0x11 0 64k" "write -P 0x22 1M 64k" &&
+	test $(img-poke q.qed $((0x60000)) read le64) = $((0x50000)) &&
+	test $(stat -c %s q.qed) = $((0xb0000)) &&
+	cp q.qed qleak.qed &&
+	printf leak | dd of=qleak.qed bs=1 seek=$((0xb0000)) 2>/dev/null &&
+	truncate -s $((0xc0000)) qleak.qed &&
+	test_expect_code 3 img-check qleak.qed >/dev/null
+'
+
+test_expect_success 'QED header size 0: the header is no leak and never a move target' '
+	damage qleak.qed hs0.qed 12 le32 0 &&
+	test_expect_code 2 img-check hs0.qed >out 2>err &&
+	grep "header size of 0 clusters" err &&
+	! grep "Leaked cluster 0 " err &&
+	writes_safe hs0.qed
+'
+
+test_expect_success 'QED header size past the L1 table, past the file' '
+	damage qleak.qed hs2.qed 12 le32 2 &&
+	writes_safe hs2.qed &&
+	damage qleak.qed hs100.qed 12 le32 100 &&
+	writes_safe hs100.qed
+'
+
+test_expect_success 'QED L1 table offset misaligned, in the header, past the end, on data' '
+	damage qleak.qed l1mis.qed 40 le64 0x10200 &&
+	writes_safe l1mis.qed &&
+	damage qleak.qed l1hdr.qed 40 le64 0 &&
+	writes_safe l1hdr.qed &&
+	damage qleak.qed l1eof.qed 40 le64 0x100000 &&
+	writes_safe l1eof.qed &&
+	damage qleak.qed l1data.qed 40 le64 0xa0000 &&
+	writes_safe l1data.qed
+'
+
+test_expect_success 'QED table and cluster size fields changed' '
+	damage qleak.qed ts16.qed 8 le32 16 &&
+	writes_safe ts16.qed &&
+	damage qleak.qed ts1.qed 8 le32 1 &&
+	writes_safe ts1.qed &&
+	damage qleak.qed cs4k.qed 4 le32 4096 &&
+	writes_safe cs4k.qed &&
+	damage qleak.qed cs128k.qed 4 le32 131072 &&
+	writes_safe cs128k.qed
+'
+
+test_expect_success 'QED L1 table moved down over leaked clusters, killed at every write' '
+	qemu-img convert -O raw cs4k.qed cs4k.raw &&
+	repair_survives_kills --verdict "qemu-img check" cs4k.qed cs4k.raw leaks &&
+	img-poke kill.img 40 read le64 >l1 &&
+	test $(cat l1) -lt $((0x10000))
+'
+
+# ---- table entries past the virtual size --------------------------------
+
+# QED, 4 KiB clusters, tables of 2 clusters (512 entries, 2 MiB an L2
+# table): data at 0, 1536 KiB and 5 MiB; the virtual size cut to 1 MiB
+# leaves one L2 entry and one L1 entry past it.
+test_expect_success 'QED entries past the virtual size are references' '
+	qemu-img create -q -f qed -o cluster_size=4096,table_size=2 qb.qed 8M &&
+	qio qed qb.qed "write -P 0x11 0 4k" "write -P 0x22 1536k 4k" \
+		"write -P 0x33 5M 4k" &&
+	img-poke qb.qed 48 le64 $((1 << 20)) &&
+	same_counts qb.qed &&
+	test_expect_code 0 img-check qb.qed >/dev/null &&
+	writes_safe qb.qed
+'
+
+test_expect_success 'QED entry past the virtual size pointing past the end of the file' '
+	cp qb.qed qbad.qed &&
+	l2=$(img-poke qbad.qed $(img-poke qbad.qed 40 read le64) read le64) &&
+	img-poke qbad.qed $((l2 + 8 * 500)) le64 0x10000000 &&
+	same_counts qbad.qed &&
+	test_expect_code 2 img-check qbad.qed >/dev/null 2>&1 &&
+	writes_safe qbad.qed
+'
+
+test_expect_success 'QED L2 table named by two L1 entries counts as qemu-img counts it' '
+	cp qb.qed qs.qed &&
+	img-poke qs.qed 48 le64 $((8 << 20)) &&
+	l1=$(img-poke qs.qed 40 read le64) &&
+	img-poke qs.qed $((l1 + 8)) le64 $(img-poke qs.qed $l1 read le64) &&
+	same_counts qs.qed &&
+	writes_safe qs.qed
+'
+
+# qcow: 4 KiB clusters, 512 entries an L2 table; data at 0 and 2560 KiB,
+# zeros at 2052 KiB; the virtual size cut to 2 MiB + 512 leaves two
+# entries of the second table past it.
+test_expect_success 'qcow entries past the virtual size are references' '
+	qemu-img create -q -f qcow qc.qcow 3M &&
+	qio qcow qc.qcow "write -P 0x11 0 4k" "write -P 0x22 2560k 4k" \
+		"write -P 0 2052k 4k" &&
+	img-poke qc.qcow 24 be64 $((2 * 1024 * 1024 + 512)) &&
+	img-check qc.qcow >out &&
+	grep "^3/513 " out &&
+	writes_safe qc.qcow
+'
+
+# qcow2, 64 KiB clusters (512 MiB an L2 table): data at 0, 960 KiB and
+# 600 MiB; the virtual size cut to 512 KiB.
+test_expect_success 'qcow2 entries past the virtual size are references' '
+	qemu-img create -q -f qcow2 q2b.qcow2 1G &&
+	qio qcow2 q2b.qcow2 "write -P 0x11 0 64k" "write -P 0x22 960k 64k" \
+		"write -P 0x33 600M 64k" "write -P 0 128k 64k" &&
+	img-poke q2b.qcow2 24 be64 $((512 << 10)) &&
+	same_counts q2b.qcow2 &&
+	writes_safe q2b.qcow2
+'
+
+# ---- qcow2: what qemu-img calls corrupt --------------------------------
+
+test_expect_success 'qcow2 L1 entry with flags and offset 0 (the header as its table)' '
+	qemu-img create -q -f qcow2 q2h.qcow2 1M &&
+	qio qcow2 q2h.qcow2 "write -P 0x11 0 64k" &&
+	l1=$(img-poke q2h.qcow2 40 read be64) &&
+	damage q2h.qcow2 q2h1.qcow2 $l1 be64 0x8000000000000000 &&
+	same_counts q2h1.qcow2 &&
+	test_expect_code 2 img-check q2h1.qcow2 >/dev/null 2>&1 &&
+	writes_safe q2h1.qcow2 &&
+	damage q2h.qcow2 q2h2.qcow2 $l1 be64 0x4000000000000000 &&
+	same_counts q2h2.qcow2 &&
+	writes_safe q2h2.qcow2
+'
+
+# shorten_extra IMG: the first snapshot table entry of IMG carries 8 bytes
+# of extra data instead of 24 (id and name move up, the table shrinks).
+shorten_extra() {
+	perl -e '
+		open my $f, "+<", $ARGV[0] or die "$!\n";
+		binmode $f;
+		seek $f, 64, 0; read $f, my $h, 8;
+		my $at = unpack "Q>", $h;
+		seek $f, $at, 0; read $f, my $e, 40;
+		my ($idl, $nl, $xl) = (unpack("n", substr($e, 12, 2)),
+				       unpack("n", substr($e, 14, 2)),
+				       unpack("N", substr($e, 36, 4)));
+		die "extra data of $xl bytes\n" unless $xl == 24;
+		read $f, my $rest, 24 + $idl + $nl;
+		substr($e, 36, 4) = pack "N", 8;
+		substr($rest, 8, 16) = "";
+		seek $f, $at, 0;
+		print $f $e, $rest, "\0" x 16;
+		close $f or die "$!\n";
+	' "$1"
+}
+
+test_expect_success 'qcow2 snapshot table entry with too little extra data' '
+	qemu-img create -q -f qcow2 q2s.qcow2 1M &&
+	qio qcow2 q2s.qcow2 "write -P 0x11 0 64k" &&
+	qemu-img snapshot -c s1 q2s.qcow2 &&
+	qio qcow2 q2s.qcow2 "write -P 0x22 0 64k" &&
+	cp q2s.qcow2 q2x.qcow2 &&
+	shorten_extra q2x.qcow2 &&
+	same_counts q2x.qcow2 &&
+	test_expect_code 2 img-check q2x.qcow2 >/dev/null 2>&1 &&
+	writes_safe q2x.qcow2
+'
+
+test_expect_success 'qcow2 snapshot table ending mid-entry' '
+	qemu-img snapshot -c s2 q2s.qcow2 &&
+	so=$(img-poke q2s.qcow2 64 read be64) &&
+	for n in 100 60 30; do
+		cp q2s.qcow2 q2t$n.qcow2 &&
+		truncate -s $((so + n)) q2t$n.qcow2 &&
+		same_counts q2t$n.qcow2 &&
+		writes_safe q2t$n.qcow2 || return 1
+	done
+'
+
+test_done
