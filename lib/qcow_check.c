@@ -205,15 +205,25 @@ static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 	return 0;
 }
 
+/* Whether [a, a+alen) and [b, b+blen) share a byte. */
+static int overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return alen && blen && a < b + blen && b < a + alen;
+}
+
 /* Header, backing file name and L1 table: metadata the header places,
- * which may share clusters with each other (qemu-img create packs them). */
-static void claim_header_and_l1(struct qchk *k)
+ * which may share clusters with each other (qemu-img create packs them).
+ * Returns 1 if the header misplaces the L1 table (past the end of the
+ * file, over the header or the backing file name): then nothing the walk
+ * finds can be trusted to repair by. */
+static int claim_header_and_l1(struct qchk *k)
 {
 	struct img_check_ctx *c = k->c;
 	const struct img_qcow_header *h = &k->q->h;
 	uint64_t off = h->l1_table_offset, bytes = k->q->l1_size * 8, end;
 	uint64_t first_meta = IMG_QCOW_HEADER_LEN;
 	unsigned bits = h->cluster_bits;
+	int bad = 1;
 
 	img_refs_mark(&k->refs, 0, IMG_QCOW_HEADER_LEN);
 	img_owners_set(&k->owners, bits, 0, IMG_QCOW_HEADER_LEN,
@@ -235,12 +245,22 @@ static void claim_header_and_l1(struct qchk *k)
 			      (unsigned long long)off);
 		c->res->corruptions++;
 		k->unfixed++;
+	} else if (h->backing_file_offset &&
+		   overlap(off, bytes, h->backing_file_offset,
+			   h->backing_file_size)) {
+		img_check_say(c, "ERROR L1 table at 0x%llx overlaps the backing file name",
+			      (unsigned long long)off);
+		c->res->corruptions++;
+		k->unfixed++;
+	} else {
+		bad = 0;
 	}
 	/* qemu-img create zeroes the L1 table in whole 512-byte sectors: the
 	 * rest of its last sector belongs to it. */
 	bytes = (bytes + 511) & ~511ULL;
 	img_refs_mark(&k->refs, off, bytes);
 	img_owners_set(&k->owners, bits, off, bytes, IMG_OWN_FIXED, 0);
+	return bad;
 }
 
 static const struct img_walk_cb walk_cb = {
@@ -274,7 +294,13 @@ int img_qcow_check(struct img_check_ctx *c)
 		ret = img_owners_init(c, &k.owners, k.refs.nclusters);
 	if (ret < 0)
 		goto out;
-	claim_header_and_l1(&k);
+	if (claim_header_and_l1(&k) && c->fix) {
+		/* Nothing is written: entries read from the wrong place
+		 * would be "repaired" into the header, and every cluster
+		 * the real table names would pass for a leak. */
+		img_check_say(c, "ERROR the header is damaged: nothing repaired");
+		c->fix = IMG_CHECK_NO_FIX;
+	}
 	ret = img_check_walk(c, &walk_cb, &k);
 	if (ret < 0 || c->res->check_errors)
 		goto out;

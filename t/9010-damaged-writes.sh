@@ -182,6 +182,25 @@ test_expect_success 'qcow entries past the virtual size are references' '
 	writes_safe qc.qcow
 '
 
+test_expect_success 'qcow L1 table offset over the header, the backing file name, past the end' '
+	qemu-img create -q -f raw qbase.raw 3M &&
+	qemu-img create -q -f qcow -b qbase.raw -F raw qh.qcow 3M &&
+	qio qcow qh.qcow "write -P 0x11 0 4k" "write -P 0x22 2560k 4k" &&
+	test $(img-poke qh.qcow 8 read be64) = 48 &&
+	damage qh.qcow qh0.qcow 40 be64 0 &&
+	writes_safe qh0.qcow &&
+	damage qh.qcow qh50.qcow 40 be64 50 &&
+	writes_safe qh50.qcow &&
+	damage qh.qcow qheof.qcow 40 be64 0x100000 &&
+	writes_safe qheof.qcow &&
+	for f in qh0 qh50 qheof; do
+		cp $f.qcow w.qcow &&
+		test_expect_code 2 img-check -r all w.qcow >/dev/null 2>err &&
+		grep "nothing repaired" err &&
+		cmp $f.qcow w.qcow || return 1
+	done
+'
+
 # qcow2, 64 KiB clusters (512 MiB an L2 table): data at 0, 960 KiB and
 # 600 MiB; the virtual size cut to 512 KiB.
 test_expect_success 'qcow2 entries past the virtual size are references' '
