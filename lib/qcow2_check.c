@@ -751,17 +751,31 @@ static int check_refcounts(struct q2c *k)
 	return 0;
 }
 
+/* Whether an L1 table of n entries at off lies (partly) in cluster 0:
+ * its "entries" are the header's bytes, and clearing them would overwrite
+ * the header. */
+static int l1_over_header(const struct q2c *k, uint64_t off, uint32_t n)
+{
+	return n && off < k->cs;
+}
+
 /*
- * Damage the repair cannot undo (incomplete snapshot table entries): a
- * repair would leave it, so nothing is written at all. Only the fixed
- * parts of the entries are read; what is wrong elsewhere in the table the
- * counting reports.
+ * Damage the repair cannot undo (incomplete snapshot table entries) or
+ * would make worse (an L1 table over the header): nothing is written at
+ * all. Only the fixed parts of the snapshot entries are read; what is
+ * wrong elsewhere in the table the counting reports.
  */
 static int refuse_repair(struct q2c *k)
 {
 	const struct img_qcow2 *q = k->q;
 	uint8_t fixed[QCOW2_SNAPSHOT_FIXED_LEN];
 	uint64_t pos = 0;
+
+	if (l1_over_header(k, q->h.l1_offset, q->h.l1_size)) {
+		img_check_say(k->c, "ERROR L1 table at 0x%llx overlaps the header: nothing repaired",
+			      (unsigned long long)q->h.l1_offset);
+		return 1;
+	}
 
 	for (uint32_t i = 0; i < q->h.nb_snapshots; i++) {
 		uint64_t len;
@@ -772,6 +786,11 @@ static int refuse_repair(struct q2c *k)
 			return 0;    /* the counting reports it */
 		if (snapshot_incomplete(q, fixed)) {
 			img_check_say(k->c, "ERROR snapshot table entry %u is incomplete: nothing repaired",
+				      i);
+			return 1;
+		}
+		if (l1_over_header(k, get_be64(fixed), get_be32(fixed + 8))) {
+			img_check_say(k->c, "ERROR L1 table of snapshot table entry %u overlaps the header: nothing repaired",
 				      i);
 			return 1;
 		}
