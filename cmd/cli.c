@@ -93,6 +93,8 @@ void cli_die(int code, const char *fmt, ...)
 
 /* The context owns the positional arguments: freed only at exit. */
 static poptContext popt_ctx;
+static const char **parsed_args;
+static const char *args_words;
 
 static void free_popt(void)
 {
@@ -120,10 +122,55 @@ const char **cli_parse(int argc, const char **argv,
 	args = poptGetArgs(ctx);
 	while (args && args[n])
 		n++;
-	if (n < min || n > max)
-		cli_usage_exit();
+	parsed_args = args;
+	args_words = args_help;
+	cli_check_args(n, min, max);
 	*nargs = n;
 	return args;
+}
+
+/* The name of positional argument i in the usage text ("[OPTION...] SRC
+ * DST" names 0 SRC and 1 DST), brackets dropped. */
+static const char *arg_name(int i, char *buf, size_t len)
+{
+	const char *p = args_words ? args_words : "";
+	size_t n = 0;
+
+	for (int w = -1; *p; w++) {
+		p += strspn(p, " ");
+		n = strcspn(p, " ");
+		if (!strncmp(p, "[OPTION...]", n)) {
+			p += n;
+			w--;
+			continue;
+		}
+		if (w + 1 == i)
+			break;
+		p += n;
+		n = 0;
+	}
+	if (!n)
+		return "argument";
+	if (*p == '[') {
+		p++;
+		n -= n >= 2 ? 2 : n;
+	}
+	snprintf(buf, len, "%.*s", (int)n, p);
+	return buf;
+}
+
+void cli_check_args(int n, int min, int max)
+{
+	char name[64];
+
+	if (n < min)
+		cli_warn("missing %s", arg_name(n, name, sizeof(name)));
+	else if (n > max)
+		cli_warn("too many arguments (unexpected '%s')",
+			 parsed_args[max]);
+	else
+		return;
+	cli_usage_exit();
 }
 
 void cli_usage_exit(void)
@@ -158,6 +205,12 @@ static uint8_t *read_key(const char *path, size_t *len)
 	return buf;
 }
 
+void cli_refuse_stdin(const char *path)
+{
+	if (!strcmp(path, "-"))
+		cli_die(EXIT_FAIL, "cannot read an image from standard input ('-'): reading streams is not supported yet");
+}
+
 /* cli_die() exits with images still open: kept reachable from here, they
  * are not reported as leaks by LeakSanitizer (D=1). Never dereferenced. */
 static struct img *opened[8];
@@ -177,6 +230,7 @@ struct img *cli_open(const char *path, unsigned flags)
 	if (!img)
 		cli_die(EXIT_FAIL, "out of memory");
 	opened[nopened++ % 8] = img;
+	cli_refuse_stdin(path);
 	if (cli_key_file) {
 		key = read_key(cli_key_file, &o.key_len);
 		o.key = key;

@@ -13,6 +13,7 @@ enum {
 	EXIT_OK = 0,
 	EXIT_FAIL = 1,      /* the work could not be done */
 	EXIT_USAGE = 2,     /* bad options or arguments */
+	EXIT_NO_CHECKS = 63, /* img-check: the format has no checks (qemu-img's) */
 };
 
 extern const char *cli_prog;
@@ -32,6 +33,11 @@ void cli_die(int code, const char *fmt, ...)
 const char **cli_parse(int argc, const char **argv,
 		       const struct poptOption *opts, const char *args_help,
 		       int min, int max, int *nargs);
+
+/* For a command that counts its arguments after cli_parse: say which is
+ * missing ("missing DST") or that there are too many, print the usage
+ * and exit EXIT_USAGE; return if n lies in [min, max]. */
+void cli_check_args(int n, int min, int max);
 
 /* After cli_parse: print the one-line usage and exit EXIT_USAGE. */
 void cli_usage_exit(void) __attribute__((noreturn));
@@ -53,7 +59,11 @@ void cli_refuse_force_share(const char *why);
 void cli_die_open(int code, const char *path, const struct img *img)
 	__attribute__((noreturn));
 
-/* Open an image with the shared options, or die with a one-line message. */
+/* "-" names standard input, which cannot be read as an image yet: die. */
+void cli_refuse_stdin(const char *path);
+
+/* Open an image with the shared options, or die with a one-line message
+ * (cli_refuse_stdin first). */
 #define CLI_NO_BACKING     0x1   /* do not open the backing chain */
 #define CLI_METADATA_ONLY  0x2   /* no data is read: no key needed */
 struct img *cli_open(const char *path, unsigned flags);

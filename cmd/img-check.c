@@ -6,7 +6,8 @@
 #include "cli.h"
 #include "json.h"
 
-/* Exit codes, qemu-img's: the state after any repair. */
+/* Exit codes, qemu-img's: the state after any repair (and
+ * EXIT_NO_CHECKS, 63, for a format without checks: cli.h). */
 enum {
 	EXIT_CHECK_FAILED = 1,     /* the check could not complete */
 	EXIT_CORRUPT = 2,
@@ -48,10 +49,14 @@ static struct img *open_for_check(const char *path, int writable)
 	};
 	struct img *img = img_new();
 
+	cli_refuse_stdin(path);
 	if (!img)
 		cli_die(EXIT_CHECK_FAILED, "out of memory");
 	if (img_open(img, path, &o) < 0)
 		cli_die_open(EXIT_CHECK_FAILED, path, img);
+	if (!img_can_check(img))
+		cli_die(EXIT_NO_CHECKS, "cannot check '%s': the %s format does not support checks",
+			path, img_format(img));
 	return img;
 }
 

@@ -36,6 +36,7 @@ static struct img *open_for_compact(const char *path)
 	};
 	struct img *img = img_new();
 
+	cli_refuse_stdin(path);
 	if (!img)
 		cli_die(EXIT_FAIL, "out of memory");
 	if (img_open(img, path, &o) < 0)

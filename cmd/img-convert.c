@@ -138,7 +138,7 @@ static void set_option(struct img_opts *o, const char *name, const char *value)
 
 /* -B: open the backing file as the output will see it (relative to DST);
  * its format is recorded as given by -F, or as probed. */
-static struct img *open_target_backing(const char *dst, struct img_opts *o)
+static struct img *open_target_backing(const char *dst)
 {
 	struct img_open_opts bo = { .format = backing_fmt };
 	char *where = img_path_beside(dst, backing);
@@ -150,8 +150,6 @@ static struct img *open_target_backing(const char *dst, struct img_opts *o)
 		cli_die(EXIT_FAIL, "cannot open backing file '%s': %s", where,
 			img_errmsg(b));
 	free(where);
-	set_option(o, "backing_file", backing);
-	set_option(o, "backing_fmt", img_format(b));
 	return b;
 }
 
@@ -182,8 +180,10 @@ static void convert_to_new(struct img *src, const char *dst,
 	if (!created || !target)
 		cli_die(EXIT_FAIL, "out of memory");
 	parse_create_options(&o);
-	if (backing)
-		co->target_backing = open_target_backing(dst, &o);
+	if (co->target_backing) {
+		set_option(&o, "backing_file", backing);
+		set_option(&o, "backing_fmt", img_format(co->target_backing));
+	}
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)img_size(src));
 	set_option(&o, "size", num);
 	start_output(dst);
@@ -232,8 +232,16 @@ static void lock_raw_target(const char *dst, int fd)
 		cli_die(EXIT_FAIL, "cannot lock '%s': %s", dst, img_strerror(ret));
 }
 
+static int is_block_device(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISBLK(st.st_mode);
+}
+
 /* raw: bytes to a new file, an existing file or device (-n), or stdout. */
-static void convert_to_raw(struct img *src, const char *dst,
+
+static void convert_to_raw(struct img *src, const char *dst, int kind,
 			   struct img_convert_opts *co)
 {
 	const char *prealloc;
@@ -250,12 +258,21 @@ static void convert_to_raw(struct img *src, const char *dst,
 		if (isatty(STDOUT_FILENO))
 			cli_die(EXIT_USAGE, "refusing to write binary data to a terminal");
 		fd = STDOUT_FILENO;
-	} else if (no_create) {
+	} else if (no_create || kind == IMG_OUT_SPECIAL) {
+		/* written where it stands: a device, FIFO or socket is never
+		 * replaced by a file (a symbolic link to one is followed) */
 		fd = open(dst, O_WRONLY | O_CLOEXEC);
 		if (fd < 0)
 			cli_die(EXIT_FAIL, "cannot open '%s': %s", dst,
 				strerror(errno));
 		lock_raw_target(dst, fd);
+		if (isatty(fd))
+			cli_die(EXIT_USAGE, "refusing to write binary data to a terminal ('%s')",
+				dst);
+		/* only a block device is written in place (-n): anything
+		 * else special gets every byte, in order */
+		if (kind == IMG_OUT_SPECIAL && !(no_create && is_block_device(fd)))
+			co->in_place = 0;
 	} else {
 		start_output(dst);
 		fd = out.fd;
@@ -264,26 +281,63 @@ static void convert_to_raw(struct img *src, const char *dst,
 	ret = img_export_raw(src, fd, co);
 	cli_progress_end();
 	if (ret < 0)
-		cli_die(EXIT_FAIL, "cannot convert '%s': %s", img_path(src),
-			img_errmsg(src));
-	if (no_create && ((durable && fsync(fd) < 0) || close(fd) < 0))
-		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(errno));
-	if (!no_create && strcmp(dst, "-"))
+		cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s", img_path(src),
+			strcmp(dst, "-") ? dst : "standard output", img_errmsg(src));
+	if (out.fd >= 0)
 		commit_output(dst);
+	else if (fd != STDOUT_FILENO &&
+		 ((durable && fsync(fd) < 0 && errno != EINVAL) || close(fd) < 0))
+		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(errno));
 }
 
-/* Writing a file into itself would destroy what is being read. */
-static void refuse_same_file(struct img *src, const char *dst)
+/*
+ * Writing into a file the conversion reads would destroy it: DST (or what
+ * a symbolic link DST names, or standard output for "-") must be none of
+ * the files the source depends on, nor (with -B) any file of the new
+ * backing chain. Asked before any output is created or written.
+ */
+static void refuse_protected(struct img *src, struct img *tb, const char *dst)
 {
 	struct stat st;
+	const char *role;
 	int depth;
 
-	if (stat(dst, &st) < 0)
-		return;         /* opening it fails later, with the reason */
-	depth = img_chain_find(src, st.st_dev, st.st_ino);
+	if (!strcmp(dst, "-") ? fstat(STDOUT_FILENO, &st) < 0 : stat(dst, &st) < 0)
+		return;         /* nothing there yet, or opening says why */
+	if (img_depends_on(src, st.st_dev, st.st_ino, &role) >= 0) {
+		if (!strcmp(role, "the image itself"))
+			cli_die(EXIT_FAIL, "'%s' is the source: refusing to overwrite it",
+				dst);
+		cli_die(EXIT_FAIL, "'%s' is %s of the source '%s': refusing to overwrite it",
+			dst, role, img_path(src));
+	}
+	depth = tb ? img_depends_on(tb, st.st_dev, st.st_ino, &role) : -1;
+	if (depth == 0 && !strcmp(role, "the image itself"))
+		cli_die(EXIT_FAIL, "'%s' is the new backing file (-B): refusing to overwrite it",
+			dst);
 	if (depth >= 0)
-		cli_die(EXIT_FAIL, "'%s' is %s of the conversion: cannot write into it",
-			dst, depth ? "a backing file" : "the source");
+		cli_die(EXIT_FAIL, "'%s' is %s of the new backing file '%s' (-B): refusing to overwrite it",
+			dst, role, img_path(tb));
+}
+
+/* What DST is, and whether out_format can be written there. */
+static int output_kind(const char *dst)
+{
+	int kind;
+
+	if (!strcmp(dst, "-")) {
+		if (strcmp(out_format, "raw"))
+			cli_die(EXIT_FAIL, "cannot write a %s image to standard output: only raw can be streamed for now",
+				out_format);
+		return IMG_OUT_SPECIAL;
+	}
+	kind = img_outfile_kind(dst);
+	if (kind < 0)
+		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(-kind));
+	if (kind == IMG_OUT_SPECIAL && strcmp(out_format, "raw") && !no_create)
+		cli_die(EXIT_FAIL, "cannot write a %s image to '%s': not a regular file (only raw is written to a device, FIFO or socket)",
+			out_format, dst);
+	return kind;
 }
 
 int main(int argc, const char **argv)
@@ -291,7 +345,7 @@ int main(int argc, const char **argv)
 	struct img_convert_opts co = { .zero_gran = 4096 };
 	const char **args;
 	struct img *src;
-	int nargs;
+	int nargs, kind;
 
 	cli_init(argv[0]);
 	args = cli_parse(argc, argv, opts_table, "[OPTION...] SRC DST", 0, 2,
@@ -303,8 +357,7 @@ int main(int argc, const char **argv)
 			return EXIT_OK;
 		}
 	}
-	if (nargs != 2)
-		cli_usage_exit();
+	cli_check_args(nargs, 2, 2);
 	check_options();
 	if (sparse_size && (cli_parse_size(sparse_size, &co.zero_gran) < 0 ||
 			    co.zero_gran % 512 || co.zero_gran > (16u << 20)))
@@ -315,11 +368,13 @@ int main(int argc, const char **argv)
 	co.target_is_zero = target_is_zero;
 	if (progress && !quiet)
 		co.progress = cli_progress;
+	kind = output_kind(args[1]);
 	src = cli_open(args[0], 0);
-	if (no_create)
-		refuse_same_file(src, args[1]);
+	if (backing)
+		co.target_backing = open_target_backing(args[1]);
+	refuse_protected(src, co.target_backing, args[1]);
 	if (!strcmp(out_format, "raw"))
-		convert_to_raw(src, args[1], &co);
+		convert_to_raw(src, args[1], kind, &co);
 	else if (no_create)
 		convert_in_place(src, args[1], &co);
 	else

@@ -62,8 +62,7 @@ int main(int argc, const char **argv)
 			return EXIT_OK;
 		}
 	}
-	if (nargs < 1)
-		cli_die(EXIT_USAGE, "no image file given (try --help)");
+	cli_check_args(nargs, 1, 2);
 	img_opts_init(&o, desc);
 	for (int i = 0; options && options[i]; i++)
 		if (img_opts_parse(&o, options[i], err, sizeof(err)) < 0)

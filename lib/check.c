@@ -20,14 +20,16 @@ int img_check(struct img *img, const struct img_check_opts *o,
 	res->dirty = img->dirty;
 	if (o->fix && !img->writable)
 		return img_error(img, -EBADF, "repair needs the image opened writable");
-	/* raw has no metadata: always clean. */
-	if (!img->drv->check && !strcmp(img->drv->name, "raw"))
-		return 0;
-	if (!img->drv->check)
+	if (!img_can_check(img))
 		return img_error(img, IMG_E_UNSUPPORTED,
-				 "checking %s images is not supported",
+				 "the %s format does not support checks",
 				 img->drv->name);
 	return img->drv->check(&c);
+}
+
+int img_can_check(const struct img *img)
+{
+	return img->drv && img->drv->check;
 }
 
 void img_check_say(struct img_check_ctx *c, const char *fmt, ...)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "imgint.h"
@@ -14,6 +15,44 @@ const struct img_opt_desc *img_create_options(const char *fmt)
 	const struct img_driver *drv = img_driver_by_name(fmt);
 
 	return drv && drv->create ? drv->create_opts : NULL;
+}
+
+/* The new image must not replace a file its own backing chain needs
+ * (path, or what a symbolic link there names, is the backing file). */
+static int refuse_protected(struct img *img, const char *path,
+			    const struct img *b)
+{
+	struct stat st;
+	const char *role;
+	int depth;
+
+	if (stat(path, &st) < 0)
+		return 0;
+	depth = img_depends_on(b, st.st_dev, st.st_ino, &role);
+	if (depth < 0)
+		return 0;
+	if (depth == 0 && !strcmp(role, "the image itself"))
+		return img_error(img, -EEXIST,
+				 "it is the new image's own backing file");
+	return img_error(img, -EEXIST, "it is %s of the new image's backing file '%s'",
+			 role, img_path(b));
+}
+
+/* -u: the backing file is not opened, but may not be replaced either. */
+static int refuse_unsafe_self(struct img *img, const char *path,
+			      const char *name)
+{
+	char *where = img_path_beside(path, name);
+	struct stat a, b;
+	int same;
+
+	if (!where)
+		return img_error(img, -ENOMEM, "out of memory");
+	same = stat(path, &a) == 0 && stat(where, &b) == 0 &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	free(where);
+	return same ? img_error(img, -EEXIST,
+				"it is the new image's own backing file") : 0;
 }
 
 /* Open the backing file as the new image will see it, for its size. Its
@@ -39,6 +78,8 @@ static int probe_backing(struct img *img, const char *path,
 	if (ret < 0)
 		img_error(img, ret, "cannot open backing file '%s': %s", where,
 			  img_errmsg(b));
+	else if ((ret = refuse_protected(img, path, b)) < 0)
+		;
 	else if (!fmt)
 		/* As qemu-img 7.2: an unstated format is a probing hazard. */
 		ret = img_error(img, -EINVAL,
@@ -65,6 +106,10 @@ static int settle_options(struct img *img, const char *path, struct img_opts *o,
 				 "a backing format without a backing file");
 	if (img_opt_str(o, "backing_file") && !(flags & IMG_CREATE_UNSAFE)) {
 		ret = probe_backing(img, path, o, &backing_size);
+		if (ret < 0)
+			return ret;
+	} else if (img_opt_str(o, "backing_file")) {
+		ret = refuse_unsafe_self(img, path, img_opt_str(o, "backing_file"));
 		if (ret < 0)
 			return ret;
 	}
@@ -111,7 +156,7 @@ int img_create_fd(struct img *img, const char *path, int fd, const char *fmt,
 		if (dfd >= 0)
 			close(dfd);
 		img->drv = NULL;
-		return img_error(img, ret, "cannot create: %s", img_strerror(ret));
+		return img_error(img, ret, "%s", img_strerror(ret));
 	}
 	img->data_io = img->io;
 	ret = drv->create(img, o);
@@ -134,7 +179,7 @@ int img_create(struct img *img, const char *path, const char *fmt,
 	ret = img_outfile_create(&out, path);
 	if (ret < 0) {
 		free(out.path);
-		return img_error(img, ret, "cannot create: %s", img_strerror(ret));
+		return img_error(img, ret, "%s", img_strerror(ret));
 	}
 	ret = img_create_fd(img, path, out.fd, fmt, o, flags);
 	if (ret == 0) {

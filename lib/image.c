@@ -288,6 +288,8 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 		return img_error(img, -EINVAL,
 				 "force-share can only be used with read-only opens");
 	ret = img_io_open_file(&img->io, path, o->writable ? 0 : IMG_IO_RDONLY);
+	if (ret == -ESPIPE)
+		return img_error(img, ret, "not seekable (a pipe, FIFO, socket or terminal): reading streams is not supported yet");
 	if (ret < 0)
 		return img_error(img, ret, "%s", img_strerror(ret));
 	img->data_io = img->io;

@@ -76,6 +76,18 @@ struct img *img_backing(const struct img *img);
  * chain (0 = img itself), or -1 if it is not part of it. */
 int img_chain_find(const struct img *img, uint64_t dev, uint64_t ino);
 
+/*
+ * Protected files: whether the file with this device and inode number is
+ * one that img depends on: img itself, a file of its backing chain (as far
+ * as it was opened) or an external data file of any of them. Returns the
+ * depth of the layer concerned (0 = img) and sets *role to "the image
+ * itself", "a backing file", "the external data file" or "the external
+ * data file of a backing file"; -1 (and NULL) if it is none of them.
+ * Writers ask before creating or writing any output.
+ */
+int img_depends_on(const struct img *img, uint64_t dev, uint64_t ino,
+		   const char **role);
+
 /* Read guest data [off, off+len) through the backing chain; past the
  * virtual size is an error. */
 int img_read(struct img *img, uint64_t off, void *buf, size_t len);
@@ -237,6 +249,10 @@ struct img_check_opts {
 };
 int img_check(struct img *img, const struct img_check_opts *o,
 	      struct img_check *res);
+/* Whether img's format has anything to check: raw (with an empty file)
+ * has no metadata, and img_check refuses it with IMG_E_UNSUPPORTED
+ * ("the raw format does not support checks"; qemu-img exits 63). */
+int img_can_check(const struct img *img);
 
 /*
  * Compacting an image in place (img-compact): every allocated data cluster

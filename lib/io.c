@@ -141,10 +141,31 @@ int img_io_from_fd(struct img_io **out, int fd, unsigned flags)
 	return 0;
 }
 
+/*
+ * The one place that decides whether a file can be read as an image: a
+ * pipe, FIFO, socket or terminal cannot seek, and would read as an empty
+ * disk. FIFOs are refused before open(), which would wait for a writer.
+ */
+static int refuse_stream(const char *path, int fd)
+{
+	struct stat st;
+
+	if (fd < 0)
+		return stat(path, &st) == 0 &&
+		       (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) ? -ESPIPE : 0;
+	if (lseek(fd, 0, SEEK_CUR) < 0 && errno == ESPIPE)
+		return -ESPIPE;
+	return 0;
+}
+
 int img_io_open_file(struct img_io **out, const char *path, unsigned flags)
 {
 	int oflags = O_CLOEXEC;
 	int fd, ret;
+
+	ret = refuse_stream(path, -1);
+	if (ret < 0)
+		return ret;
 
 	if (flags & IMG_IO_RDONLY)
 		oflags |= O_RDONLY;
@@ -155,7 +176,9 @@ int img_io_open_file(struct img_io **out, const char *path, unsigned flags)
 	fd = open(path, oflags, 0644);
 	if (fd < 0)
 		return -errno;
-	ret = img_io_from_fd(out, fd, flags);
+	ret = refuse_stream(path, fd);
+	if (ret == 0)
+		ret = img_io_from_fd(out, fd, flags);
 	if (ret < 0)
 		close(fd);
 	return ret;

@@ -36,7 +36,8 @@ struct img_io {
 	uint64_t high_end;       /* see img_io_high_end */
 };
 
-/* Backends. */
+/* Backends. A file that cannot seek (pipe, FIFO, socket, terminal) is
+ * refused with -ESPIPE: streams are not images. */
 int img_io_open_file(struct img_io **out, const char *path, unsigned flags);
 int img_io_from_fd(struct img_io **out, int fd, unsigned flags);
 int img_io_open_mem(struct img_io **out, const void *data, size_t len);

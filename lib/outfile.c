@@ -20,18 +20,70 @@ static char *dir_of(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
+int img_outfile_kind(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		/* a dangling link names a file still to be made */
+		if (errno == ENOENT)
+			return IMG_OUT_NEW;
+		return -errno;
+	}
+	if (S_ISREG(st.st_mode))
+		return IMG_OUT_REGULAR;
+	if (S_ISDIR(st.st_mode))
+		return IMG_OUT_DIR;
+	return IMG_OUT_SPECIAL;
+}
+
+#define MAX_LINKS 40
+
+char *img_outfile_resolve(const char *path)
+{
+	char *p = strdup(path);
+
+	for (int i = 0; p && i < MAX_LINKS; i++) {
+		char target[4096], *dir, *next;
+		ssize_t n = readlink(p, target, sizeof(target) - 1);
+
+		if (n < 0)
+			return p;       /* not a link (or not there): this one */
+		target[n] = '\0';
+		if (target[0] == '/' || !strchr(p, '/')) {
+			next = strdup(target);
+		} else {
+			dir = dir_of(p);
+			if (!dir || asprintf(&next, "%s/%s", dir, target) < 0)
+				next = NULL;
+			free(dir);
+		}
+		free(p);
+		p = next;
+	}
+	if (p) {
+		free(p);
+		p = strdup(path);
+	}
+	return p;
+}
+
 int img_outfile_create(struct img_outfile *o, const char *path)
 {
-	const char *base = strrchr(path, '/');
-	char *dir = dir_of(path);
+	const char *base;
+	char *dir;
 	mode_t mask;
 	int ret;
 
 	o->fd = -1;
 	o->tmp = NULL;
-	o->path = strdup(path);
-	base = base ? base + 1 : path;
-	if (!dir || !o->path || !*base) {
+	o->path = img_outfile_resolve(path);
+	if (!o->path)
+		return -ENOMEM;
+	base = strrchr(o->path, '/');
+	base = base ? base + 1 : o->path;
+	dir = dir_of(o->path);
+	if (!dir || !*base) {
 		free(dir);
 		return !*base ? -EISDIR : -ENOMEM;
 	}

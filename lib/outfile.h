@@ -8,7 +8,31 @@ struct img_outfile {
 	char *tmp;           /* temporary name beside it */
 };
 
-/* Create a temporary file in path's directory, mode 0644 less umask. */
+/*
+ * What an output name stands for, symbolic links followed: nothing yet (a
+ * new file, also behind a dangling link), a regular file (replaced), a
+ * directory, or a device, FIFO or socket (written through, never
+ * replaced). Returns the kind, or -errno when the name cannot be looked up.
+ */
+enum img_out_kind {
+	IMG_OUT_NEW,
+	IMG_OUT_REGULAR,
+	IMG_OUT_DIR,
+	IMG_OUT_SPECIAL,
+};
+int img_outfile_kind(const char *path);
+
+/*
+ * The file a name finally stands for: symbolic links at the last
+ * component followed (relative targets resolved against the link's
+ * directory), so that the file they name is the one replaced, in its own
+ * directory, and a link is never renamed over. malloc'ed; NULL without
+ * memory, and the name itself on a loop (the rename then fails).
+ */
+char *img_outfile_resolve(const char *path);
+
+/* Create a temporary file in the directory of the file path names
+ * (symbolic links followed), mode 0644 less umask. */
 int img_outfile_create(struct img_outfile *o, const char *path);
 /*
  * Rename the temporary file over path. Readers never see a partial file
