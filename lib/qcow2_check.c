@@ -776,6 +776,16 @@ static int refuse_repair(struct q2c *k)
 			      (unsigned long long)q->h.l1_offset);
 		return 1;
 	}
+	for (uint64_t i = 0; q->l1 && i < q->h.l1_size; i++) {
+		uint64_t l2 = q->l1[i] & QCOW2_OFFSET_MASK;
+
+		if (l2 && l2 < k->cs) {
+			img_check_say(k->c, "ERROR L2 table of L1 entry %llu at 0x%llx overlaps the header: nothing repaired",
+				      (unsigned long long)i,
+				      (unsigned long long)l2);
+			return 1;
+		}
+	}
 
 	for (uint32_t i = 0; i < q->h.nb_snapshots; i++) {
 		uint64_t len;

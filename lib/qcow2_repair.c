@@ -17,7 +17,15 @@ static void fixed(struct q2c *k)
 int q2c_write_meta(struct q2c *k, const char *what, const void *buf,
 		   size_t len, uint64_t off)
 {
-	int ret = img_io_pwrite(k->img->io, buf, len, off);
+	int ret;
+
+	/* Only header fields are written in cluster 0: a table found there
+	 * is the header misread, and "repairing" it would destroy it. */
+	if (off < k->cs && strncmp(what, "header", 6))
+		return img_error(k->img, IMG_E_CORRUPT,
+				 "refusing to write %s at 0x%llx, in the header cluster",
+				 what, (unsigned long long)off);
+	ret = img_io_pwrite(k->img->io, buf, len, off);
 
 	if (ret < 0)
 		return img_error(k->img, ret, "cannot write %s at 0x%llx: %s",

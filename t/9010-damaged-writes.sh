@@ -227,16 +227,20 @@ test_expect_success 'qcow2 L1 entry with flags and offset 0 (the header as its t
 	writes_safe q2h2.qcow2
 '
 
-test_expect_success 'qcow2 L1 table over the header, active or of a snapshot' '
+test_expect_success 'qcow2 L1 table over the header, active or of a snapshot; L2 table there' '
 	damage q2h.qcow2 q2l0.qcow2 40 be64 0 &&
 	same_counts q2l0.qcow2 &&
 	writes_safe q2l0.qcow2 &&
+	l1=$(img-poke q2h.qcow2 40 read be64) &&
+	damage q2h.qcow2 q2l2.qcow2 $l1 be64 0x200 &&
+	same_counts q2l2.qcow2 &&
+	writes_safe q2l2.qcow2 &&
 	cp q2h.qcow2 q2sl0.qcow2 &&
 	qemu-img snapshot -c s q2sl0.qcow2 &&
 	img-poke q2sl0.qcow2 $(img-poke q2sl0.qcow2 64 read be64) be64 0 &&
 	same_counts q2sl0.qcow2 &&
 	writes_safe q2sl0.qcow2 &&
-	for f in q2l0 q2sl0; do
+	for f in q2l0 q2sl0 q2l2; do
 		cp $f.qcow2 w.qcow2 &&
 		test_expect_code 2 img-check -r all w.qcow2 >/dev/null 2>err &&
 		grep "overlaps the header: nothing repaired" err &&
