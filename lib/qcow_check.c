@@ -263,6 +263,28 @@ static int claim_header_and_l1(struct qchk *k)
 	return bad;
 }
 
+/* Whether an L2 table the walk reads overlaps the backing file name or
+ * the L1 table: its "entries" are their bytes, and a repair of them would
+ * overwrite them (the walk reports the overlap). One inside the header is
+ * not read: -r all clears its L1 entry. */
+static int table_over_header(const struct qchk *k)
+{
+	const struct img_qcow_header *h = &k->q->h;
+	uint64_t n = k->q->l2_bytes, l1 = k->q->l1_size * 8;
+
+	for (uint64_t i = 0; i < k->q->l1_size; i++) {
+		uint64_t t = k->q->l1[i];
+
+		if (t >= IMG_QCOW_HEADER_LEN &&
+		    (overlap(t, n, h->l1_table_offset, l1) ||
+		     (h->backing_file_offset &&
+		      overlap(t, n, h->backing_file_offset,
+			      h->backing_file_size))))
+			return 1;
+	}
+	return 0;
+}
+
 static const struct img_walk_cb walk_cb = {
 	.table = walk_table,
 	.bad_table = walk_bad_table,
@@ -299,6 +321,10 @@ int img_qcow_check(struct img_check_ctx *c)
 		 * would be "repaired" into the header, and every cluster
 		 * the real table names would pass for a leak. */
 		img_check_say(c, "ERROR the header is damaged: nothing repaired");
+		c->fix = IMG_CHECK_NO_FIX;
+	}
+	if (c->fix && table_over_header(&k)) {
+		img_check_say(c, "ERROR an L2 table overlaps the L1 table or the backing file name: nothing repaired");
 		c->fix = IMG_CHECK_NO_FIX;
 	}
 	ret = img_check_walk(c, &walk_cb, &k);
