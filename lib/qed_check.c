@@ -16,6 +16,7 @@ struct qchk {
 				    * there that was walked already */
 	uint64_t prev;               /* last data offset in this table, or 0 */
 	uint64_t unfixed;            /* corruptions that remain */
+	int overlap;                 /* an L2 table overlaps other clusters */
 };
 
 /* Guest bytes one L1 entry maps. */
@@ -147,14 +148,18 @@ static int walk_table(struct img *img, uint64_t idx, uint64_t off, void *arg)
 	if (cl < k->refs.nclusters)
 		k->walked[cl / 8] |= 1u << (cl % 8);
 	if (twice) {
-		/* Not skipped (unlike qemu-img): its data clusters are still
-		 * referenced and must not pass for leaks. */
+		/* As QEMU, its entries are not counted: they are the bytes
+		 * of something else, and a repair of them would overwrite
+		 * it. What they name may then pass for leaked: the leaks
+		 * are not repaired (see img_qed_check). */
 		img_check_say(k->c, "ERROR L2 table at 0x%llx for guest offset 0x%llx: %llu of its clusters are referenced more than once",
 			      (unsigned long long)off,
 			      (unsigned long long)(idx * l1_span(q)),
 			      (unsigned long long)twice);
 		k->c->res->corruptions += twice;
 		k->unfixed += twice;
+		k->overlap = 1;
+		return IMG_WALK_SKIP;
 	}
 	return 0;
 }
@@ -324,7 +329,9 @@ int img_qed_check(struct img_check_ctx *c)
 			goto out;
 	}
 	c->res->leaks = img_count_leaks(c, &k.refs, 0, 1, 1);
-	if (c->fix && c->res->leaks) {
+	if (c->fix && c->res->leaks && k.overlap) {
+		img_check_say(c, "ERROR leaks not repaired: an L2 table overlaps other clusters, what it names is not known");
+	} else if (c->fix && c->res->leaks) {
 		ret = img_compact_leaks(c, &k.refs, &k.owners, &ops, 0, 1);
 		if (ret < 0)
 			goto out;

@@ -136,6 +136,15 @@ test_expect_success 'QED L1 table moved down over leaked clusters, killed at eve
 	test $(cat l1) -lt $((0x10000))
 '
 
+test_expect_success 'QED L2 table over the L1 table, over data and the other table' '
+	l1=$(img-poke q.qed 40 read le64) &&
+	for t in $l1 0x50000 0x40000; do
+		damage q.qed qo$t.qed $((l1 + 8)) le64 $t 48 le64 $((8 << 30)) &&
+		same_counts qo$t.qed &&
+		writes_safe qo$t.qed || return 1
+	done
+'
+
 # ---- table entries past the virtual size --------------------------------
 
 # QED, 4 KiB clusters, tables of 2 clusters (512 entries, 2 MiB an L2
@@ -182,7 +191,7 @@ test_expect_success 'qcow entries past the virtual size are references' '
 	writes_safe qc.qcow
 '
 
-test_expect_success 'qcow L1 table offset over the header, the backing file name, past the end' '
+test_expect_success 'qcow L1 table over the header, the backing file name, past the end; L2 table over the name, the L1 table' '
 	qemu-img create -q -f raw qbase.raw 3M &&
 	qemu-img create -q -f qcow -b qbase.raw -F raw qh.qcow 3M &&
 	qio qcow qh.qcow "write -P 0x11 0 4k" "write -P 0x22 2560k 4k" &&
@@ -193,7 +202,12 @@ test_expect_success 'qcow L1 table offset over the header, the backing file name
 	writes_safe qh50.qcow &&
 	damage qh.qcow qheof.qcow 40 be64 0x100000 &&
 	writes_safe qheof.qcow &&
-	for f in qh0 qh50 qheof; do
+	l1=$(img-poke qh.qcow 40 read be64) &&
+	damage qh.qcow qt48.qcow $l1 be64 48 &&
+	writes_safe qt48.qcow &&
+	damage qh.qcow qtl1.qcow $l1 be64 $l1 &&
+	writes_safe qtl1.qcow &&
+	for f in qh0 qh50 qheof qt48 qtl1; do
 		cp $f.qcow w.qcow &&
 		test_expect_code 2 img-check -r all w.qcow >/dev/null 2>err &&
 		grep "nothing repaired" err &&
