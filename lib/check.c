@@ -137,3 +137,25 @@ int img_reclaim_leaks(struct img_check_ctx *c, const struct img_refs *r,
 	}
 	return 0;
 }
+
+int img_check_overlap_first(struct img_check_ctx *c,
+			    int (*check)(struct img_check_ctx *c))
+{
+	struct img_check res;
+	struct img_check_ctx ro = {
+		.img = c->img, .fix = IMG_CHECK_NO_FIX, .res = &res,
+	};
+	int ret;
+
+	if (c->fix != IMG_CHECK_FIX_ALL)
+		return 0;
+	memset(&res, 0, sizeof(res));
+	ret = check(&ro);
+	if (ret < 0)
+		return ret;
+	if (ro.overlap) {
+		img_check_say(c, "ERROR L2 tables overlap other clusters: corruptions not repaired");
+		c->fix = IMG_CHECK_FIX_LEAKS;
+	}
+	return 0;
+}

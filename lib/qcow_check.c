@@ -12,6 +12,7 @@ struct qchk {
 	uint64_t file_size;
 	struct img_refs refs;
 	struct img_refs crefs;       /* references by compressed streams */
+	struct img_refs intable;     /* clusters of the tables walked */
 	struct img_owners owners;    /* only when repairing leaks */
 	uint64_t prev;               /* last data offset in this table, or 0 */
 	uint64_t unfixed;            /* corruptions that remain */
@@ -99,7 +100,9 @@ static int walk_table(struct img *img, uint64_t idx, uint64_t off, void *arg)
 	twice = img_refs_claim(&k->refs, NULL, 0, off, k->q->l2_bytes, &past);
 	img_owners_set(&k->owners, k->q->h.cluster_bits, off, k->q->l2_bytes,
 		       IMG_OWN_TABLE, idx);
+	img_refs_mark(&k->intable, off, k->q->l2_bytes);
 	if (twice) {
+		k->c->overlap = 1;
 		img_check_say(k->c, "ERROR L2 table at 0x%llx for guest offset 0x%llx: %llu of its clusters are referenced more than once",
 			      (unsigned long long)off,
 			      (unsigned long long)(idx << l1_shift(k->q)),
@@ -192,6 +195,8 @@ static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 		       compressed || (x->host & (len - 1)) ? IMG_OWN_FIXED
 							   : IMG_OWN_DATA,
 		       img_data_ref(e->l1_index, e->l2_index));
+	if (twice && img_refs_get(&k->intable, x->host >> k->q->h.cluster_bits))
+		c->overlap = 1;
 	if (twice) {
 		/* Which entry holds the data cannot be known: not repaired. */
 		img_check_say(c, "ERROR %s at 0x%llx for guest offset 0x%llx shares %llu cluster%s with other references",
@@ -309,9 +314,13 @@ int img_qcow_check(struct img_check_ctx *c)
 		return img_error(img, ret, "cannot get size: %s",
 				 img_strerror(ret));
 	c->res->total_clusters = img->size / cs + !!(img->size % cs);
-	ret = img_refs_init(c, &k.refs, k.file_size, bits);
+	ret = img_check_overlap_first(c, img_qcow_check);
+	if (ret == 0)
+		ret = img_refs_init(c, &k.refs, k.file_size, bits);
 	if (ret == 0)
 		ret = img_refs_init(c, &k.crefs, k.file_size, bits);
+	if (ret == 0)
+		ret = img_refs_init(c, &k.intable, k.file_size, bits);
 	if (ret == 0 && c->fix)
 		ret = img_owners_init(c, &k.owners, k.refs.nclusters);
 	if (ret < 0)
@@ -343,6 +352,7 @@ int img_qcow_check(struct img_check_ctx *c)
 		ret = img_compact_leaks(c, &k.refs, &k.owners, &ops, 0, 0);
 out:
 	img_owners_free(&k.owners);
+	img_refs_free(&k.intable);
 	img_refs_free(&k.crefs);
 	img_refs_free(&k.refs);
 	return ret;

@@ -12,6 +12,7 @@ struct qchk {
 	struct qed *q;
 	struct img_refs refs;
 	struct img_owners owners;    /* only when repairing leaks */
+	struct img_refs intable;     /* clusters of the tables walked */
 	uint8_t *walked;             /* bit per cluster: an L2 table starts
 				    * there that was walked already */
 	uint64_t prev;               /* last data offset in this table, or 0 */
@@ -147,6 +148,7 @@ static int walk_table(struct img *img, uint64_t idx, uint64_t off, void *arg)
 	}
 	if (cl < k->refs.nclusters)
 		k->walked[cl / 8] |= 1u << (cl % 8);
+	img_refs_mark(&k->intable, off, bytes);
 	if (twice) {
 		/* As QEMU, its entries are not counted: they are the bytes
 		 * of something else, and a repair of them would overwrite
@@ -159,6 +161,7 @@ static int walk_table(struct img *img, uint64_t idx, uint64_t off, void *arg)
 		k->c->res->corruptions += twice;
 		k->unfixed += twice;
 		k->overlap = 1;
+		k->c->overlap = 1;
 		return IMG_WALK_SKIP;
 	}
 	return 0;
@@ -203,6 +206,8 @@ static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 	twice = img_refs_claim(&k->refs, NULL, 0, host, cs, &past);
 	img_owners_set(&k->owners, k->q->cluster_bits, host, cs, IMG_OWN_DATA,
 		       img_data_ref(e->l1_index, e->l2_index));
+	if (twice && img_refs_get(&k->intable, host >> k->q->cluster_bits))
+		c->overlap = 1;
 	if (twice) {
 		/* Which entry holds the data cannot be known: not repaired. */
 		img_check_say(c, "ERROR cluster %llu (offset 0x%llx) for guest offset 0x%llx is referenced more than once",
@@ -303,7 +308,11 @@ int img_qed_check(struct img_check_ctx *c)
 				 img_strerror(ret));
 	c->res->dirty = !!(q->h.features & IMG_QED_F_NEED_CHECK);
 	c->res->total_clusters = q->h.image_size / cs + !!(q->h.image_size % cs);
-	ret = img_refs_init(c, &k.refs, fsize, q->cluster_bits);
+	ret = img_check_overlap_first(c, img_qed_check);
+	if (ret == 0)
+		ret = img_refs_init(c, &k.refs, fsize, q->cluster_bits);
+	if (ret == 0)
+		ret = img_refs_init(c, &k.intable, fsize, q->cluster_bits);
 	if (ret == 0 && c->fix)
 		ret = img_owners_init(c, &k.owners, k.refs.nclusters);
 	if (ret == 0) {
@@ -340,6 +349,7 @@ int img_qed_check(struct img_check_ctx *c)
 		ret = clear_need_check(&k);
 out:
 	free(k.walked);
+	img_refs_free(&k.intable);
 	img_owners_free(&k.owners);
 	img_refs_free(&k.refs);
 	return ret;

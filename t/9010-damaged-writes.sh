@@ -145,6 +145,36 @@ test_expect_success 'QED L2 table over the L1 table, over data and the other tab
 	done
 '
 
+# over_data FMT IMG ENDIAN: L1 entry 0 of IMG names as its table the data
+# cluster of guest offset 5 MiB, which the table of another L1 entry names:
+# no repair may write its "entries" there (the data stays as it was).
+over_data() {
+	od_d1_=$(img-walk "$2" | awk '''$1 == 5242880 { print $3 }''') &&
+	test -n "$od_d1_" &&
+	od_l1_=$(img-poke "$2" 40 read $3) &&
+	img-poke "$2" $od_l1_ $3 $od_d1_ &&
+	dd if="$2" bs=4096 skip=$((od_d1_ / 4096)) count=1 of=od.before 2>/dev/null &&
+	for od_r_ in leaks all; do
+		cp "$2" od.img &&
+		test_expect_code 2 img-check -r $od_r_ od.img >/dev/null 2>od.err &&
+		no_sanitizer_report od.err &&
+		dd if=od.img bs=4096 skip=$((od_d1_ / 4096)) count=1 of=od.after 2>/dev/null &&
+		cmp od.before od.after || return 1
+	done &&
+	test_expect_code 1 img-compact od.img 2>/dev/null
+}
+
+test_expect_success 'L2 table over data another table names: -r all leaves that data alone' '
+	qemu-img create -q -f qed -o cluster_size=4096,table_size=2 qod.qed 8M &&
+	qio qed qod.qed "write -P 0x11 0 4k" "write -P 0x22 5M 4k" &&
+	over_data qed qod.qed le64 &&
+	grep "tables overlap other clusters: corruptions not repaired" od.err &&
+	qemu-img create -q -f qcow qod.qcow 8M &&
+	qio qcow qod.qcow "write -P 0x11 0 4k" "write -P 0x22 5M 4k" &&
+	over_data qcow qod.qcow be64 &&
+	grep "tables overlap other clusters: corruptions not repaired" od.err
+'
+
 # ---- table entries past the virtual size --------------------------------
 
 # QED, 4 KiB clusters, tables of 2 clusters (512 entries, 2 MiB an L2
