@@ -191,6 +191,10 @@ int img_open_backing(struct img *img)
 
 	if (img->backing || !img->backing_name)
 		return 0;
+	if (img->in_memory)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "backing file '%s': an image in memory opens no files",
+				 img->backing_name);
 	return open_backing(img, &bo);
 }
 
@@ -227,6 +231,39 @@ static int check_key(struct img *img)
 	if (tried)
 		return img_error(img, IMG_E_KEY,
 				 "wrong key: %d sectors decrypt to noise", tried);
+	return 0;
+}
+
+/* What an opened image must allow for the use asked for: writing, its
+ * encryption key. */
+static int open_rules(struct img *img, const struct img_open_opts *o)
+{
+	int ret;
+
+	if (o->writable && !img->drv->writer)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "writing %s images is not supported",
+				 img->drv->name);
+	if (o->writable && img->encrypted)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "writing encrypted images is not supported");
+	if (img->encrypted == 2 && !o->metadata_only)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "LUKS encryption is not supported (only img-info reads such images)");
+	if (img->encrypted == 1 && !o->metadata_only) {
+		if (o->key) {
+			img->key = malloc(o->key_len ? o->key_len : 1);
+			if (!img->key)
+				return img_error(img, -ENOMEM, "out of memory");
+			memcpy(img->key, o->key, o->key_len);
+			img->key_len = o->key_len;
+		}
+		ret = img_aes_setkey(img);
+		if (ret == 0)
+			ret = check_key(img);
+		if (ret < 0)
+			return ret;
+	}
 	return 0;
 }
 
@@ -325,36 +362,55 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 	}
 	if (o->check)
 		return 0;   /* metadata only, no backing chain */
-	if (o->writable && !img->drv->writer)
-		return img_error(img, IMG_E_UNSUPPORTED,
-				 "writing %s images is not supported",
-				 img->drv->name);
-	if (o->writable && img->encrypted)
-		return img_error(img, IMG_E_UNSUPPORTED,
-				 "writing encrypted images is not supported");
-	if (img->encrypted == 2 && !o->metadata_only)
-		return img_error(img, IMG_E_UNSUPPORTED,
-				 "LUKS encryption is not supported (only img-info reads such images)");
-	if (img->encrypted == 1 && !o->metadata_only) {
-		if (o->key) {
-			img->key = malloc(o->key_len ? o->key_len : 1);
-			if (!img->key)
-				return img_error(img, -ENOMEM, "out of memory");
-			memcpy(img->key, o->key, o->key_len);
-			img->key_len = o->key_len;
-		}
-		ret = img_aes_setkey(img);
-		if (ret == 0)
-			ret = check_key(img);
-		if (ret < 0)
-			return ret;
-	}
+	ret = open_rules(img, o);
+	if (ret < 0)
+		return ret;
 	if (img->backing_name && !o->no_backing) {
 		ret = open_backing(img, o);
 		if (ret < 0)
 			return ret;
 	}
 	return 0;
+}
+
+/* Like img_open on a private copy of data; a file name read from the image
+ * (backing or data file) is never opened: see img.h. */
+int img_open_mem(struct img *img, const char *name, const void *data,
+		 size_t len, const struct img_open_opts *o)
+{
+	static const struct img_open_opts none;
+	int ret;
+
+	if (!o)
+		o = &none;
+	img->path = strdup(name);
+	if (!img->path)
+		return img_error(img, -ENOMEM, "out of memory");
+	img->in_memory = 1;
+	img->writable = o->writable;
+	img->checking = o->check;
+	ret = img_io_open_mem(&img->io, data, len);
+	if (ret < 0)
+		return img_error(img, ret, "%s", img_strerror(ret));
+	img->data_io = img->io;
+	img->file_size = img->actual_size = len;
+	ret = pick_driver(img, o->format);
+	if (ret < 0)
+		return ret;
+	ret = img->drv->open(img);
+	if (ret < 0) {
+		if (!img->errmsg[0])
+			img_error(img, ret, "%s", img_strerror(ret));
+		return ret;
+	}
+	return o->check ? 0 : open_rules(img, o);
+}
+
+int img_mem_data(const struct img *img, const void **data, size_t *len)
+{
+	if (!img->in_memory || !img->io)
+		return -EINVAL;
+	return img_io_mem_data(img->io, data, len);
 }
 
 void img_free(struct img *img)

@@ -62,6 +62,22 @@ struct img *img_new(void);
 int img_open(struct img *img, const char *path, const struct img_open_opts *o);
 void img_free(struct img *img);
 
+/*
+ * Open an image held in memory (len bytes at data; the library keeps its
+ * own copy, so data may go away at once). name stands for the file in
+ * messages. Options as for img_open, writable included: writes change the
+ * copy only, and img_mem_data() gives its bytes back. No other file is
+ * ever opened for it: an image naming a backing file opens as with
+ * no_backing (unallocated ranges read as zeros, img_backing() is NULL),
+ * and what needs that file or an external data file fails with
+ * IMG_E_UNSUPPORTED.
+ */
+int img_open_mem(struct img *img, const char *name, const void *data,
+		 size_t len, const struct img_open_opts *o);
+/* The current bytes of an image opened with img_open_mem, valid until the
+ * next write through it or img_free; -EINVAL for any other image. */
+int img_mem_data(const struct img *img, const void **data, size_t *len);
+
 /* Last error's detail ("" if none); the code of the last error. */
 const char *img_errmsg(const struct img *img);
 int img_errcode(const struct img *img);

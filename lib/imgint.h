@@ -111,6 +111,8 @@ struct img {
 	struct img *backing;
 	struct img *parent;      /* the image this one backs, or NULL */
 	int depth;               /* 0 = top */
+	int in_memory;           /* img_open_mem: no file behind it, and no
+				  * other file is opened for it */
 	dev_t dev;               /* identity of the file, for loop detection */
 	ino_t ino;
 

@@ -297,6 +297,17 @@ int img_io_open_mem(struct img_io **out, const void *data, size_t len)
 	return 0;
 }
 
+int img_io_mem_data(struct img_io *io, const void **data, size_t *len)
+{
+	struct mem *m = io->priv;
+
+	if (io->ops != &mem_ops)
+		return -EINVAL;
+	*data = m->data;
+	*len = m->len;
+	return 0;
+}
+
 /* ---- wrappers ---- */
 
 /* Remember the highest end of file a write or truncate asked for. */

@@ -41,6 +41,9 @@ struct img_io {
 int img_io_open_file(struct img_io **out, const char *path, unsigned flags);
 int img_io_from_fd(struct img_io **out, int fd, unsigned flags);
 int img_io_open_mem(struct img_io **out, const void *data, size_t len);
+/* The bytes of a memory backend (valid until its next write or close);
+ * -EINVAL for other backends. */
+int img_io_mem_data(struct img_io *io, const void **data, size_t *len);
 /* Wrap io so that the Nth write (1-based) and all after it fail with -EIO,
  * as the environment variable IMG_FAULT_WRITE=N asks; returns io itself
  * unwrapped when the variable is unset. */

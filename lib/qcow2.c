@@ -465,6 +465,10 @@ int img_qcow2_open_data_file(struct img *img)
 	struct img_io *io;
 	int ret;
 
+	if (img->in_memory)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "data file '%s': an image in memory opens no files",
+				 img->data_path);
 	ret = img_io_open_file(&io, img->data_path,
 			       img->writable ? 0 : IMG_IO_RDONLY);
 	if (ret < 0)

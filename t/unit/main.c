@@ -37,7 +37,7 @@ int main(void)
 	static void (*const groups[])(void) = {
 		test_endian, test_zero, test_io, test_tcache,
 		test_walk, test_walk_formats, test_compress,
-		test_lock,
+		test_lock, test_open_mem,
 	};
 
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {

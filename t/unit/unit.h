@@ -16,5 +16,6 @@ void test_walk(void);
 void test_walk_formats(void);
 void test_compress(void);
 void test_lock(void);
+void test_open_mem(void);
 
 #endif
