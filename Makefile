@@ -6,12 +6,15 @@
 #   check    build, then run every test in t/ with prove, and lint man pages
 #   demo     build, then run the main job on a small built-in example
 #   bench    side-by-side benchmarks against qemu-img (t/perf/)
+#   fuzz     build the libFuzzer targets of t/fuzz/ with clang and run each
+#            for FUZZ_SECONDS on the generated seed corpus (t/fuzz/README)
 #   install  commands to $(DESTDIR)$(PREFIX)/bin, man pages to .../share/man
 #   clean    remove build outputs
 # Knobs:
 #   V=1      show full command lines
 #   D=1      debug build: -O1 -g with AddressSanitizer and UBSan
 #   PREFIX   install prefix (default /usr/local); DESTDIR for staging
+#   FUZZ_SECONDS  seconds per fuzz target (default 60); FUZZ_CC (clang)
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -50,8 +53,13 @@ CMDS := $(CMD_SRC:.c=)
 UNIT_SRC := $(sort $(wildcard t/unit/*.c))
 HELPERS := t/helper/img-poke t/helper/img-walk
 MANS := $(sort $(wildcard man/*.[15]))
+# Fuzz targets: each also links with replay.c into t/fuzz/replay-NAME,
+# built like everything else, which make check runs on the corpus.
+FUZZ_TARGETS := read check leaks all compact
+FUZZ_COMMON := t/fuzz/common.o t/fuzz/write.o
+FUZZ_REPLAYS := $(FUZZ_TARGETS:%=t/fuzz/replay-%)
 
-all: $(CMDS) $(HELPERS) t/unit/unit-tests
+all: $(CMDS) $(HELPERS) t/unit/unit-tests $(FUZZ_REPLAYS)
 
 # Rebuild everything when the flags change (e.g. switching D=1 on or off).
 BUILD_FLAGS := $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)
@@ -73,9 +81,34 @@ t/helper/%: t/helper/%.o lib/libimg.a
 t/unit/unit-tests: $(UNIT_SRC:.c=.o) lib/libimg.a
 	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+t/fuzz/replay-%: t/fuzz/fuzz-%.o t/fuzz/replay.o $(FUZZ_COMMON) lib/libimg.a
+	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# libFuzzer builds: clang, their own objects under t/fuzz/build.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := t/fuzz/build
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS = -std=gnu11 -pthread -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=fuzzer-no-link $(FUZZ_SAN) $(WARN) -D_GNU_SOURCE \
+	-D_FILE_OFFSET_BITS=64 -Ilib $(PKG_CFLAGS)
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz-%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$@)$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/t/fuzz/fuzz-%.o \
+		$(FUZZ_COMMON:%=$(FUZZ_BUILD)/%) $(FUZZ_LIB_OBJ)
+	$(call say,LINK,$@)$(FUZZ_CC) -pthread -fsanitize=fuzzer $(FUZZ_SAN) \
+		-o $@ $^ $(PKG_LIBS)
+
 # Dependencies: installed only when something is missing.
 DEB_PKGS := build-essential pkg-config libpopt-dev libarchive-dev zlib1g-dev \
 	libzstd-dev nettle-dev qemu-utils perl groff-base strace
+# Only make fuzz needs clang and its fuzzer runtime.
+FUZZ_DEB_PKGS := clang libclang-rt-14-dev
 deps:
 	@if ./t/have-deps; then echo 'deps: everything is installed'; else \
 	  echo 'deps: installing $(DEB_PKGS)'; \
@@ -86,6 +119,14 @@ deps:
 check-deps:
 	@./t/have-deps || $(MAKE) --no-print-directory deps
 
+fuzz-deps: check-deps
+	@if echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' | \
+	  $(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null; then :; else \
+	  echo 'deps: installing $(FUZZ_DEB_PKGS)'; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(FUZZ_DEB_PKGS); fi
+
 check: check-deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)./t/lint-man $(MANS)
@@ -94,6 +135,10 @@ check: check-deps
 demo: check-deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)./t/demo.sh
+
+fuzz: fuzz-deps
+	$(Q)$(MAKE) --no-print-directory all $(FUZZ_BINS)
+	$(Q)./t/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: check-deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -109,9 +154,11 @@ install: all
 clean:
 	rm -f lib/*.o lib/*.d lib/libimg.a cmd/*.o cmd/*.d $(CMDS) \
 		t/helper/*.o t/helper/*.d $(HELPERS) t/unit/*.o t/unit/*.d \
-		t/unit/unit-tests .build-flags
-	rm -rf t/trash.* t/perf/work
+		t/unit/unit-tests .build-flags t/fuzz/*.o t/fuzz/*.d \
+		$(FUZZ_REPLAYS)
+	rm -rf t/trash.* t/perf/work $(FUZZ_BUILD) t/fuzz/seeds t/fuzz/corpus
 
 .SECONDARY:
-.PHONY: all deps check-deps check demo bench install clean FORCE
--include $(wildcard lib/*.d cmd/*.d t/helper/*.d t/unit/*.d)
+.PHONY: all deps check-deps fuzz-deps check demo fuzz bench install clean FORCE
+-include $(wildcard lib/*.d cmd/*.d t/helper/*.d t/unit/*.d t/fuzz/*.d)
+-include $(wildcard $(FUZZ_BUILD)/lib/*.d $(FUZZ_BUILD)/t/fuzz/*.d)

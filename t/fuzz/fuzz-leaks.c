@@ -1,0 +1,7 @@
+/* fuzz-leaks.c: fuzz target: img_check -r leaks on an in-memory copy; the image after must check clean when it said so, and read the same. */
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	return fuzz_write_path(data, size, FUZZ_REPAIR_LEAKS);
+}

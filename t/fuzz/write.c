@@ -1,0 +1,99 @@
+/* write.c: the writing paths under fuzzing: img_check -r leaks / -r all and img_compact on an in-memory copy, then their post-conditions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+
+static const char *const names[] = {
+	[FUZZ_REPAIR_LEAKS] = "check -r leaks",
+	[FUZZ_REPAIR_ALL] = "check -r all",
+	[FUZZ_COMPACT] = "compact",
+};
+
+/*
+ * Whether a fresh check must find the image clean after the command: a
+ * compaction that succeeded; a repair that succeeded on an image whose
+ * check before found nothing but leaks, or that says it fixed everything
+ * it found.
+ */
+static int must_be_clean(enum fuzz_write what, int ret,
+			 const struct img_check *pre, int pre_ret,
+			 const struct img_check *res)
+{
+	if (ret < 0)
+		return 0;
+	if (what == FUZZ_COMPACT)
+		return 1;
+	if (pre_ret == 0 && !pre->check_errors && !pre->corruptions)
+		return 1;
+	return !res->check_errors &&
+	       res->corruptions == res->corruptions_fixed &&
+	       res->leaks == res->leaks_fixed;
+}
+
+int fuzz_write_path(const uint8_t *data, size_t size, enum fuzz_write what)
+{
+	struct img_open_opts o = { .check = 1, .metadata_only = 1,
+				   .no_backing = 1, .writable = 1 };
+	struct fuzz_ranges lost = { 0 };
+	struct fuzz_snap before, after;
+	struct img_check res = { 0 }, pre, again;
+	struct img_compact_result cr;
+	const void *out;
+	uint8_t *copy;
+	size_t len;
+	struct img *img;
+	int ret, pre_ret, ret2;
+
+	img = fuzz_open(data, size, &o);
+	if (!img)
+		return 0;
+	fuzz_snap_take(&before, data, size);
+	pre_ret = fuzz_check_bytes(data, size, &pre);
+	if (what == FUZZ_COMPACT) {
+		struct img_compact_opts co = { .msg = fuzz_collect_msg,
+					       .msg_arg = &lost };
+		ret = img_compact(img, &co, &cr);
+	} else {
+		struct img_check_opts co = {
+			.fix = what == FUZZ_REPAIR_ALL ? IMG_CHECK_FIX_ALL
+						       : IMG_CHECK_FIX_LEAKS,
+			.msg = fuzz_collect_msg, .msg_arg = &lost,
+		};
+		ret = img_check(img, &co, &res);
+	}
+	if (img_mem_data(img, &out, &len) < 0)
+		fuzz_fail("%s: img_mem_data fails", names[what]);
+	copy = malloc(len ? len : 1);
+	if (!copy)
+		fuzz_fail("out of memory");
+	if (len)
+		memcpy(copy, out, len);
+	img_free(img);
+
+	/* Compaction loses nothing: only repairs may clear entries. */
+	if (what == FUZZ_COMPACT)
+		FUZZ_ASSERT(!lost.n, "compact: says a guest range lost its data");
+	ret2 = fuzz_check_bytes(copy, len, &again);
+	/* A repair never makes an image corrupt that was not. */
+	if (pre_ret == 0 && !pre.corruptions && !pre.check_errors)
+		FUZZ_ASSERT(ret2 == 0 && !again.corruptions &&
+			    !again.check_errors,
+			    "%s: a fresh check finds %llu errors, %llu check errors (%d) where there were none",
+			    names[what], (unsigned long long)again.corruptions,
+			    (unsigned long long)again.check_errors, ret2);
+	if (must_be_clean(what, ret, &pre, pre_ret, &res))
+		FUZZ_ASSERT(ret2 == 0 && !again.check_errors &&
+			    !again.corruptions && !again.leaks,
+			    "%s: succeeded, but a fresh check finds %llu errors, %llu leaks, %llu check errors (%d)",
+			    names[what], (unsigned long long)again.corruptions,
+			    (unsigned long long)again.leaks,
+			    (unsigned long long)again.check_errors, ret2);
+	fuzz_snap_take(&after, copy, len);
+	fuzz_snap_same(&before, &after, &lost, names[what]);
+	fuzz_snap_free(&before);
+	fuzz_snap_free(&after);
+	fuzz_ranges_free(&lost);
+	free(copy);
+	return 0;
+}
