@@ -51,6 +51,11 @@ void fuzz_collect_msg(const char *line, void *arg)
 	if (!p || sscanf(p, "guest range 0x%llx..0x%llx", &a, &b) != 2 ||
 	    !strstr(p, "lost its data"))
 		return;
+	fuzz_ranges_add(r, a, b);
+}
+
+void fuzz_ranges_add(struct fuzz_ranges *r, uint64_t a, uint64_t b)
+{
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? 2 * r->cap : 16;
 		void *q = realloc(r->r, cap * sizeof(*r->r));
@@ -62,6 +67,21 @@ void fuzz_collect_msg(const char *line, void *arg)
 	r->r[r->n][0] = a;
 	r->r[r->n][1] = b;
 	r->n++;
+}
+
+void fuzz_collect_shared(const char *line, void *arg)
+{
+	struct fuzz_shared *sh = arg;
+	unsigned long long n, rc, refs, g;
+	const char *p = strstr(line, "for guest offset 0x");
+
+	if (sscanf(line, "ERROR cluster %llu refcount=%llu reference=%llu",
+		   &n, &rc, &refs) == 3 && refs > 1)
+		fuzz_ranges_add(&sh->host, n, n);
+	else if (p && sscanf(p, "for guest offset 0x%llx", &g) == 1 &&
+		 (strstr(p, "referenced more than once") ||
+		  strstr(p, " shares ")) && !strstr(line, "L2 table"))
+		fuzz_ranges_add(&sh->guest, g, g);
 }
 
 void fuzz_ranges_free(struct fuzz_ranges *r)
@@ -104,7 +124,8 @@ static void snap_read(struct fuzz_snap *s, struct img *img)
 	}
 }
 
-/* Which sectors fall through to the backing file, as the map says. */
+/* Which sectors fall through to the backing file, and where each is
+ * stored, as the map says. */
 static void snap_map(struct fuzz_snap *s, struct img *img)
 {
 	struct img_map m;
@@ -113,12 +134,20 @@ static void snap_map(struct fuzz_snap *s, struct img *img)
 	for (int steps = 0; off < s->len && steps < FUZZ_MAX_MAP_STEPS;
 	     steps++) {
 		if (img_map_next(img, off, s->len - off, &m) != 1 ||
-		    m.start != off || !m.length)
-			return;
+		    m.start != off || !m.length) {
+			/* Unmapped: on to the next cluster. */
+			uint64_t cs = s->cluster_size ? s->cluster_size
+						       : FUZZ_SECTOR;
+			off = (off / cs + 1) * cs;
+			continue;
+		}
 		for (uint64_t i = off / FUZZ_SECTOR;
-		     i * FUZZ_SECTOR < off + m.length; i++)
+		     i * FUZZ_SECTOR < off + m.length; i++) {
 			s->flags[i] |= FUZZ_MAPPED |
 				       (m.present ? 0 : FUZZ_THROUGH);
+			if (m.has_offset && !m.compressed && !m.depth)
+				s->host[i] = m.offset + (i * FUZZ_SECTOR - off);
+		}
 		off += m.length;
 	}
 }
@@ -139,9 +168,11 @@ void fuzz_snap_take(struct fuzz_snap *s, const void *bytes, size_t len)
 	s->len = s->size < FUZZ_MAX_GUEST ? s->size : FUZZ_MAX_GUEST;
 	s->data = xcalloc((size_t)s->len, 1);
 	s->flags = xcalloc((size_t)(s->len / FUZZ_SECTOR + 1), 1);
+	s->host = xcalloc((size_t)(s->len / FUZZ_SECTOR + 1), sizeof(*s->host));
+	memset(s->host, 0xff, (size_t)(s->len / FUZZ_SECTOR + 1) * sizeof(*s->host));
+	s->cluster_size = info.cluster_size;
 	snap_read(s, img);
-	if (s->has_backing)
-		snap_map(s, img);
+	snap_map(s, img);
 	img_free(img);
 }
 
@@ -149,12 +180,27 @@ void fuzz_snap_free(struct fuzz_snap *s)
 {
 	free(s->data);
 	free(s->flags);
+	free(s->host);
 	memset(s, 0, sizeof(*s));
+}
+
+/* Whether sector i of s is stored in a cluster others use too. */
+static int shared(const struct fuzz_snap *s, const struct fuzz_shared *sh,
+		  uint64_t i)
+{
+	uint64_t cs = s->cluster_size;
+
+	if (!sh || !cs)
+		return 0;
+	if (lost(&sh->guest, i * FUZZ_SECTOR / cs, 1))
+		return 1;
+	return s->host[i] != UINT64_MAX && lost(&sh->host, s->host[i] / cs, 1);
 }
 
 void fuzz_snap_same(const struct fuzz_snap *before,
 		    const struct fuzz_snap *after,
-		    const struct fuzz_ranges *lost_ranges, const char *what)
+		    const struct fuzz_ranges *lost_ranges,
+		    const struct fuzz_shared *sh, const char *what)
 {
 	if (!before->opened)
 		return;
@@ -170,7 +216,8 @@ void fuzz_snap_same(const struct fuzz_snap *before,
 			     before->len - off : FUZZ_SECTOR;
 		uint8_t fb = before->flags[i], fa = after->flags[i];
 
-		if (!(fb & FUZZ_READABLE) || lost(lost_ranges, off, n))
+		if (!(fb & FUZZ_READABLE) || lost(lost_ranges, off, n) ||
+		    shared(before, sh, i))
 			continue;
 		FUZZ_ASSERT(fa & FUZZ_READABLE,
 			    "%s: guest 0x%llx read before, fails after", what,
@@ -179,7 +226,7 @@ void fuzz_snap_same(const struct fuzz_snap *before,
 				    (size_t)n),
 			    "%s: guest 0x%llx reads differently after", what,
 			    (unsigned long long)off);
-		FUZZ_ASSERT(!(fb & fa & FUZZ_MAPPED) ||
+		FUZZ_ASSERT(!before->has_backing || !(fb & fa & FUZZ_MAPPED) ||
 			    (fb & FUZZ_THROUGH) == (fa & FUZZ_THROUGH),
 			    "%s: guest 0x%llx %s the backing file after", what,
 			    (unsigned long long)off,
@@ -187,11 +234,14 @@ void fuzz_snap_same(const struct fuzz_snap *before,
 	}
 }
 
-int fuzz_check_bytes(const void *bytes, size_t len, struct img_check *res)
+int fuzz_check_bytes(const void *bytes, size_t len, struct img_check *res,
+		     struct fuzz_shared *sh)
 {
 	struct img_open_opts o = { .check = 1, .metadata_only = 1,
 				   .no_backing = 1 };
-	struct img_check_opts co = { .fix = IMG_CHECK_NO_FIX };
+	struct img_check_opts co = { .fix = IMG_CHECK_NO_FIX,
+				     .msg = sh ? fuzz_collect_shared : NULL,
+				     .msg_arg = sh };
 	struct img *img = img_new();
 	int ret;
 

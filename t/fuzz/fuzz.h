@@ -36,6 +36,23 @@ struct fuzz_ranges {
 };
 void fuzz_collect_msg(const char *line, void *arg);
 void fuzz_ranges_free(struct fuzz_ranges *r);
+void fuzz_ranges_add(struct fuzz_ranges *r, uint64_t first, uint64_t last);
+
+/*
+ * Clusters a check says are referenced more than once (a data cluster
+ * that is also metadata, or another entry's data): whatever writes one
+ * owner changes what the other reads, so guest data stored there is
+ * damaged, not kept. Collected from the problem lines of a check without
+ * repairs (an img_check_msg_fn): host clusters from qcow2's "ERROR
+ * cluster N refcount=R reference=M" (M > 1), guest clusters from qcow's
+ * and QED's "for guest offset 0x.. is referenced more than once" / "...
+ * shares N clusters".
+ */
+struct fuzz_shared {
+	struct fuzz_ranges host;      /* host cluster indexes */
+	struct fuzz_ranges guest;     /* guest cluster indexes */
+};
+void fuzz_collect_shared(const char *line, void *arg);
 
 /*
  * What a reader sees of an image, per 512-byte sector of the first
@@ -53,18 +70,23 @@ struct fuzz_snap {
 	uint64_t len;                 /* bytes looked at */
 	uint8_t *data;
 	uint8_t *flags;               /* one per sector */
+	uint64_t *host;               /* host offset per sector, or ~0 */
+	uint32_t cluster_size;
 };
 void fuzz_snap_take(struct fuzz_snap *s, const void *bytes, size_t len);
 void fuzz_snap_free(struct fuzz_snap *s);
 /* Abort unless after reads as before wherever before read without error,
- * outside the ranges lost; what names the command for the message. */
+ * outside the ranges lost and the clusters shared (may be NULL); what
+ * names the command for the message. */
 void fuzz_snap_same(const struct fuzz_snap *before,
 		    const struct fuzz_snap *after,
-		    const struct fuzz_ranges *lost, const char *what);
+		    const struct fuzz_ranges *lost,
+		    const struct fuzz_shared *shared, const char *what);
 
 /* A fresh read-only check of an image's bytes: img_check's return code
- * (or the open's), counts in *res. */
-int fuzz_check_bytes(const void *bytes, size_t len, struct img_check *res);
+ * (or the open's), counts in *res; shared clusters into *sh unless NULL. */
+int fuzz_check_bytes(const void *bytes, size_t len, struct img_check *res,
+		     struct fuzz_shared *sh);
 
 /* The writing paths (write.c): one in-place command on a copy of the
  * input, then its post-conditions. */
