@@ -192,7 +192,7 @@ static int shared(const struct fuzz_snap *s, const struct fuzz_shared *sh,
 
 	if (!sh || !cs)
 		return 0;
-	if (lost(&sh->guest, i * FUZZ_SECTOR / cs, 1))
+	if (lost(&sh->guest, i * FUZZ_SECTOR / cs * cs, 1))
 		return 1;
 	return s->host[i] != UINT64_MAX && lost(&sh->host, s->host[i] / cs, 1);
 }

@@ -50,7 +50,7 @@ void fuzz_ranges_add(struct fuzz_ranges *r, uint64_t first, uint64_t last);
  */
 struct fuzz_shared {
 	struct fuzz_ranges host;      /* host cluster indexes */
-	struct fuzz_ranges guest;     /* guest cluster indexes */
+	struct fuzz_ranges guest;     /* guest offsets of clusters */
 };
 void fuzz_collect_shared(const char *line, void *arg);
 
