@@ -78,6 +78,11 @@ void fuzz_collect_shared(const char *line, void *arg)
 	if (sscanf(line, "ERROR cluster %llu refcount=%llu reference=%llu",
 		   &n, &rc, &refs) == 3 && refs > 1)
 		fuzz_ranges_add(&sh->host, n, n);
+	else if (sscanf(line, "ERROR: overflow cluster offset=0x%llx", &g) == 1 &&
+		 sh->cluster_size)
+		/* more references than the refcount width holds */
+		fuzz_ranges_add(&sh->host, g / sh->cluster_size,
+				g / sh->cluster_size);
 	else if (p && sscanf(p, "for guest offset 0x%llx", &g) == 1 &&
 		 (strstr(p, "referenced more than once") ||
 		  strstr(p, " shares ")) && !strstr(line, "L2 table"))

@@ -44,11 +44,13 @@ void fuzz_ranges_add(struct fuzz_ranges *r, uint64_t first, uint64_t last);
  * owner changes what the other reads, so guest data stored there is
  * damaged, not kept. Collected from the problem lines of a check without
  * repairs (an img_check_msg_fn): host clusters from qcow2's "ERROR
- * cluster N refcount=R reference=M" (M > 1), guest clusters from qcow's
+ * cluster N refcount=R reference=M" (M > 1) and "ERROR: overflow cluster
+ * offset=0x.." (more than the refcount width holds), guest clusters from qcow's
  * and QED's "for guest offset 0x.. is referenced more than once" / "...
  * shares N clusters".
  */
 struct fuzz_shared {
+	uint32_t cluster_size;        /* set by the caller, when known */
 	struct fuzz_ranges host;      /* host cluster indexes */
 	struct fuzz_ranges guest;     /* guest offsets of clusters */
 };

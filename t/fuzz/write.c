@@ -30,6 +30,7 @@ int fuzz_write_path(const uint8_t *data, size_t size, enum fuzz_write what)
 		return 0;
 	fuzz_snap_take(&before, data, size);
 	memset(&shared, 0, sizeof(shared));
+	shared.cluster_size = before.cluster_size;
 	pre_ret = fuzz_check_bytes(data, size, &pre, &shared);
 	if (what == FUZZ_COMPACT) {
 		struct img_compact_opts co = { .msg = fuzz_collect_msg,
