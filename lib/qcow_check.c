@@ -147,13 +147,27 @@ static void count_stats(struct qchk *k, const struct img_extent *x)
 	k->prev = x->host;
 }
 
+/* Data cut short by the end of the file is still read up to it (the rest
+ * reads as zeros): unless the entry is cleared, what lies in the file is
+ * no leak, and stays where it is. */
+static void keep_partial(struct qchk *k, const struct img_extent *x,
+			 uint64_t len)
+{
+	if (x->host < IMG_QCOW_HEADER_LEN || x->host >= k->file_size ||
+	    len <= k->file_size - x->host)
+		return;
+	img_refs_mark(&k->refs, x->host, k->file_size - x->host);
+	img_owners_set(&k->owners, k->q->h.cluster_bits, x->host,
+		       k->file_size - x->host, IMG_OWN_FIXED, 0);
+}
+
 static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 {
 	struct qchk *k = arg;
 	struct img_check_ctx *c = k->c;
 	const struct img_extent *x = &e->ext;
 	int compressed = !!(x->flags & IMG_EXT_F_COMPRESSED);
-	uint64_t len, past, twice;
+	uint64_t len = 0, past, twice;
 	const char *why;
 
 	(void)img;
@@ -170,6 +184,8 @@ static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 				      (unsigned long long)e->guest, why);
 			c->res->corruptions++;
 			k->unfixed++;
+			if (!e->problem)
+				keep_partial(k, x, len);
 			return 0;
 		}
 		memset(e->raw, 0, 8);
