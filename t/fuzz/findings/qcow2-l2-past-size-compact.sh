@@ -1,6 +1,5 @@
 #!/bin/sh
-# qcow2-l2-past-size-compact.sh: finding of fuzz-compact: compaction of a clean qcow2 whose last L2 table and its data lie past the virtual size (L1 table longer than the disk needs) leaves those clusters leaked.
-# open: compact
+# qcow2-l2-past-size-compact.sh: finding of fuzz-compact (fixed by e835d82, entries past the virtual size): compaction of a clean qcow2 whose last L2 table and its data lie past the virtual size (L1 table longer than the disk needs) left those clusters leaked.
 # usage: qcow2-l2-past-size-compact.sh SEEDS OUT
 #
 # refbits32.qcow2 (512-byte clusters, 32 KiB per L2 table, data at

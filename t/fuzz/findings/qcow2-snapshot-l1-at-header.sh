@@ -1,6 +1,5 @@
 #!/bin/sh
-# qcow2-snapshot-l1-at-header.sh: finding of fuzz-all: a qcow2 snapshot whose L1 table offset is 0 makes -r all "repair" the header as that snapshot's L1 entries, zeroing the magic: the image no longer opens as qcow2.
-# open: all
+# qcow2-snapshot-l1-at-header.sh: finding of fuzz-all (fixed by 47351b7, "an L1 table over the header ... is never repaired"): a qcow2 snapshot whose L1 table offset is 0 made -r all "repair" the header as that snapshot's L1 entries, zeroing the magic: the image no longer opened as qcow2.
 # usage: qcow2-snapshot-l1-at-header.sh SEEDS OUT
 #
 # snap.qcow2 (512-byte clusters, two snapshots; snapshot table at 24064)
