@@ -44,9 +44,10 @@ int img_io_open_mem(struct img_io **out, const void *data, size_t len);
 /* The bytes of a memory backend (valid until its next write or close);
  * -EINVAL for other backends. */
 int img_io_mem_data(struct img_io *io, const void **data, size_t *len);
-/* Wrap io so that the Nth write (1-based) and all after it fail with -EIO,
- * as the environment variable IMG_FAULT_WRITE=N asks; returns io itself
- * unwrapped when the variable is unset. */
+/* Wrap io so that writes or reads fail (-EIO, -ENOSPC, a short write, a
+ * signal) from the Nth on, as IMG_FAULT_WRITE, IMG_FAULT_MODE and
+ * IMG_FAULT_READ ask (io_fault.c says how); returns io itself, unwrapped,
+ * when none of them is set. */
 struct img_io *img_io_fault_wrap(struct img_io *io);
 
 /* Convenience wrappers over ops. */

@@ -1,4 +1,4 @@
-/* io_fault.c: fault-injecting I/O wrapper: IMG_FAULT_WRITE=N fails the Nth write and every later one. */
+/* io_fault.c: fault-injecting I/O wrapper: failed, short and interrupted writes and failed reads, as the environment asks. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -8,37 +8,66 @@
 #include "io.h"
 
 /*
- * The counter is process-wide so that a test can say "fail the 7th write
- * of this command" without knowing which file it goes to. Writes that fail
- * never reach the file, as if the process had been killed just before.
- * IMG_FAULT_MODE=kill makes the Nth write end the process with SIGKILL
- * instead (a crash: how crash safety is tested), and IMG_FAULT_MODE=term
- * sends it SIGTERM (an interruption it may clean up after).
- * IMG_FAULT_MODE=stop stops the process (SIGSTOP) just before its Nth
- * write and fails nothing: the write happens once it is continued. Tests
- * use it to hold a command mid-way, its files open and locked.
+ * The environment says what goes wrong; every file the process opens is
+ * wrapped (the writable ones only, unless reads are to fail too):
+ *
+ *   IMG_FAULT_WRITE=N  the Nth write fails, and every later one. Writes
+ *                      are pwrite, truncate and punch on any writable file.
+ *   IMG_FAULT_MODE=M   how it fails:
+ *     eio (default)    -EIO; the failed writes never reach the file.
+ *     enospc           -ENOSPC, as a full disk.
+ *     short            the Nth write stores only the first half of its
+ *                      buffer (rounded down to 512 bytes, so nothing for
+ *                      a write under 1 KiB), then fails with -ENOSPC;
+ *                      every later write fails with -ENOSPC. This is what
+ *                      the fd backend sees on a disk that fills up:
+ *                      pwrite(2) returns a short count, and its retry of
+ *                      the rest fails with ENOSPC.
+ *     kill             SIGKILL at the Nth write (a crash: how crash
+ *                      safety is tested).
+ *     term             SIGTERM at the Nth write (an interruption the
+ *                      process may clean up after).
+ *     stop             SIGSTOP just before the Nth write, failing nothing:
+ *                      the write happens once the process is continued.
+ *                      Tests use it to hold a command mid-way, its files
+ *                      open and locked.
+ *   IMG_FAULT_READ=N   the Nth read (pread, of any file, read-only ones
+ *                      included: the source of a conversion matters) fails
+ *                      with -EIO, and every later one.
+ *
+ * The counters are process-wide so that a test can say "fail the 7th write
+ * of this command" without knowing which file it goes to.
  */
-static long fault_writes;
+static long fault_writes, fault_reads;
 
 struct fault {
-	long fail_at;
+	long write_at;   /* 0: writes never fail */
+	long read_at;    /* 0: reads never fail */
 	int sig;         /* signal to raise at the Nth write, or 0 */
+	int err;         /* what a failed write returns */
+	int torn;        /* the Nth write stores half of its buffer */
 };
 
 static ssize_t fault_pread(struct img_io *io, void *buf, size_t len,
 			   uint64_t off)
 {
+	struct fault *f = io->priv;
+
+	if (f->read_at && ++fault_reads >= f->read_at)
+		return -EIO;
 	return io->inner->ops->pread(io->inner, buf, len, off);
 }
 
-static int fault_hit(struct img_io *io)
+/* 0: let the write through; 1: it fails (the first time: the Nth). */
+static int fault_hit(struct img_io *io, int *first)
 {
 	struct fault *f = io->priv;
 
-	if (++fault_writes < f->fail_at)
+	if (!f->write_at || ++fault_writes < f->write_at)
 		return 0;
+	*first = fault_writes == f->write_at;
 	if (f->sig == SIGSTOP) {
-		if (fault_writes == f->fail_at)
+		if (*first)
 			kill(getpid(), SIGSTOP);
 		return 0;
 	}
@@ -50,9 +79,18 @@ static int fault_hit(struct img_io *io)
 static ssize_t fault_pwrite(struct img_io *io, const void *buf, size_t len,
 			    uint64_t off)
 {
-	if (fault_hit(io))
-		return -EIO;
-	return io->inner->ops->pwrite(io->inner, buf, len, off);
+	struct fault *f = io->priv;
+	int first;
+
+	if (!fault_hit(io, &first))
+		return io->inner->ops->pwrite(io->inner, buf, len, off);
+	if (first && f->torn && len / 2 >= 512) {
+		ssize_t n = io->inner->ops->pwrite(io->inner, buf,
+						   len / 2 / 512 * 512, off);
+		if (n < 0)
+			return n;
+	}
+	return -f->err;
 }
 
 static int fault_size(struct img_io *io, uint64_t *size)
@@ -62,8 +100,11 @@ static int fault_size(struct img_io *io, uint64_t *size)
 
 static int fault_truncate(struct img_io *io, uint64_t size)
 {
-	if (fault_hit(io))
-		return -EIO;
+	struct fault *f = io->priv;
+	int first;
+
+	if (fault_hit(io, &first))
+		return -f->err;
 	return img_io_truncate(io->inner, size);
 }
 
@@ -74,8 +115,11 @@ static int fault_flush(struct img_io *io)
 
 static int fault_punch(struct img_io *io, uint64_t off, uint64_t len)
 {
-	if (fault_hit(io))
-		return -EIO;
+	struct fault *f = io->priv;
+	int first;
+
+	if (fault_hit(io, &first))
+		return -f->err;
 	if (!io->inner->ops->punch)
 		return -EOPNOTSUPP;
 	return io->inner->ops->punch(io->inner, off, len);
@@ -105,14 +149,24 @@ static const struct img_io_ops fault_ops = {
 	.close = fault_close,
 };
 
+static long env_count(const char *name)
+{
+	const char *s = getenv(name);
+
+	return s && *s ? atol(s) : 0;
+}
+
 struct img_io *img_io_fault_wrap(struct img_io *inner)
 {
-	const char *n = getenv("IMG_FAULT_WRITE");
 	const char *mode = getenv("IMG_FAULT_MODE");
+	long write_at = env_count("IMG_FAULT_WRITE");
+	long read_at = env_count("IMG_FAULT_READ");
 	struct img_io *io;
 	struct fault *f;
 
-	if (!n || !*n || (inner->flags & IMG_IO_RDONLY))
+	if (inner->flags & IMG_IO_RDONLY)
+		write_at = 0;
+	if (write_at <= 0 && read_at <= 0)
 		return inner;
 	io = calloc(1, sizeof(*io));
 	f = calloc(1, sizeof(*f));
@@ -121,10 +175,19 @@ struct img_io *img_io_fault_wrap(struct img_io *inner)
 		free(f);
 		return inner;
 	}
-	f->fail_at = atol(n);
-	f->sig = !mode ? 0 : !strcmp(mode, "kill") ? SIGKILL :
-		 !strcmp(mode, "term") ? SIGTERM :
-		 !strcmp(mode, "stop") ? SIGSTOP : 0;
+	f->write_at = write_at > 0 ? write_at : 0;
+	f->read_at = read_at > 0 ? read_at : 0;
+	f->err = EIO;
+	if (mode && !strcmp(mode, "kill"))
+		f->sig = SIGKILL;
+	else if (mode && !strcmp(mode, "term"))
+		f->sig = SIGTERM;
+	else if (mode && !strcmp(mode, "stop"))
+		f->sig = SIGSTOP;
+	else if (mode && !strcmp(mode, "enospc"))
+		f->err = ENOSPC;
+	else if (mode && !strcmp(mode, "short"))
+		f->err = ENOSPC, f->torn = 1;
 	io->ops = &fault_ops;
 	io->inner = inner;
 	io->fd = inner->fd;
