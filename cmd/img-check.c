@@ -189,6 +189,9 @@ int main(int argc, const char **argv)
 		else
 			print_human(&res);
 	}
+	if (res.check_errors)
+		cli_warn("cannot check '%s' completely: %llu errors occurred during the check",
+			 img_path(img), (unsigned long long)res.check_errors);
 	img_free(img);
 	if (res.check_errors)
 		return EXIT_CHECK_FAILED;

@@ -82,6 +82,8 @@ int q2c_read_meta(struct q2c *k, const char *what, void *buf, size_t len,
 		img_check_say(k->c, "ERROR: cannot read %s at 0x%llx: %s", what,
 			      (unsigned long long)off, img_strerror(ret));
 		k->res->check_errors++;
+		img_error(k->img, ret, "cannot read %s at 0x%llx: %s", what,
+			  (unsigned long long)off, img_strerror(ret));
 	}
 	return ret;
 }
