@@ -207,8 +207,16 @@ static void convert_in_place(struct img *src, const char *dst,
 				    .no_backing = 1 };
 	struct img *target = img_new();
 
+	int repaired;
+
 	if (!target)
 		cli_die(EXIT_FAIL, "out of memory");
+	if (img_repair_if_dirty(target, dst, &wo, &repaired) < 0)
+		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst,
+			img_errmsg(target));
+	if (repaired && !quiet)
+		cli_warn("'%s' was marked dirty by an interrupted writer: its metadata is repaired",
+			 dst);
 	if (img_open(target, dst, &wo) < 0)
 		cli_die_open(EXIT_FAIL, dst, target);
 	fill_target(src, target, dst, co);

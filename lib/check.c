@@ -159,3 +159,37 @@ int img_check_overlap_first(struct img_check_ctx *c,
 	}
 	return 0;
 }
+
+int img_repair_if_dirty(struct img *img, const char *path,
+			const struct img_open_opts *o, int *repaired)
+{
+	struct img_open_opts co = *o;
+	struct img_check_opts fix = { .fix = IMG_CHECK_FIX_ALL };
+	struct img_check res;
+	struct img *c = img_new();
+	int ret;
+
+	*repaired = 0;
+	if (!c)
+		return img_error(img, -ENOMEM, "out of memory");
+	co.check = 1;
+	co.writable = 1;
+	co.no_backing = 1;
+	co.metadata_only = 1;
+	/* What cannot be opened so is left to the caller's own open. */
+	if (img_open(c, path, &co) < 0 || !c->dirty || !c->drv->check) {
+		img_free(c);
+		return 0;
+	}
+	ret = img_check(c, &fix, &res);
+	if (ret < 0)
+		ret = img_error(img, ret, "it is marked dirty and cannot be repaired: %s",
+				img_errmsg(c));
+	else if (res.corruptions || res.check_errors || c->dirty)
+		ret = img_error(img, IMG_E_CORRUPT,
+				"it is marked dirty and a repair leaves errors (see img-check)");
+	else
+		*repaired = 1;
+	img_free(c);
+	return ret;
+}

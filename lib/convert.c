@@ -370,10 +370,16 @@ int img_convert(struct img *src, struct img *dst,
 				 img_strerror(ret));
 	}
 	ret = produce(&c, pipe);
-	if (ret < 0)
+	werr = img_pipeline_finish(pipe);
+	if (ret < 0) {
+		/* The source failed, not the target: what was written is
+		 * settled (tables written, the in-place mark cleared), so
+		 * that the target is left as usable as it was. */
+		if (werr == 0)
+			c.w->finish(dst);
 		img_error(dst, ret, "cannot read '%s': %s", src->path,
 			  img_errmsg(src));
-	werr = img_pipeline_finish(pipe);
+	}
 	if (ret == 0 && werr < 0)
 		ret = werr;
 	if (ret == 0)

@@ -269,6 +269,12 @@ int img_check(struct img *img, const struct img_check_opts *o,
  * has no metadata, and img_check refuses it with IMG_E_UNSUPPORTED
  * ("the raw format does not support checks"; qemu-img exits 63). */
 int img_can_check(const struct img *img);
+/* Before a format writer opens path in place (o as it will open it): an
+ * image that an interrupted writer left marked dirty or need-check gets
+ * its metadata repaired (as -r all), as QEMU does when it opens one for
+ * writing. *repaired says whether it was; errors are left on img. */
+int img_repair_if_dirty(struct img *img, const char *path,
+			const struct img_open_opts *o, int *repaired);
 
 /*
  * Compacting an image in place (img-compact): every allocated data cluster

@@ -216,13 +216,27 @@ test_expect_success 'in place: images with snapshots or bitmaps are refused' '
 	grep "persistent bitmaps" err
 '
 
-test_expect_success 'in place: a failed write leaves the image marked dirty' '
+test_expect_success 'in place: a failed write leaves the image marked dirty; the rerun repairs it first' '
 	qemu-img convert -f raw -O qcow2 old.raw dirty.qcow2 &&
 	test_expect_code 1 env IMG_FAULT_WRITE=3 \
 		img-convert -n -O qcow2 src.qcow2 dirty.qcow2 2>err &&
 	od -An -tx1 -j 79 -N 1 dirty.qcow2 | grep -q 01 &&
-	test_must_fail img-convert -n -O qcow2 src.qcow2 dirty.qcow2 2>err &&
-	grep "marked dirty" err
+	img-convert -n -O qcow2 src.qcow2 dirty.qcow2 2>err &&
+	grep "^img-convert: .dirty.qcow2. was marked dirty by an interrupted writer: its metadata is repaired$" err &&
+	od -An -tx1 -j 79 -N 1 dirty.qcow2 | grep -q 00 &&
+	qemu-img check dirty.qcow2 &&
+	qemu-img compare -q src.qcow2 dirty.qcow2
+'
+
+test_expect_success 'in place: a dirty image whose repair leaves corruption is refused' '
+	cp dirty.qcow2 dirty2.qcow2 &&
+	img-poke dirty2.qcow2 79 u8 1 &&
+	l1=$(img-poke dirty2.qcow2 44 read be32) &&
+	l2=$(img-poke dirty2.qcow2 $((l1 + 4)) read be32) &&
+	img-poke dirty2.qcow2 $((l1 + 4)) be32 $((l2 + 512)) &&
+	test_expect_code 1 img-convert -n -O qcow2 src.qcow2 dirty2.qcow2 2>err &&
+	grep "^img-convert: cannot write .dirty2.qcow2.: it is marked dirty and a repair leaves errors (see img-check)$" err &&
+	test_expect_code 2 img-check dirty2.qcow2
 '
 
 test_done
