@@ -53,7 +53,7 @@ LC_ALL=C
 LANG=C
 TZ=UTC
 export LC_ALL LANG TZ
-unset IMG_FAULT_WRITE IMG_FAULT_MODE
+unset IMG_FAULT_WRITE IMG_FAULT_MODE IMG_FAULT_READ
 
 verbose=
 immediate=
@@ -692,4 +692,150 @@ compact_survives_kills() {
 	test "$csk_n_" -gt 3 || { echo >&2 "fewer than three kills"; return 1; }
 	compact_clean kill.img "$2" &&
 	test "$(stat -c %s kill.img)" -lt "$(stat -c %s "$1")"
+}
+
+# ---- failed reads, failed and short writes, full disks ----------------------
+#
+# The fault backend (lib/io_fault.c) reads IMG_FAULT_READ=N (the Nth read
+# fails with EIO, and every later one), IMG_FAULT_WRITE=N (the Nth write,
+# truncate or punch fails, and every later one) and IMG_FAULT_MODE (how a
+# write fails: eio, the default; enospc; short, half the Nth write stored
+# then ENOSPC, as on a disk that fills up; kill and term, a signal; stop,
+# SIGSTOP before the Nth write, failing nothing).
+
+# fault_state IMG: img-check's and qemu-img check's exit codes on IMG
+# ("raw" when $fault_raw_ is set: raw has no metadata to check).
+fault_state() {
+	if test -n "$fault_raw_"; then
+		echo raw
+		return
+	fi
+	img-check -q "$1" 2>/dev/null
+	fs_ours_=$?
+	qemu-img check -q "$1" >/dev/null 2>&1
+	echo "$fs_ours_ $?"
+}
+
+# fault_consistent IMG: IMG opens, and img-check and qemu-img check find
+# at most leaks (qemu-img cannot check qcow v1: 63).
+fault_consistent() {
+	img-info "$1" >/dev/null || { echo >&2 "img-info fails"; return 1; }
+	fc_state_=$(fault_state "$1")
+	case $fc_state_ in
+	raw|"0 0"|"0 3"|"3 0"|"3 3"|"0 63"|"3 63") ;;
+	*) echo >&2 "checks find errors: $fc_state_"
+	   img-check "$1" >&2
+	   return 1 ;;
+	esac
+}
+
+# fault_env KIND N: the environment that makes the Nth I/O fail: KIND is
+# read, eio, enospc or short.
+fault_env() {
+	case $1 in
+	read) echo "IMG_FAULT_READ=$2" ;;
+	*) echo "IMG_FAULT_WRITE=$2 IMG_FAULT_MODE=$1" ;;
+	esac
+}
+
+# fault_run_ KIND N CMD...: CMD with its Nth read or write failing; exit code
+# in fa_code_, stderr in fa.err.
+fault_run_() {
+	fa_env_=$(fault_env "$1" "$2")
+	shift 2
+	# shellcheck disable=SC2086
+	env $fa_env_ "$@" >/dev/null 2>fa.err
+	fa_code_=$?
+}
+
+# fault_count_ KIND CMD...: how many reads (KIND read) or writes CMD does on a
+# fresh f.img: the least N at which a fault is not hit, less one; found by
+# doubling then bisecting. Expects CMD to work on f.img copied from $ci_img_.
+fault_count_() {
+	ci_kind_=$1
+	shift
+	ci_lo_=0
+	ci_hi_=1
+	while :; do
+		cp "$ci_img_" f.img || return 1
+		fault_run_ "$ci_kind_" $ci_hi_ "$@"
+		test $fa_code_ = 0 && break
+		ci_lo_=$ci_hi_
+		ci_hi_=$((ci_hi_ * 2))
+		test $ci_hi_ -lt 1000000 || return 1
+	done
+	# faults at lo are hit, at hi not
+	while test $((ci_hi_ - ci_lo_)) -gt 1; do
+		ci_mid_=$(((ci_lo_ + ci_hi_) / 2))
+		cp "$ci_img_" f.img || return 1
+		fault_run_ "$ci_kind_" $ci_mid_ "$@"
+		if test $fa_code_ = 0; then ci_hi_=$ci_mid_; else ci_lo_=$ci_mid_; fi
+	done
+	echo $ci_lo_
+}
+
+# survives_faults KIND IMAGE REF CMD...: CMD (whose last argument is f.img) run on
+# a copy f.img of IMAGE with its Nth read or write failing (KIND), for N
+# from 1 to its last I/O in about 6 steps (the first and last always).
+# Each run exits 1, its last line on stderr (the only one starting with
+# the command's name: img-check reports problems above it) names a file
+# in quotes; f.img is then consistent, and reads as before unless CMD is
+# a conversion; CMD rerun without a fault exits 0 and leaves f.img in the
+# state a run without faults leaves it (clean, or with the leaks a
+# conversion leaves in qcow), reading as REF.
+survives_faults() {
+	sv_kind_=$1
+	sv_img_=$2
+	sv_ref_=$3
+	shift 3
+	fault_raw_=
+	case $1 in
+	img-convert) case " $* " in *" -O raw "*) fault_raw_=t ;; esac ;;
+	esac
+	cp "$sv_img_" f.img &&
+	"$@" >/dev/null &&
+	qemu-img compare -q "$sv_ref_" f.img &&
+	sv_state_=$(fault_state f.img) || { echo >&2 "$*: fails without faults"; return 1; }
+	ci_img_=$sv_img_
+	sv_total_=$(fault_count_ "$sv_kind_" "$@") || return 1
+	test "$sv_total_" -ge 1 || { echo >&2 "$*: no $sv_kind_ fault hit"; return 1; }
+	sv_step_=$(((sv_total_ + 4) / 5))
+	sv_n_=1
+	sv_runs_=0
+	while test $sv_n_ -le $sv_total_; do
+		cp "$sv_img_" f.img || return 1
+		case $1 in
+		img-convert) ;;
+		*) qemu-img convert -O raw f.img before.raw || return 1 ;;
+		esac
+		fault_run_ "$sv_kind_" $sv_n_ "$@"
+		sv_at_="$sv_kind_ fault at $sv_n_ of $sv_total_"
+		cat fa.err >&2
+		test $fa_code_ = 1 ||
+			{ echo >&2 "$*: $sv_at_: exit $fa_code_"; return 1; }
+		no_sanitizer_report fa.err &&
+		grep "^$1: " fa.err >fa.cmd &&
+		test_line_count = 1 fa.cmd &&
+		tail -n 1 fa.err | grep "^$1: .*'[^']*'" >/dev/null ||
+			{ echo >&2 "$*: $sv_at_: no last line naming a file"; return 1; }
+		fault_consistent f.img ||
+			{ echo >&2 "$*: $sv_at_: inconsistent"; return 1; }
+		case $1 in
+		img-convert) ;;
+		*) qemu-img compare -q before.raw f.img ||
+			{ echo >&2 "$*: $sv_at_: data changed"; return 1; } ;;
+		esac
+		"$@" >/dev/null ||
+			{ echo >&2 "$*: $sv_at_: the rerun fails"; return 1; }
+		test "$(fault_state f.img)" = "$sv_state_" &&
+		qemu-img compare -q "$sv_ref_" f.img ||
+			{ echo >&2 "$*: $sv_at_: not as after a run without faults"; return 1; }
+		sv_runs_=$((sv_runs_ + 1))
+		if test $sv_n_ -lt $sv_total_ && test $((sv_n_ + sv_step_)) -gt $sv_total_; then
+			sv_n_=$sv_total_
+		else
+			sv_n_=$((sv_n_ + sv_step_))
+		fi
+	done
+	echo >&2 "$*: $sv_kind_ faults at $sv_runs_ of $sv_total_"
 }
