@@ -169,6 +169,20 @@ int img_read_meta(struct img *img, const char *what, void *buf, size_t len,
 		  uint64_t off);
 
 /* Small arithmetic the drivers share. */
+/* A check reads a table running past the end of the file as zeros there,
+ * as QEMU does, but only that much of it past the end (QEMU's cap on a
+ * qcow2 L1 table): a hostile header cannot make it allocate more than
+ * the file's size plus this. */
+#define IMG_MAX_TABLE_PAST_EOF (32u << 20)
+
+static inline int img_table_past_eof_ok(uint64_t off, uint64_t bytes,
+					uint64_t file_size)
+{
+	uint64_t end = off + bytes;
+
+	return end >= off && end <= file_size + IMG_MAX_TABLE_PAST_EOF;
+}
+
 static inline uint64_t img_min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;

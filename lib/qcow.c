@@ -103,7 +103,8 @@ static int read_l1(struct img *img, struct qcow *q)
 
 	/* A check reports an L1 table running past end of file itself, and
 	 * reads what the file holds of it. */
-	if (!in_file(img, off, bytes) && !img->checking)
+	if (!in_file(img, off, bytes) &&
+	    (!img->checking || !img_table_past_eof_ok(off, bytes, img->file_size)))
 		return img_error(img, IMG_E_CORRUPT,
 				 "L1 table at 0x%llx (%zu bytes) runs past end of file",
 				 (unsigned long long)off, bytes);

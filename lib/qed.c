@@ -160,6 +160,11 @@ static int read_l1(struct img *img, struct qed *q)
 
 	q->l1_read = l1_to_read(img, q);
 	bytes = q->l1_read * 8;
+	if (img->checking &&
+	    !img_table_past_eof_ok(q->h.l1_table_offset, bytes, img->file_size))
+		return img_error(img, IMG_E_CORRUPT,
+				 "L1 table at 0x%llx (%zu bytes) runs past end of file",
+				 (unsigned long long)q->h.l1_table_offset, bytes);
 
 	q->l1 = malloc(bytes ? bytes : 1);
 	if (!q->l1)
