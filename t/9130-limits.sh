@@ -19,14 +19,15 @@ fi
 # (under D=1: no ulimit, 60 s);
 # it must exit 0 or fail the ordinary way (img-check: 1, 2 or 3 after a
 # check), within the time, with a peak RSS under LIMIT_RSS KiB; a failure
-# to open says so in one line naming the image.
+# to open says so in one line naming the image. timeout runs under maxrss,
+# so that the command it kills is not left running and its peak counts.
 bounded() {
 	bd_label_=$1
 	shift
 	rm -f rss.out
 	(
 		test -z "$LIMIT_VM" || ulimit -v $LIMIT_VM
-		exec timeout $LIMIT_SECS ./maxrss rss.out "$@"
+		exec ./maxrss rss.out timeout -k 5 $LIMIT_SECS "$@"
 	) >/dev/null 2>bd.err
 	bd_code_=$?
 	no_sanitizer_report bd.err || return 1
