@@ -46,7 +46,7 @@ endif
 
 LIB_SRC := $(sort $(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:.c=.o)
-CLI_SRC := cmd/cli.c cmd/json.c
+CLI_SRC := cmd/cli.c cmd/cli_signal.c cmd/json.c
 CLI_OBJ := $(CLI_SRC:.c=.o)
 CMD_SRC := $(sort $(wildcard cmd/img-*.c))
 CMDS := $(CMD_SRC:.c=)

@@ -61,6 +61,7 @@ void cli_init(const char *prog)
 
 	cli_prog = slash ? slash + 1 : prog;
 	atexit(close_stdout);
+	cli_signals_init();
 }
 
 static void vsay(const char *fmt, va_list ap)
@@ -274,13 +275,15 @@ const char *cli_human_size(uint64_t n, char *buf, size_t len)
 }
 
 static int progress_shown;
+int cli_show_progress;
 
 void cli_progress(uint64_t done, uint64_t total, void *arg)
 {
 	static int last = -1;
 	int pct = total ? (int)(done * 100 / total) : 100;
 
-	if (!isatty(STDERR_FILENO) || pct == last)
+	cli_progress_note(done, total);
+	if (!cli_show_progress || pct == last || !isatty(STDERR_FILENO))
 		return;
 	last = pct;
 	progress_shown = 1;

@@ -81,8 +81,39 @@ int cli_parse_size(const char *s, uint64_t *out);
 /* qemu-img's human sizes: "1 GiB", "196 KiB", "4.5 MiB". */
 const char *cli_human_size(uint64_t n, char *buf, size_t len);
 
-/* A progress bar on stderr when it is a terminal; no-op otherwise. */
+/* Progress: the library calls cli_progress always, so that SIGUSR1 can
+ * say how far the work is; it draws a bar on stderr when cli_show_progress
+ * is set (-p) and stderr is a terminal. */
+extern int cli_show_progress;
 void cli_progress(uint64_t done, uint64_t total, void *arg);
 void cli_progress_end(void);
+
+/*
+ * Signals (cli_signal.c), set up by cli_init for every command. SIGUSR1
+ * prints one progress line on stderr and the work goes on; SIGXFSZ is
+ * ignored, so that a file size limit is a write error (EFBIG) naming the
+ * file. Every other asynchronous signal whose default action ends the
+ * process (HUP INT QUIT PIPE ALRM TERM USR2 XCPU VTALRM PROF IO PWR
+ * STKFLT, real-time) runs the cleanup function, then ends the process by
+ * that same signal, so that the exit status tells. Signals ignored at
+ * start (nohup) stay ignored.
+ */
+void cli_signals_init(void);
+/* The cleanup to run on such a signal (async-signal-safe: unlink, close). */
+void cli_signals_cleanup(void (*fn)(void));
+void cli_progress_note(uint64_t done, uint64_t total);
+/*
+ * In-place commands: from now on such a signal only sets cli_cancel (its
+ * number), which the library polls (the opts' cancel field) at its safe
+ * points and answers with -ECANCELED; the command then calls
+ * cli_interrupted.
+ */
+#include <signal.h>
+extern volatile sig_atomic_t cli_cancel;
+void cli_signals_defer(void);
+/* "prog: interrupted by SIGTERM: <message>", cleanup, then die by the
+ * signal in cli_cancel. */
+void cli_interrupted(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
 
 #endif

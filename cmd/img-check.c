@@ -1,4 +1,5 @@
 /* img-check: check (and with -r repair) an image's metadata, as `qemu-img check` does. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,12 +65,15 @@ static void run_check(struct img *img, enum img_check_fix fix,
 		      struct img_check *res)
 {
 	struct img_check_opts o = {
-		.fix = fix, .msg = say,
-		.progress = progress && !quiet ? cli_progress : NULL,
+		.fix = fix, .msg = say, .progress = cli_progress,
+		.cancel = fix ? &cli_cancel : NULL,
 	};
 	int ret = img_check(img, &o, res);
 
 	cli_progress_end();
+	if (ret == -ECANCELED || cli_cancel)
+		cli_interrupted("'%s' is consistent; run the repair again to finish",
+				img_path(img));
 	if (ret < 0)
 		cli_die(EXIT_CHECK_FAILED, "cannot check '%s': %s",
 			img_path(img), img_errmsg(img));
@@ -163,6 +167,9 @@ int main(int argc, const char **argv)
 	fix = parse_repair();
 	if (fix)
 		cli_refuse_force_share("with -r");
+	cli_show_progress = progress && !quiet;
+	if (fix)
+		cli_signals_defer();    /* repairs stop at a safe point */
 	img = open_for_check(args[0], fix != IMG_CHECK_NO_FIX);
 	run_check(img, fix, &res);
 	if (fix) {

@@ -1,4 +1,5 @@
 /* img-compact: shrink an image in place: zero clusters stop being stored and the file gives their space back. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,7 @@ int main(int argc, const char **argv)
 	struct img_compact_opts o = { 0 };
 	const char **args;
 	struct img *img;
-	int nargs, json;
+	int nargs, json, ret;
 
 	cli_init(argv[0]);
 	args = cli_parse(argc, argv, opts_table, "[OPTION...] IMAGE", 1, 1,
@@ -116,9 +117,19 @@ int main(int argc, const char **argv)
 	if (!dry_run)
 		cli_refuse_force_share("without --dry-run");
 	o.dry_run = dry_run;
-	o.progress = progress && !quiet ? cli_progress : NULL;
+	o.progress = cli_progress;
+	cli_show_progress = progress && !quiet;
+	if (!dry_run) {
+		/* in place: a signal stops the work at a safe point */
+		cli_signals_defer();
+		o.cancel = &cli_cancel;
+	}
 	img = open_for_compact(args[0]);
-	if (img_compact(img, &o, &res) < 0) {
+	ret = img_compact(img, &o, &res);
+	if (ret == -ECANCELED || (ret == 0 && cli_cancel))
+		cli_interrupted("'%s' is consistent; run img-compact again to finish",
+				args[0]);
+	if (ret < 0) {
 		cli_progress_end();
 		cli_die(EXIT_FAIL, "cannot compact '%s': %s", args[0],
 			img_errmsg(img));

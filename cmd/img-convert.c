@@ -53,37 +53,33 @@ static struct poptOption opts_table[] = {
 /* The temporary output, removed if we die or are interrupted. */
 static struct img_outfile out = { .fd = -1 };
 
-static void on_signal(int sig)
-{
-	img_outfile_abort(&out);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
 static void cleanup(void)
 {
 	img_outfile_abort(&out);
 }
 
-/* Create the temporary output beside dst; from now on it is removed on
- * every way out but the final rename. Signals the caller ignores (nohup,
- * background jobs) stay ignored. */
+/* Create the temporary output beside the file dst names; from now on it
+ * is removed on every way out but the final rename, a fatal signal
+ * included (cli_signal.c). */
 static void start_output(const char *dst)
 {
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
 	int ret = img_outfile_create(&out, dst);
 
 	if (ret < 0)
 		cli_die(EXIT_FAIL, "cannot create '%s': %s", dst, strerror(-ret));
 	atexit(cleanup);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		struct sigaction old;
+	cli_signals_cleanup(cleanup);
+}
 
-		if (sigaction(sigs[i], NULL, &old) == 0 &&
-		    old.sa_handler == SIG_IGN)
-			continue;
-		signal(sigs[i], on_signal);
-	}
+/* A conversion into an existing target (-n) stopped by a signal at a safe
+ * point: the target is consistent, written up to some point. */
+static void check_interrupted(int ret, const char *dst)
+{
+	if (ret == -ECANCELED)
+		cli_interrupted("'%s' is consistent but only partly written", dst);
+	if (ret == 0 && cli_cancel)
+		cli_interrupted("'%s' was written completely before it could stop",
+				dst);
 }
 
 static void commit_output(const char *dst)
@@ -160,6 +156,8 @@ static void fill_target(struct img *src, struct img *target, const char *dst,
 	int ret = img_convert(src, target, co);
 
 	cli_progress_end();
+	if (co->in_place)
+		check_interrupted(ret, dst);
 	if (ret < 0)
 		cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s",
 			img_path(src), dst, img_errmsg(target));
@@ -288,6 +286,8 @@ static void convert_to_raw(struct img *src, const char *dst, int kind,
 	img_opts_free(&o);
 	ret = img_export_raw(src, fd, co);
 	cli_progress_end();
+	if (no_create)
+		check_interrupted(ret, dst);
 	if (ret < 0)
 		cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s", img_path(src),
 			strcmp(dst, "-") ? dst : "standard output", img_errmsg(src));
@@ -374,13 +374,18 @@ int main(int argc, const char **argv)
 	co.compress = compress;
 	co.in_place = no_create;
 	co.target_is_zero = target_is_zero;
-	if (progress && !quiet)
-		co.progress = cli_progress;
+	co.progress = cli_progress;
+	cli_show_progress = progress && !quiet;
 	kind = output_kind(args[1]);
 	src = cli_open(args[0], 0);
 	if (backing)
 		co.target_backing = open_target_backing(args[1]);
 	refuse_protected(src, co.target_backing, args[1]);
+	if (no_create) {
+		/* in place: a signal stops the copy at a safe point */
+		cli_signals_defer();
+		co.cancel = &cli_cancel;
+	}
 	if (!strcmp(out_format, "raw"))
 		convert_to_raw(src, args[1], kind, &co);
 	else if (no_create)

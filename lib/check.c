@@ -14,6 +14,7 @@ int img_check(struct img *img, const struct img_check_opts *o,
 		.img = img, .fix = o->fix, .res = res,
 		.msg = o->msg, .msg_arg = o->msg_arg,
 		.progress = o->progress, .progress_arg = o->progress_arg,
+		.cancel = o->cancel,
 	};
 
 	memset(res, 0, sizeof(*res));

@@ -32,6 +32,7 @@ struct img_check_ctx {
 	 * QED), since which of them holds the real bytes is not known and
 	 * "repairing" a table's entries could overwrite the other. */
 	int overlap;
+	const volatile sig_atomic_t *cancel;   /* img.h: cancellation */
 };
 
 /* -r all on a format without refcounts: a read-only pass of check first;

@@ -314,7 +314,7 @@ static int setup(struct conv *c)
 	return 0;
 }
 
-/* Fill and hand over one slot per chunk of the source. */
+/* Fill and hand over one slot per chunk of the source; 1 if cancelled. */
 static int produce(struct conv *c, struct img_pipeline *pipe)
 {
 	uint64_t size = c->src->size, off = 0;
@@ -325,6 +325,10 @@ static int produce(struct conv *c, struct img_pipeline *pipe)
 		uint64_t len = img_min_u64(c->chunk, size - off);
 		int ret;
 
+		/* A safe point: what is handed over gets written, then the
+		 * target is finished as far as it goes. */
+		if (img_cancel_point(c->dst, c->o->cancel) < 0)
+			return 1;
 		ret = img_pipeline_get(pipe, &slot);
 		if (ret < 0)
 			return 0;       /* the writer failed: finish says why */
@@ -352,7 +356,7 @@ int img_convert(struct img *src, struct img *dst,
 {
 	struct conv c = { .src = src, .dst = dst, .o = o };
 	struct img_pipeline *pipe;
-	int ret, werr;
+	int ret, werr, cancelled;
 
 	ret = setup(&c);
 	dst->write_in_place = o->in_place;
@@ -370,6 +374,9 @@ int img_convert(struct img *src, struct img *dst,
 				 img_strerror(ret));
 	}
 	ret = produce(&c, pipe);
+	cancelled = ret == 1;
+	if (cancelled)
+		ret = 0;
 	werr = img_pipeline_finish(pipe);
 	if (ret < 0) {
 		/* The source failed, not the target: what was written is
@@ -384,6 +391,8 @@ int img_convert(struct img *src, struct img *dst,
 		ret = werr;
 	if (ret == 0)
 		ret = c.w->finish(dst);
+	if (ret == 0 && cancelled)
+		ret = img_cancel_point(dst, o->cancel);
 	free(c.tbuf);
 	return ret;
 }

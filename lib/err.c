@@ -103,3 +103,10 @@ void img_prop_int(struct img *img, const char *key, int64_t val)
 	if (p)
 		p->num = val;
 }
+
+int img_cancel_point(struct img *img, const volatile sig_atomic_t *cancel)
+{
+	if (!cancel || !*cancel)
+		return 0;
+	return img_error(img, -ECANCELED, "interrupted");
+}

@@ -293,6 +293,9 @@ int img_export_raw(struct img *img, int fd, const struct img_convert_opts *o)
 	while (off < img->size) {
 		struct img_pipe_slot *slot;
 
+		ret = img_cancel_point(img, o->cancel);
+		if (ret < 0)
+			break;          /* what was handed over is written */
 		ret = img_pipeline_get(pipe, &slot);
 		if (ret < 0)
 			break;          /* the writer failed: reported below */

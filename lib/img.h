@@ -2,6 +2,7 @@
 #ifndef IMG_H
 #define IMG_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -189,7 +190,20 @@ struct img_convert_opts {
 				    * what reads the same there is not written */
 	img_progress_fn progress;  /* called now and then with bytes done */
 	void *progress_arg;
+	/* Cancellation (see IMG_CANCEL below): polled between chunks; an
+	 * in-place target (-n) is then finished as far as it was written
+	 * (tables, dirty bit cleared) and -ECANCELED returned. */
+	const volatile sig_atomic_t *cancel;
 };
+
+/*
+ * Cancellation of long in-place work: where an options struct has a
+ * `cancel` pointer, the library polls *cancel at its safe points (between
+ * ordered steps: convert and export chunks, compaction tables, relocation
+ * batches) and when it is non-zero stops there, leaving the image
+ * consistent (leaks at worst), and returns -ECANCELED. A signal handler
+ * sets it; NULL never cancels.
+ */
 
 /*
  * Export the whole virtual disk as raw bytes to fd. A new regular file
@@ -262,6 +276,7 @@ struct img_check_opts {
 	void *msg_arg;
 	img_progress_fn progress;  /* NULL: none */
 	void *progress_arg;
+	const volatile sig_atomic_t *cancel;  /* repairs stop at a safe point */
 };
 int img_check(struct img *img, const struct img_check_opts *o,
 	      struct img_check *res);
@@ -294,6 +309,7 @@ struct img_compact_opts {
 	void *msg_arg;
 	img_progress_fn progress;  /* NULL: none */
 	void *progress_arg;
+	const volatile sig_atomic_t *cancel;  /* stop at a safe point */
 };
 struct img_compact_result {
 	uint64_t cluster_size;

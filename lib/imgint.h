@@ -154,6 +154,10 @@ struct img {
 	uint64_t actual_size;
 };
 
+/* Whether the caller asked to stop (img.h: cancellation); then record
+ * -ECANCELED ("interrupted") on img and return it, else 0. */
+int img_cancel_point(struct img *img, const volatile sig_atomic_t *cancel);
+
 /* Record an error on img and return code; the message is a printf format. */
 int img_error(struct img *img, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

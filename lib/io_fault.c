@@ -25,8 +25,11 @@
  *                      the rest fails with ENOSPC.
  *     kill             SIGKILL at the Nth write (a crash: how crash
  *                      safety is tested).
- *     term             SIGTERM at the Nth write (an interruption the
- *                      process may clean up after).
+ *     term             SIGTERM just before the Nth write, once; that
+ *                      write and the later ones go ahead (an interruption
+ *                      the process cleans up after or, in place, stops at
+ *                      a safe point for). int, hup, quit, pipe, alrm,
+ *                      usr1, usr2 and xcpu do the same with their signals.
  *     stop             SIGSTOP just before the Nth write, failing nothing:
  *                      the write happens once the process is continued.
  *                      Tests use it to hold a command mid-way, its files
@@ -66,9 +69,10 @@ static int fault_hit(struct img_io *io, int *first)
 	if (!f->write_at || ++fault_writes < f->write_at)
 		return 0;
 	*first = fault_writes == f->write_at;
-	if (f->sig == SIGSTOP) {
+	if (f->sig && f->sig != SIGKILL) {
+		/* an interruption, not a failure: the write goes ahead */
 		if (*first)
-			kill(getpid(), SIGSTOP);
+			kill(getpid(), f->sig);
 		return 0;
 	}
 	if (f->sig)
@@ -149,6 +153,22 @@ static const struct img_io_ops fault_ops = {
 	.close = fault_close,
 };
 
+/* The signal an IMG_FAULT_MODE sends, or 0. */
+static int mode_signal(const char *mode)
+{
+	static const struct { const char *name; int sig; } modes[] = {
+		{ "kill", SIGKILL }, { "term", SIGTERM }, { "int", SIGINT },
+		{ "hup", SIGHUP }, { "quit", SIGQUIT }, { "pipe", SIGPIPE },
+		{ "alrm", SIGALRM }, { "usr1", SIGUSR1 }, { "usr2", SIGUSR2 },
+		{ "xcpu", SIGXCPU }, { "stop", SIGSTOP },
+	};
+
+	for (size_t i = 0; mode && i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (!strcmp(mode, modes[i].name))
+			return modes[i].sig;
+	return 0;
+}
+
 static long env_count(const char *name)
 {
 	const char *s = getenv(name);
@@ -178,13 +198,8 @@ struct img_io *img_io_fault_wrap(struct img_io *inner)
 	f->write_at = write_at > 0 ? write_at : 0;
 	f->read_at = read_at > 0 ? read_at : 0;
 	f->err = EIO;
-	if (mode && !strcmp(mode, "kill"))
-		f->sig = SIGKILL;
-	else if (mode && !strcmp(mode, "term"))
-		f->sig = SIGTERM;
-	else if (mode && !strcmp(mode, "stop"))
-		f->sig = SIGSTOP;
-	else if (mode && !strcmp(mode, "enospc"))
+	f->sig = mode_signal(mode);
+	if (mode && !strcmp(mode, "enospc"))
 		f->err = ENOSPC;
 	else if (mode && !strcmp(mode, "short"))
 		f->err = ENOSPC, f->torn = 1;

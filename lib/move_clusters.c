@@ -412,7 +412,14 @@ int img_move_tail_down(struct img_check_ctx *c, struct img_refs *r,
 	if (!b.m)
 		return img_error(c->img, -ENOMEM, "out of memory");
 	for (;;) {
-		int more = plan_batch(c, r, o, ops, first, &b, &grow);
+		int more;
+
+		/* Between batches every owner points at a complete copy:
+		 * a safe point to stop at (leaks at worst). */
+		ret = img_cancel_point(c->img, c->cancel);
+		if (ret < 0)
+			break;
+		more = plan_batch(c, r, o, ops, first, &b, &grow);
 
 		if (b.n)
 			ret = carry_out(c, r, o, ops, &b);

@@ -397,7 +397,10 @@ static int scan_table(struct img *img, uint64_t l1i, uint64_t l2_off,
 	struct q2compact *k = arg;
 	uint64_t cl = l2_off >> k->cb;
 
-	(void)img;
+	/* Before a table: the changed ones are written whole, and stopping
+	 * here leaves their clusters leaked at worst. */
+	if (img_cancel_point(img, k->o->cancel) < 0)
+		return -ECANCELED;
 	close_table(k);
 	k->table_open = 1;
 	k->table_empty = 1;
@@ -568,6 +571,7 @@ static int check(struct q2compact *k, enum img_check_fix fix)
 	struct img_check_ctx c = {
 		.img = k->img, .fix = fix, .res = &chk,
 		.msg = fix ? k->o->msg : NULL, .msg_arg = k->o->msg_arg,
+		.cancel = k->o->cancel,
 	};
 	int ret;
 
@@ -677,7 +681,7 @@ int img_qcow2_compact(struct img *img, const struct img_compact_opts *o,
 	struct img_check res;
 	struct q2compact k = {
 		.c = { .img = img, .res = &res, .msg = o->msg,
-		       .msg_arg = o->msg_arg },
+		       .msg_arg = o->msg_arg, .cancel = o->cancel },
 		.img = img, .q = img->priv, .o = o, .r = r,
 	};
 	struct img_walk_layout lay;

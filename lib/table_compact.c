@@ -125,6 +125,11 @@ static int scan_table(struct img *img, uint64_t l1i, uint64_t l2_off,
 {
 	struct tcompact *k = arg;
 
+	/* Before a table: the changed ones are written whole, and stopping
+	 * here leaves their freed clusters leaked at worst. */
+	if (img_cancel_point(img, k->o->cancel) < 0)
+		return -ECANCELED;
+
 	(void)img;
 	(void)l2_off;
 	close_table(k);
@@ -175,6 +180,7 @@ static int run_checker(struct tcompact *k, enum img_check_fix fix,
 	struct img_check_ctx c = {
 		.img = img, .fix = fix, .res = res, .may_grow = 1,
 		.msg = fix ? k->o->msg : NULL, .msg_arg = k->o->msg_arg,
+		.cancel = k->o->cancel,
 	};
 	int ret;
 
@@ -226,7 +232,8 @@ int img_table_compact(struct img *img, const struct img_table_compact_fmt *f,
 {
 	struct img_check dummy;
 	struct img_check_ctx c = { .img = img, .res = &dummy,
-				   .msg = o->msg, .msg_arg = o->msg_arg };
+				   .msg = o->msg, .msg_arg = o->msg_arg,
+				   .cancel = o->cancel };
 	struct tcompact k = { .f = f, .c = &c, .o = o, .r = r };
 	struct img_walk_layout lay;
 	int ret;
