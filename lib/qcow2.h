@@ -143,6 +143,10 @@ int img_qcow2_open_data_file(struct img *img);
  * img->snapshots / img->bitmaps and the snapshot L1 list. */
 int img_qcow2_read_snapshots(struct img *img, struct img_qcow2 *q);
 int img_qcow2_read_bitmaps(struct img *img, struct img_qcow2 *q);
+const char *img_qcow2_bitmap_entry_problem(const struct img *img,
+					   const struct img_qcow2 *q,
+					   const uint8_t *b, uint64_t left,
+					   uint64_t *len);
 
 /* qcow2_map.c: the driver's block_status and walk_layout. */
 int img_qcow2_block_status(struct img *img, uint64_t off, uint64_t len,

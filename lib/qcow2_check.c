@@ -450,22 +450,19 @@ static int count_bitmaps(struct q2c *k)
 	ret = q2c_read_meta(k, "bitmap directory", dir, size,
 			    q->bitmap_dir_offset);
 	for (uint32_t i = 0; ret == 0 && i < q->nb_bitmaps; i++) {
-		uint64_t len, toff;
-		uint32_t tsize;
+		const uint8_t *b = dir + pos;
+		uint64_t len = 0;
 
-		if (size - pos < QCOW2_BITMAP_ENTRY_FIXED)
+		/* Entries the open path would refuse (a directory past the
+		 * end of the file reads as zeros) name unknown clusters. */
+		if (img_qcow2_bitmap_entry_problem(k->img, q, b, size - pos,
+						   &len))
 			goto bad;
-		toff = get_be64(dir + pos);
-		tsize = get_be32(dir + pos + 8);
-		len = img_qcow2_align8(QCOW2_BITMAP_ENTRY_FIXED +
-				       (uint64_t)get_be32(dir + pos + 20) +
-				       get_be16(dir + pos + 18));
-		if (len > size - pos || (toff & (k->cs - 1)) ||
-		    tsize > QCOW2_MAX_BITMAP_TABLE)
-			goto bad;
-		ret = count_bitmap_table(k, toff, tsize);
+		ret = count_bitmap_table(k, get_be64(b), get_be32(b + 8));
 		pos += len;
 	}
+	if (ret == 0 && pos != size)
+		goto bad;
 	free(dir);
 	return ret;
 bad:

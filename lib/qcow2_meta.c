@@ -186,32 +186,43 @@ static const char *bitmap_entry_problem(const struct img *img,
 	return NULL;
 }
 
+/* The entry at b, with left bytes of directory from b: NULL if valid
+ * (its length, padded, in *len), else what is wrong with it. */
+const char *img_qcow2_bitmap_entry_problem(const struct img *img,
+					   const struct img_qcow2 *q,
+					   const uint8_t *b, uint64_t left,
+					   uint64_t *len)
+{
+	struct bitmap_entry e;
+
+	if (left < QCOW2_BITMAP_ENTRY_FIXED)
+		return "entry truncated";
+	decode_bitmap_entry(b, &e);
+	*len = img_qcow2_align8((uint64_t)QCOW2_BITMAP_ENTRY_FIXED +
+				e.extra_len + e.name_len);
+	if (*len > left)
+		return "entry truncated";
+	return bitmap_entry_problem(img, q, &e);
+}
+
 /* Decode entry i at dir[*pos], advance *pos. */
 static int parse_bitmap_entry(struct img *img, const struct img_qcow2 *q,
 			      const uint8_t *dir, uint64_t *pos, uint32_t i)
 {
-	uint64_t left = q->bitmap_dir_size - *pos, len;
 	struct img_bitmap *bm = &img->bitmaps[i];
 	struct bitmap_entry e;
 	const char *problem;
+	uint64_t len = 0;
 
-	if (left < QCOW2_BITMAP_ENTRY_FIXED)
-		return img_error(img, IMG_E_CORRUPT,
-				 "bitmap directory at 0x%llx: entry %u truncated",
-				 (unsigned long long)q->bitmap_dir_offset, i);
-	decode_bitmap_entry(dir + *pos, &e);
-	len = img_qcow2_align8((uint64_t)QCOW2_BITMAP_ENTRY_FIXED + e.extra_len +
-		     e.name_len);
-	if (len > left)
-		return img_error(img, IMG_E_CORRUPT,
-				 "bitmap directory at 0x%llx: entry %u truncated",
-				 (unsigned long long)q->bitmap_dir_offset, i);
-	problem = bitmap_entry_problem(img, q, &e);
+	problem = img_qcow2_bitmap_entry_problem(img, q, dir + *pos,
+						 q->bitmap_dir_size - *pos,
+						 &len);
 	if (problem)
 		return img_error(img, IMG_E_CORRUPT,
 				 "bitmap directory at 0x%llx: entry %u: %s",
 				 (unsigned long long)q->bitmap_dir_offset, i,
 				 problem);
+	decode_bitmap_entry(dir + *pos, &e);
 	bm->name = strndup((const char *)dir + *pos +
 			   QCOW2_BITMAP_ENTRY_FIXED + e.extra_len, e.name_len);
 	bm->granularity = 1u << e.granularity_bits;
