@@ -16,6 +16,7 @@ struct qchk {
 	struct img_owners owners;    /* only when repairing leaks */
 	uint64_t prev;               /* last data offset in this table, or 0 */
 	uint64_t unfixed;            /* corruptions that remain */
+	uint64_t extend_to;          /* -r all: end of data cut short by EOF */
 };
 
 static unsigned l1_shift(const struct qcow *q)
@@ -113,6 +114,8 @@ static int walk_table(struct img *img, uint64_t idx, uint64_t off, void *arg)
 	return 0;
 }
 
+static const char CUT_SHORT[] = "cut short by the end of the file";
+
 /* Why a decodable entry still cannot be used: its bytes lie outside the
  * file. NULL if they are inside. */
 static const char *extent_problem(const struct qchk *k,
@@ -124,8 +127,10 @@ static const char *extent_problem(const struct qchk *k,
 					       : 1ULL << k->q->h.cluster_bits;
 	if (x->host < IMG_QCOW_HEADER_LEN)
 		return "offset inside the image header";
-	if (img_add_overflows(x->host, *len, &end) || end > k->file_size)
+	if (x->host >= k->file_size || img_add_overflows(x->host, *len, &end))
 		return "offset beyond end of file";
+	if (end > k->file_size)
+		return CUT_SHORT;
 	return NULL;
 }
 
@@ -188,6 +193,28 @@ static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 				keep_partial(k, x, len);
 			return 0;
 		}
+		if (why == CUT_SHORT && !e->beyond) {
+			/* Cut short: what is past the end reads as zeros,
+			 * so extending the file mends it and reads the same. */
+			img_check_say(c, "Repairing %s at 0x%llx for guest offset 0x%llx: %s; the file is extended to cover it",
+				      what, (unsigned long long)x->host,
+				      (unsigned long long)e->guest, why);
+			if (x->host + len > k->extend_to)
+				k->extend_to = x->host + len;
+			c->res->corruptions_fixed++;
+			goto claim;
+		}
+		if (!e->problem && !e->beyond && x->host >= k->file_size &&
+		    k->q->h.backing_file_offset) {
+			/* Past the end it reads as zeros; cleared, it would
+			 * read the backing file's data instead. */
+			img_check_say(c, "ERROR %s at 0x%llx for guest offset 0x%llx: %s; not repaired, as clearing it would show the backing file's data",
+				      what, (unsigned long long)x->host,
+				      (unsigned long long)e->guest, why);
+			c->res->corruptions++;
+			k->unfixed++;
+			return 0;
+		}
 		memset(e->raw, 0, 8);
 		c->res->corruptions_fixed++;
 		if (e->beyond) {
@@ -197,14 +224,17 @@ static int walk_entry(struct img *img, struct img_walk_entry *e, void *arg)
 				      (unsigned long long)e->l2_index, why);
 			return IMG_WALK_CHANGED;
 		}
-		img_check_say(c, "Repairing %s at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx lost its data",
+		img_check_say(c, "Repairing %s at 0x%llx for guest offset 0x%llx: %s; guest range 0x%llx..0x%llx %s",
 			      what, (unsigned long long)x->host,
 			      (unsigned long long)e->guest, why,
 			      (unsigned long long)e->guest,
 			      (unsigned long long)range_end(c->img, e->guest,
-							    x->length));
+							    x->length),
+			      x->host >= k->file_size ? "reads as zeros, as before"
+						      : "lost its data");
 		return IMG_WALK_CHANGED;
 	}
+claim:
 	twice = img_refs_claim(&k->refs, &k->crefs, compressed, x->host, len,
 			       &past);
 	img_owners_set(&k->owners, k->q->h.cluster_bits, x->host, len,
@@ -355,6 +385,15 @@ int img_qcow_check(struct img_check_ctx *c)
 	ret = img_check_walk(c, &walk_cb, &k);
 	if (ret < 0 || c->res->check_errors)
 		goto out;
+	if (c->fix && k.extend_to > k.file_size) {
+		ret = img_io_truncate(img->io, k.extend_to);
+		if (ret < 0) {
+			img_error(img, ret, "cannot extend to 0x%llx: %s",
+				  (unsigned long long)k.extend_to,
+				  img_strerror(ret));
+			goto out;
+		}
+	}
 	if (c->fix) {
 		/* The repaired tables are durable before anything moves. */
 		ret = img_check_flush(c);

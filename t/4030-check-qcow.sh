@@ -166,18 +166,21 @@ test_expect_success 'truncated files' '
 	test_expect_code 2 img-check -r all l1trunc.qcow >out 2>err
 '
 
-test_expect_success 'last data cluster cut short: an error, no leak; -r leaks keeps what is there' '
+test_expect_success 'last data cluster cut short: an error, no leak; -r leaks keeps what is there, -r all extends the file' '
 	head -c $((0x32000 + 2048)) a.qcow >short.qcow &&
 	ours short.qcow &&
 	has short.qcow exit=2 corruptions=1 leaks=\<absent\> &&
-	grep -F "ERROR data cluster at 0x32000 for guest offset 0x41f000: offset beyond end of file" short.qcow.err &&
+	grep -F "ERROR data cluster at 0x32000 for guest offset 0x41f000: cut short by the end of the file" short.qcow.err &&
 	! grep Leaked short.qcow.err &&
 	test_expect_code 2 img-check -r leaks short.qcow >out 2>err &&
 	test $(size_of short.qcow) = $((0x32000 + 2048)) &&
 	qio qcow short.qcow "read -P 0x22 $((0x41f000)) 2k" \
 		"read -P 0 $((0x41f000 + 2048)) 2k" &&
 	test_expect_code 0 img-check -r all short.qcow >out 2>err &&
-	grep -F "guest range 0x41f000..0x41ffff lost its data" err &&
+	grep -F "cut short by the end of the file; the file is extended to cover it" err &&
+	test $(size_of short.qcow) = $((0x33000)) &&
+	qio qcow short.qcow "read -P 0x22 $((0x41f000)) 2k" \
+		"read -P 0 $((0x41f000 + 2048)) 2k" &&
 	clean short.qcow
 '
 

@@ -245,6 +245,45 @@ test_expect_success 'qcow L1 table over the header, the backing file name, past 
 	done
 '
 
+# qcow cut inside its last data cluster, and cut before it: the rest of
+# the cluster, and a cluster wholly past the end, read as zeros. -r all
+# extends the file over the cut cluster (its data stays), clears the
+# entry past the end where that still reads zeros, and leaves it where it
+# would show the backing file's data instead.
+test_expect_success 'qcow data cut short by the end of the file: -r all keeps what reads' '
+	qemu-img create -q -f qcow qcut.qcow 3M &&
+	qio qcow qcut.qcow "write -P 0x11 0 4k" "write -P 0x22 2560k 4k" &&
+	d=$(img-walk qcut.qcow | awk "\$1 == 2621440 { print \$3 }") &&
+	test -n "$d" &&
+	cp qcut.qcow qcut1.qcow &&
+	truncate -s $((d + 100)) qcut1.qcow &&
+	test_expect_code 2 img-check qcut1.qcow >out 2>&1 &&
+	grep "cut short by the end of the file" out &&
+	writes_safe qcut1.qcow &&
+	cp qcut1.qcow w.qcow &&
+	img-check -r all w.qcow >/dev/null 2>err &&
+	grep "the file is extended to cover it" err &&
+	test $(stat -c %s w.qcow) = $((d + 4096)) &&
+	cp qcut.qcow qcut0.qcow &&
+	truncate -s $((d)) qcut0.qcow &&
+	writes_safe qcut0.qcow &&
+	cp qcut0.qcow w.qcow &&
+	img-check -r all w.qcow >/dev/null 2>err &&
+	grep "reads as zeros, as before" err &&
+	qemu-img create -q -f raw qcbase.raw 3M &&
+	qemu-io -f raw -c "write -P 0x33 0 3M" qcbase.raw >/dev/null &&
+	qemu-img create -q -f qcow -b qcbase.raw -F raw qcb.qcow 3M &&
+	qio qcow qcb.qcow "write -P 0x11 0 4k" "write -P 0x22 2560k 4k" &&
+	d=$(img-walk qcb.qcow | awk "\$1 == 2621440 { print \$3 }") &&
+	test -n "$d" &&
+	truncate -s $((d)) qcb.qcow &&
+	writes_safe qcb.qcow &&
+	cp qcb.qcow w.qcow &&
+	test_expect_code 2 img-check -r all w.qcow >/dev/null 2>err &&
+	grep "not repaired, as clearing it would show the backing file" err &&
+	qemu-img compare -q qcb.qcow w.qcow
+'
+
 # qcow2, 64 KiB clusters (512 MiB an L2 table): data at 0, 960 KiB and
 # 600 MiB; the virtual size cut to 512 KiB.
 test_expect_success 'qcow2 entries past the virtual size are references' '
