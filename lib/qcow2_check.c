@@ -126,10 +126,9 @@ static void check_compressed(struct q2c *k, struct l2_walk *w, uint64_t j,
 		q2c_corrupt(k);
 		return;
 	}
-	if (q2c_can_clear(k) && q2c_past_eof(k, coff, clen)) {
-		q2c_clear_entry(k, w, j, e, bitmap, CT_COMPRESSED);
+	if (q2c_can_clear(k) && q2c_past_eof(k, coff, clen) &&
+	    q2c_clear_entry(k, w, j, e, bitmap, CT_COMPRESSED))
 		return;
-	}
 	inc_refs(k, coff, clen);
 	if (w->active) {
 		k->res->allocated_clusters++;
@@ -161,10 +160,9 @@ static void check_allocated(struct q2c *k, struct l2_walk *w, uint64_t j,
 				      (unsigned long long)off);
 	}
 	if (!k->q->has_data_file && q2c_can_clear(k) &&
-	    q2c_past_eof(k, off, k->cs)) {
-		q2c_clear_entry(k, w, j, e, bitmap, t);
+	    q2c_past_eof(k, off, k->cs) &&
+	    q2c_clear_entry(k, w, j, e, bitmap, t))
 		return;
-	}
 	if (w->active) {
 		k->res->allocated_clusters++;
 		if (w->next_contig && off != w->next_contig)

@@ -67,8 +67,9 @@ int q2c_write_meta(struct q2c *k, const char *what, const void *buf,
 		   size_t len, uint64_t off);
 /* Whether entries past the end of the file are cleared (-r all). */
 int q2c_can_clear(const struct q2c *k);
-/* -r all: clear L2 entry j (in k->tbuf) whose data lies past the end of the file. */
-void q2c_clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,
+/* -r all: L2 entry j (in k->tbuf), whose data lies past the end of the file,
+ * made to read as before; 0 if it cannot be (left as it is). */
+int q2c_clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,
 		     uint64_t e, uint64_t bitmap, enum cluster_type t);
 /* -r all: clear L1 entry i naming an L2 table past the end of the file. */
 int q2c_clear_l1_entry(struct q2c *k, uint64_t l1_off, uint64_t i,

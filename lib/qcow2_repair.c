@@ -41,25 +41,35 @@ static uint64_t guest_of(const struct q2c *k, uint64_t l1i, uint64_t l2i)
 
 /* ---- L1/L2 entries past the end of the file --------------------------- */
 
-/* -r all: an entry pointing past the end of the file loses its data. */
-void q2c_clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,
-		     uint64_t e, uint64_t bitmap, enum cluster_type t)
+/* -r all: an entry whose data lies past the end of the file, where it
+ * reads as zeros. It becomes an entry that still reads zeros where the
+ * format can say so (zero flag, extended L2 zero bits), or is cleared
+ * where nothing shows through (no backing file); a v2 entry over a
+ * backing file is left (returns 0). Compressed data there never read. */
+int q2c_clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,
+		    uint64_t e, uint64_t bitmap, enum cluster_type t)
 {
 	uint64_t guest = guest_of(k, w->l1i, j);
 	uint64_t ne = 0, nb = bitmap & ~L2_BITMAP_ALL_ALLOC;
+	const char *after = "reads as zeros, as before";
 
-	/* A preallocated zero cluster stays zero; lost data reads as
-	 * unallocated (the backing file, or zeros). */
-	if (t == CT_ZERO_ALLOC)
+	if (t == CT_COMPRESSED)
+		after = "lost its data (it could not be decompressed)";
+	else if (k->q->extended_l2)
+		nb |= (bitmap & L2_BITMAP_ALL_ALLOC) << 32;
+	else if (k->q->h.version >= 3 || t == CT_ZERO_ALLOC)
 		ne = QCOW2_OFLAG_ZERO;
+	else if (k->q->h.backing_offset)
+		return 0;
 	put_be64(k->tbuf + j * k->q->entry_len, ne);
 	if (k->q->extended_l2)
 		put_be64(k->tbuf + j * 16 + 8, nb);
 	w->dirty = 1;
-	img_check_say(k->c, "Repairing L2 entry %llx: data past the end of the file; guest range 0x%llx..0x%llx lost its data",
+	img_check_say(k->c, "Repairing L2 entry %llx: data past the end of the file; guest range 0x%llx..0x%llx %s",
 		      (unsigned long long)e, (unsigned long long)guest,
-		      (unsigned long long)(guest + k->cs - 1));
+		      (unsigned long long)(guest + k->cs - 1), after);
 	fixed(k);
+	return 1;
 }
 
 int q2c_can_clear(const struct q2c *k)

@@ -295,6 +295,33 @@ test_expect_success 'qcow2 entries past the virtual size are references' '
 	writes_safe q2b.qcow2
 '
 
+# qcow2 over a backing file, cut before its last data cluster: that
+# cluster reads as zeros. -r all makes it a zero cluster (v3, and with
+# extended L2 its subclusters' zero bits), or leaves it as qemu-img does
+# (v2, where clearing it would show the backing file's data).
+test_expect_success 'qcow2 data past the end of the file over a backing file: -r all keeps zeros' '
+	qemu-img create -q -f raw q2base.raw 1M &&
+	qemu-io -f raw -c "write -P 0x33 0 1M" q2base.raw >/dev/null &&
+	for o in compat=0.10 compat=1.1 extended_l2=on,cluster_size=64k; do
+		rm -f q2cut.qcow2 &&
+		qemu-img create -q -f qcow2 -b q2base.raw -F raw -o $o q2cut.qcow2 1M &&
+		qio qcow2 q2cut.qcow2 "write -P 0x11 0 4k" "write -P 0x22 512k 4k" &&
+		d=$(img-walk q2cut.qcow2 | awk "\$1 == 524288 { print \$3 }") &&
+		test -n "$d" &&
+		truncate -s $((d)) q2cut.qcow2 &&
+		same_counts q2cut.qcow2 &&
+		writes_safe q2cut.qcow2 &&
+		cp q2cut.qcow2 w.qcow2 &&
+		{ img-check -r all w.qcow2 >/dev/null 2>err; echo $? >code; } &&
+		qemu-img compare -q q2cut.qcow2 w.qcow2 &&
+		if test $o = compat=0.10; then
+			test $(cat code) = 2 && cmp q2cut.qcow2 w.qcow2
+		else
+			test $(cat code) = 0 && grep "reads as zeros, as before" err
+		fi || return 1
+	done
+'
+
 # ---- qcow2: what qemu-img calls corrupt --------------------------------
 
 test_expect_success 'qcow2 L1 entry with flags and offset 0 (the header as its table)' '
