@@ -92,26 +92,43 @@ int img_reclaim_leaks(struct img_check_ctx *c, const struct img_refs *r,
 		      uint64_t first_cluster)
 {
 	struct img *img = c->img;
-	uint64_t cs = 1ULL << r->cluster_bits, end = r->nclusters, cl;
-	int ret;
+	uint64_t cs = 1ULL << r->cluster_bits, size, in_file, end, keep, cl;
+	int pinned, ret = img_io_size(img->io, &size);
 
+	if (ret < 0)
+		return img_error(img, ret, "cannot get size: %s",
+				 img_strerror(ret));
+	in_file = size / cs + (size % cs != 0);
+	end = in_file < r->nclusters ? in_file : r->nclusters;
+	/* r may count clusters past the end of the file (metadata there
+	 * reads as zeros, if less than a cluster past): cutting the file
+	 * shorter would put them further past it. A file grown since r was
+	 * counted keeps its new clusters too. */
+	pinned = in_file > r->nclusters;
+	for (cl = end; cl < r->nclusters; cl++)
+		pinned |= r->count[cl] != 0;
+	keep = in_file;
+	if (!pinned) {
+		keep = end;
+		while (keep > first_cluster && !r->count[keep - 1])
+			keep--;
+	}
 	/* Trailing leaks: the file ends after the last used cluster. */
-	while (end > first_cluster && !r->count[end - 1])
-		end--;
-	if (end < r->nclusters) {
-		uint64_t n = r->nclusters - end;
+	if (keep < in_file) {
+		uint64_t n = in_file - keep;
 
 		ret = img_io_flush(img->io);
 		if (ret == 0)
-			ret = img_io_truncate(img->io, end * cs);
+			ret = img_io_truncate(img->io, keep * cs);
 		if (ret < 0)
 			return img_error(img, ret, "cannot truncate to 0x%llx: %s",
-					 (unsigned long long)(end * cs),
+					 (unsigned long long)(keep * cs),
 					 img_strerror(ret));
 		img_check_say(c, "Truncated %llu leaked clusters at the end of the file (from offset 0x%llx)",
 			      (unsigned long long)n,
-			      (unsigned long long)(end * cs));
+			      (unsigned long long)(keep * cs));
 		c->res->bytes_reclaimed += n * cs;
+		end = keep;
 	}
 	/* Leaks inside: holes, runs at a time. */
 	for (cl = first_cluster; cl < end;) {

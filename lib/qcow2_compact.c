@@ -610,8 +610,10 @@ static int setup(struct q2compact *k)
 	if (!k->buf || !k->blk || !k->pending || !k->empty)
 		return img_error(k->img, -ENOMEM, "out of memory");
 	ret = load_reftable(k);
+	/* As the check counts them: metadata may lie up to a cluster past
+	 * the end of the file (it reads as zeros there), and pins the end. */
 	if (ret == 0)
-		ret = load_refcounts(k, size);
+		ret = load_refcounts(k, size + k->q->cluster_size);
 	if (ret == 0 && !k->o->dry_run)
 		ret = img_owners_init(&k->c, &k->owners, k->refs.nclusters);
 	for (uint64_t w = ROOT_L1; ret == 0 && k->owners.kind && w <= ROOT_REFTABLE; w++) {

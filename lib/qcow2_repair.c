@@ -337,8 +337,8 @@ int q2c_reclaim(struct q2c *k)
 	ret = img_io_flush(k->img->io);
 	if (ret < 0)
 		return img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
-	/* only the file's own clusters */
-	k->refs.nclusters = k->file_clusters;
+	/* k->refs also counts the cluster past the end of the file: what is
+	 * there keeps the file from getting shorter */
 	/* leaks_fixed stays qemu-img's count: refcounts lowered */
 	return img_reclaim_leaks(k->c, &k->refs, 0);
 }

@@ -322,6 +322,27 @@ test_expect_success 'qcow2 data past the end of the file over a backing file: -r
 	done
 '
 
+# qcow2 v2 with its snapshot table at the end of the file, cut so that
+# the table lies less than a cluster past it (read as zeros, tolerated by
+# qemu-img), and the active L1 entry cleared: the snapshot's clusters in
+# between are leaks. Cutting them off would put the table a cluster or
+# more past the end; they become holes instead.
+test_expect_success 'qcow2 snapshot table just past the end of the file pins it' '
+	qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=4096 qst.qcow2 256k &&
+	qio qcow2 qst.qcow2 "write -P 0x11 0 16k" &&
+	qemu-img snapshot -c one qst.qcow2 &&
+	st=$(img-poke qst.qcow2 64 read be64) &&
+	test $(stat -c %s qst.qcow2) -lt $((st + 4096)) &&
+	truncate -s $((st - 100)) qst.qcow2 &&
+	img-poke qst.qcow2 $(img-poke qst.qcow2 40 read be64) be64 0 &&
+	same_counts qst.qcow2 &&
+	writes_safe qst.qcow2 &&
+	cp qst.qcow2 w.qcow2 &&
+	img-check -r leaks w.qcow2 >/dev/null 2>err &&
+	grep "Punched a hole" err &&
+	test $(stat -c %s w.qcow2) = $((st - 100))
+'
+
 # ---- qcow2: what qemu-img calls corrupt --------------------------------
 
 test_expect_success 'qcow2 L1 entry with flags and offset 0 (the header as its table)' '
