@@ -224,6 +224,7 @@ struct img *cli_open(const char *path, unsigned flags)
 		.no_backing = !!(flags & CLI_NO_BACKING),
 		.metadata_only = !!(flags & CLI_METADATA_ONLY),
 		.force_share = cli_force_share,
+		.no_writers = !!(flags & CLI_NO_WRITERS),
 	};
 	struct img *img = img_new();
 	uint8_t *key = NULL;

@@ -66,6 +66,8 @@ void cli_refuse_stdin(const char *path);
  * (cli_refuse_stdin first). */
 #define CLI_NO_BACKING     0x1   /* do not open the backing chain */
 #define CLI_METADATA_ONLY  0x2   /* no data is read: no key needed */
+#define CLI_NO_WRITERS     0x4   /* the data is copied: no other process may
+				  * write it meanwhile (a conversion's source) */
 struct img *cli_open(const char *path, unsigned flags);
 
 /* `-o help`: the creation options of a format, one per line. */

@@ -136,7 +136,8 @@ static void set_option(struct img_opts *o, const char *name, const char *value)
  * its format is recorded as given by -F, or as probed. */
 static struct img *open_target_backing(const char *dst)
 {
-	struct img_open_opts bo = { .format = backing_fmt };
+	/* the output's backing file: nobody may write it, as under QEMU */
+	struct img_open_opts bo = { .format = backing_fmt, .no_writers = 1 };
 	char *where = img_path_beside(dst, backing);
 	struct img *b = img_new();
 
@@ -377,7 +378,7 @@ int main(int argc, const char **argv)
 	co.progress = cli_progress;
 	cli_show_progress = progress && !quiet;
 	kind = output_kind(args[1]);
-	src = cli_open(args[0], 0);
+	src = cli_open(args[0], CLI_NO_WRITERS);
 	if (backing)
 		co.target_backing = open_target_backing(args[1]);
 	refuse_protected(src, co.target_backing, args[1]);

@@ -171,7 +171,10 @@ static int open_backing(struct img *img, const struct img_open_opts *o)
 	b->depth = img->depth + 1;
 	b->parent = img;
 	img->backing = b;
-	bo.writable = 0;        /* backing files are only read */
+	/* Backing files are only read; under a writer or a copy, as QEMU
+	 * does, nobody else may write them. */
+	bo.no_writers = o->no_writers || o->writable;
+	bo.writable = 0;
 	ret = img_open(b, img->backing_path, &bo);
 	if (ret < 0) {
 		/* Nested failures read "backing file 'b': backing file 'c': ..." */
@@ -187,7 +190,8 @@ static int open_backing(struct img *img, const struct img_open_opts *o)
 
 int img_open_backing(struct img *img)
 {
-	struct img_open_opts bo = { .force_share = img->force_share };
+	struct img_open_opts bo = { .force_share = img->force_share,
+				    .no_writers = img->no_writers };
 
 	if (img->backing || !img->backing_name)
 		return 0;
@@ -294,7 +298,7 @@ static int lock_image(struct img *img, const struct img_open_opts *o)
 {
 	enum img_lock_use use = o->writable ? IMG_LOCK_WRITE :
 				o->metadata_only && !o->check ? IMG_LOCK_INFO :
-				IMG_LOCK_READ;
+				o->no_writers ? IMG_LOCK_COPY : IMG_LOCK_READ;
 	enum img_lock_role role = img->drv == &img_raw_driver ? IMG_LOCK_RAW :
 				  IMG_LOCK_IMAGE;
 	int ret;
@@ -321,6 +325,7 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 	img->writable = o->writable;
 	img->checking = o->check;
 	img->force_share = o->force_share;
+	img->no_writers = o->no_writers || o->writable;
 	if (o->writable && o->force_share)
 		return img_error(img, -EINVAL,
 				 "force-share can only be used with read-only opens");

@@ -44,6 +44,9 @@ struct img_open_opts {
 				  * backing file is opened */
 	int force_share;         /* -U: read even what another process may be
 				  * writing; read-only opens only */
+	int no_writers;          /* the guest data is copied (a conversion's
+				  * source): no other process may write this
+				  * image, its backing or its data file */
 };
 /*
  * Every file opened takes QEMU's image locks (OFD byte-range locks) for
@@ -51,8 +54,10 @@ struct img_open_opts {
  * opens want consistent reads, writes and resizing, and share nothing.
  * Other opens want consistent reads (none with metadata_only without
  * check: that is qemu-img info) and, for qcow, qcow2 and QED files, let
- * nobody write or resize them. Backing files are locked as readers; an
- * external data file as its image's reader or writer. A conflict with
+ * nobody write or resize them; no_writers (and a writable open, for its
+ * backing chain) lets nobody write any file whose data is read. Backing
+ * files are locked as readers; an external data file as its image's
+ * reader or writer. A conflict with
  * another process fails the open with IMG_E_LOCKED. force_share shares
  * everything: it is stopped only by writers that refuse readers.
  */

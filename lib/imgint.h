@@ -140,6 +140,8 @@ struct img {
 	int writable;            /* opened with img_open_opts.writable */
 	int force_share;         /* img_open_opts.force_share, for the files
 				  * opened later (backing, data file) */
+	int no_writers;          /* img_open_opts.no_writers, or writable: the
+				  * same for the files opened later */
 	int checking;            /* opened for img_check: drivers leave table
 				  * problems to the check to report */
 	int write_in_place;      /* the writer edits an existing image (not a

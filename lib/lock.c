@@ -18,13 +18,17 @@ void img_lock_perms(enum img_lock_use use, enum img_lock_role role,
 		*shared = 0;
 		return;
 	}
-	*perm = use == IMG_LOCK_READ ? IMG_PERM_CONSISTENT_READ : 0;
-	if (force_share || role == IMG_LOCK_RAW)
+	*perm = use == IMG_LOCK_INFO ? 0 : IMG_PERM_CONSISTENT_READ;
+	if (force_share)
 		*shared = IMG_PERM_ALL;
+	else if (role == IMG_LOCK_IMAGE || use == IMG_LOCK_COPY)
+		/* a format's metadata, or data being copied, must not
+		 * change under its reader */
+		*shared = IMG_PERM_CONSISTENT_READ | IMG_PERM_WRITE_UNCHANGED;
 	else if (role == IMG_LOCK_DATA)
 		*shared = IMG_PERM_ALL & ~IMG_PERM_RESIZE;
-	else    /* a format's metadata must not change under it */
-		*shared = IMG_PERM_CONSISTENT_READ | IMG_PERM_WRITE_UNCHANGED;
+	else
+		*shared = IMG_PERM_ALL;
 }
 
 int img_lock_fd(int fd, enum img_lock_use use, enum img_lock_role role,

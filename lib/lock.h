@@ -19,6 +19,8 @@
 enum img_lock_use {
 	IMG_LOCK_INFO,   /* metadata only, no guest data (qemu-img info) */
 	IMG_LOCK_READ,   /* reading guest data or checking metadata */
+	IMG_LOCK_COPY,   /* reading guest data that must not change while
+			  * read (qemu-img convert's source): no writers */
 	IMG_LOCK_WRITE,  /* writing in place */
 };
 

@@ -474,7 +474,8 @@ int img_qcow2_open_data_file(struct img *img)
 	if (ret < 0)
 		return img_error(img, ret, "cannot open data file '%s': %s",
 				 img->data_path, img_strerror(ret));
-	ret = img_lock_fd(io->fd, img->writable ? IMG_LOCK_WRITE : IMG_LOCK_READ,
+	ret = img_lock_fd(io->fd, img->writable ? IMG_LOCK_WRITE :
+			  img->no_writers ? IMG_LOCK_COPY : IMG_LOCK_READ,
 			  IMG_LOCK_DATA, img->force_share);
 	if (ret < 0) {
 		img_io_close(io);

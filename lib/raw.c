@@ -88,16 +88,18 @@ int img_preallocate(struct img *img, uint64_t from, uint64_t to,
 	if (!strcmp(mode, "full"))
 		ret = img_write_zeros(img->io, from, to - from);
 	else if (!strcmp(mode, "falloc"))
-		ret = posix_fallocate(img->io->fd, (off_t)from,
-				      (off_t)(to - from)) ? -EIO : 0;
+		ret = -posix_fallocate(img->io->fd, (off_t)from,
+				       (off_t)(to - from));
 	else
 		ret = 0;
-	if (ret == 0)
-		ret = img_io_truncate(img->io, to);
 	if (ret < 0)
-		return img_error(img, ret, "cannot allocate %llu bytes: %s",
+		return img_error(img, ret, "cannot allocate %llu bytes at 0x%llx: %s",
 				 (unsigned long long)(to - from),
-				 img_strerror(ret));
+				 (unsigned long long)from, img_strerror(ret));
+	ret = img_io_truncate(img->io, to);
+	if (ret < 0)
+		return img_error(img, ret, "cannot set the file size to %llu: %s",
+				 (unsigned long long)to, img_strerror(ret));
 	return 0;
 }
 

@@ -322,6 +322,36 @@ test_expect_success 'while we read a chain: qemu-io cannot write the backing fil
 	qemu-img compare child0.qcow2 conv.qcow2
 '
 
+# As qemu-img convert's source, what img-convert copies may not change
+# while it reads: a raw image, an external data file or a raw backing file
+# another process writes is refused; img-map (which shares writes, as
+# qemu-img map does) reads it, and so does img-convert -U.
+test_expect_success 'while qemu-io writes a raw image, a data file, a raw backing file: img-convert refuses, as qemu-img convert' '
+	qemu-img create -q -f raw w.raw 1M &&
+	qemu-img create -q -f qcow2 -o data_file=wd.raw wd.qcow2 1M &&
+	qemu-img create -q -f raw wb.raw 1M &&
+	qemu-img create -q -f qcow2 -b wb.raw -F raw wo.qcow2 &&
+	for held in "w.raw -f raw w.raw" "wd.raw wd.qcow2" "wb.raw wo.qcow2"; do
+		set -- $held &&
+		h=$1 &&
+		shift &&
+		hold $h -f raw &&
+		{
+			same_verdict "img-convert -O raw $* out.raw" \
+				"qemu-img convert -O raw $* qout.raw" &&
+			test_expect_code 1 img-convert -O raw "$@" out.raw 2>err &&
+			grep -F "'\''$h'\'': in use by another process (is a VM running?)" err &&
+			! test -e out.raw &&
+			same_verdict "img-map $*" "qemu-img map $*" &&
+			img-convert -U -O raw "$@" out.raw
+		}
+		ret=$?
+		unhold
+		test $ret = 0 &&
+		rm out.raw || return 1
+	done
+'
+
 test_expect_success 'img-create -b over a backing file a VM writes: works, as qemu-img create' '
 	hold base.qcow2 &&
 	{
