@@ -311,15 +311,12 @@ static int lock_image(struct img *img, const struct img_open_opts *o)
 	return 0;
 }
 
-int img_open(struct img *img, const char *path, const struct img_open_opts *o)
+/* What img_open and img_open_mem share: the handle takes its name and
+ * what it is opened for. */
+static int open_begin(struct img *img, const char *name,
+		      const struct img_open_opts *o)
 {
-	static const struct img_open_opts none;
-	struct stat st;
-	int ret;
-
-	if (!o)
-		o = &none;
-	img->path = strdup(path);
+	img->path = strdup(name);
 	if (!img->path)
 		return img_error(img, -ENOMEM, "out of memory");
 	img->writable = o->writable;
@@ -329,6 +326,30 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 	if (o->writable && o->force_share)
 		return img_error(img, -EINVAL,
 				 "force-share can only be used with read-only opens");
+	return 0;
+}
+
+/* The driver reads its metadata; every failure has a message. */
+static int open_driver(struct img *img)
+{
+	int ret = img->drv->open(img);
+
+	if (ret < 0 && !img->errmsg[0])
+		img_error(img, ret, "%s", img_strerror(ret));
+	return ret;
+}
+
+int img_open(struct img *img, const char *path, const struct img_open_opts *o)
+{
+	static const struct img_open_opts none;
+	struct stat st;
+	int ret;
+
+	if (!o)
+		o = &none;
+	ret = open_begin(img, path, o);
+	if (ret < 0)
+		return ret;
 	ret = img_io_open_file(&img->io, path, o->writable ? 0 : IMG_IO_RDONLY);
 	if (ret == -ESPIPE)
 		return img_error(img, ret, "not seekable (a pipe, FIFO, socket or terminal): reading streams is not supported yet");
@@ -352,14 +373,10 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 	ret = pick_driver(img, o->format);
 	if (ret == 0)
 		ret = lock_image(img, o);
+	if (ret == 0)
+		ret = open_driver(img);
 	if (ret < 0)
 		return ret;
-	ret = img->drv->open(img);
-	if (ret < 0) {
-		if (!img->errmsg[0])
-			img_error(img, ret, "%s", img_strerror(ret));
-		return ret;
-	}
 	if (img->backing_name && !is_protocol_name(img->backing_name)) {
 		img->backing_path = img_path_beside(img->path, img->backing_name);
 		if (!img->backing_path)
@@ -388,26 +405,20 @@ int img_open_mem(struct img *img, const char *name, const void *data,
 
 	if (!o)
 		o = &none;
-	img->path = strdup(name);
-	if (!img->path)
-		return img_error(img, -ENOMEM, "out of memory");
 	img->in_memory = 1;
-	img->writable = o->writable;
-	img->checking = o->check;
+	ret = open_begin(img, name, o);
+	if (ret < 0)
+		return ret;
 	ret = img_io_open_mem(&img->io, data, len);
 	if (ret < 0)
 		return img_error(img, ret, "%s", img_strerror(ret));
 	img->data_io = img->io;
 	img->file_size = img->actual_size = len;
 	ret = pick_driver(img, o->format);
+	if (ret == 0)
+		ret = open_driver(img);
 	if (ret < 0)
 		return ret;
-	ret = img->drv->open(img);
-	if (ret < 0) {
-		if (!img->errmsg[0])
-			img_error(img, ret, "%s", img_strerror(ret));
-		return ret;
-	}
 	return o->check ? 0 : open_rules(img, o);
 }
 
