@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "endian.h"
 #include "imgint.h"
 #include "lock.h"
 #include "writer.h"
@@ -35,8 +36,70 @@ const struct img_driver *img_driver_by_name(const char *name)
 	return NULL;
 }
 
-/* Formats we do not read but must not mistake for raw disks. */
-static const char *foreign_format(const uint8_t *b, size_t len)
+/* A VMDK text descriptor, by QEMU's evidence: past comment lines and
+ * lines of nothing but spaces, the first line is "version=1", 2 or 3 (ended by LF or
+ * CR LF). */
+static int vmdk_descriptor(const uint8_t *b, size_t len)
+{
+	const char *p = (const char *)b, *end = p + len;
+
+	while (p < end && (*p == '#' || *p == ' ')) {
+		if (*p == '#') {
+			while (p < end && *p != '\n')
+				p++;
+			p++;
+			continue;
+		}
+		while (p < end && *p == ' ')
+			p++;
+		if (p >= end || *p != '\n')
+			return 0;
+		p++;
+	}
+	if (p >= end || end - p < 10 || strncmp(p, "version=", 8) ||
+	    p[8] < '1' || p[8] > '3')
+		return 0;
+	return p[9] == '\n' || (end - p >= 11 && !strncmp(p + 9, "\r\n", 2));
+}
+
+/* Whether name ends with suffix. */
+static int ends_with(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), k = strlen(suffix);
+
+	return n > k && !strcmp(name + n - k, suffix);
+}
+
+#define CLOOP_MAGIC "#!/bin/sh\n#V2.0 Format\n" \
+	"modprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n"
+
+/* A growing Bochs redolog, version 1 or 2 (QEMU's bochs probe). */
+static int bochs_header(const uint8_t *b, size_t len)
+{
+	uint32_t v;
+
+	if (len < 512)
+		return 0;
+	v = get_le32(b + 64);
+	return !memcmp(b, "Bochs Virtual HD Image", 23) &&
+	       !memcmp(b + 32, "Redolog", 8) && !memcmp(b + 48, "Growing", 8) &&
+	       (v == 0x00010000 || v == 0x00020000);
+}
+
+/* A Parallels header, version 2. */
+static int parallels_header(const uint8_t *b, size_t len)
+{
+	return len >= 64 &&
+	       (!memcmp(b, "WithoutFreeSpace", 16) ||
+		!memcmp(b, "WithouFreSpacExt", 16)) &&
+	       get_le32(b + 16) == 2;
+}
+
+/* Formats we do not read but must not mistake for raw disks, by the
+ * evidence QEMU's probes use: a magic number (LUKS of any version, where
+ * QEMU knows only version 1); for dmg, the name alone. */
+static const char *foreign_format(const char *name, const uint8_t *b,
+				  size_t len)
 {
 	static const struct {
 		const char *name;
@@ -44,21 +107,26 @@ static const char *foreign_format(const uint8_t *b, size_t len)
 		const char *magic;
 	} foreign[] = {
 		{ "vmdk", 0, 4, "KDMV" },
-		{ "vmdk", 0, 21, "# Disk DescriptorFile" },
+		{ "vmdk", 0, 4, "COWD" },
 		{ "vhdx", 0, 8, "vhdxfile" },
 		{ "vpc", 0, 8, "conectix" },
 		{ "vdi", 64, 4, "\x7f\x10\xda\xbe" },
 		{ "luks", 0, 6, "LUKS\xba\xbe" },
-		{ "parallels", 0, 16, "WithoutFreeSpace" },
-		{ "parallels", 0, 16, "WithouFreSpacExt" },
-		{ "bochs", 0, 21, "Bochs Virtual HD Image" },
-		{ "cloop", 0, 22, "#!/bin/sh\n#V2.0 Format" },
+		{ "cloop", 0, sizeof(CLOOP_MAGIC) - 1, CLOOP_MAGIC },
 	};
 
 	for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++)
 		if (len >= foreign[i].off + foreign[i].len &&
 		    !memcmp(b + foreign[i].off, foreign[i].magic, foreign[i].len))
 			return foreign[i].name;
+	if (vmdk_descriptor(b, len))
+		return "vmdk";
+	if (bochs_header(b, len))
+		return "bochs";
+	if (parallels_header(b, len))
+		return "parallels";
+	if (ends_with(name, ".dmg"))
+		return "dmg";
 	return NULL;
 }
 
@@ -89,7 +157,7 @@ static int pick_driver(struct img *img, const char *format)
 			img->drv = drivers[i];
 		}
 	}
-	other = best > 1 ? NULL : foreign_format(head, (size_t)n);
+	other = best > 1 ? NULL : foreign_format(img->path, head, (size_t)n);
 	if (other)
 		return img_error(img, IMG_E_UNSUPPORTED,
 				 "unsupported format '%s' (use -f raw to read it as raw bytes)",
