@@ -507,6 +507,13 @@ static void count_refblocks(struct q2c *k)
 			k->rebuild = 1;
 			continue;
 		}
+		if (off & (k->cs - 1)) {
+			img_check_say(k->c, "ERROR refcount block %llu is not cluster aligned; refcount table entry corrupted",
+				      (unsigned long long)i);
+			q2c_corrupt(k);
+			k->rebuild = 1;
+			continue;
+		}
 		if (!off)
 			continue;
 		if (cl >= k->nclusters) {
@@ -744,7 +751,8 @@ static int check_refcounts(struct q2c *k)
 		return ret;
 	if ((ret = q2c_check_copied(k)) < 0)
 		return ret;
-	k->res->image_end_offset = k->highest * k->cs;
+	/* as qemu-img: at least the header's cluster */
+	k->res->image_end_offset = (k->highest ? k->highest : 1) * k->cs;
 	return 0;
 }
 

@@ -1,0 +1,53 @@
+#!/bin/sh
+# 9310-check-parity.sh: on damaged images, img-check's JSON carries the same keys and counts as qemu-img check's, and exits the same.
+test_description='img-check counts as qemu-img check on damaged images'
+. "$(dirname "$0")/lib.sh"
+
+# check_keys IMG JSON: every key of a check report but the file name, one
+# per line, sorted ("key=value").
+check_keys() {
+	perl -MJSON::PP -e '
+		local $/;
+		open my $fh, "<", $ARGV[0] or die "check_keys: $!\n";
+		my $doc = JSON::PP->new->decode(<$fh>);
+		delete $doc->{filename};
+		print "$_=$doc->{$_}\n" for sort keys %$doc;
+	' "$1"
+}
+
+# same_report IMG: img-check --output=json and qemu-img check --output=json
+# give the same keys and values, and both commands the same exit status.
+same_report() {
+	qemu-img check --output=json "$1" >q.json 2>/dev/null
+	sr_q_=$?
+	img-check --output=json "$1" >o.json 2>o.err
+	sr_o_=$?
+	no_sanitizer_report o.err &&
+	check_keys q.json >q.keys &&
+	check_keys o.json >o.keys &&
+	test_cmp q.keys o.keys &&
+	{ test $sr_q_ = $sr_o_ ||
+		{ echo >&2 "exit: qemu-img $sr_q_, img-check $sr_o_"; false; }; }
+}
+
+# a.qcow2: 64 KiB clusters; refcount table at 0x10000, its one block at
+# 0x20000; data in the first cluster.
+test_expect_success 'setup' '
+	qemu-img create -q -f qcow2 a.qcow2 1M &&
+	qio qcow2 a.qcow2 "write -P 0x11 0 64k" &&
+	test $(img-poke a.qcow2 48 read be64) = $((0x10000)) &&
+	test $(img-poke a.qcow2 $((0x10000)) read be64) = $((0x20000)) &&
+	same_report a.qcow2
+'
+
+test_expect_success 'refcount table entry not cluster aligned: a corruption, the end offset' '
+	damage a.qcow2 rb.qcow2 $((0x10000)) be64 $((0x20200)) &&
+	same_report rb.qcow2 &&
+	grep -Fx "ERROR refcount block 0 is not cluster aligned; refcount table entry corrupted" o.err &&
+	cp rb.qcow2 w.qcow2 &&
+	img-check -r all w.qcow2 >/dev/null 2>&1 &&
+	same_report w.qcow2 &&
+	qemu-img compare a.qcow2 w.qcow2
+'
+
+test_done
