@@ -151,6 +151,21 @@ static void check_allocated(struct q2c *k, struct l2_walk *w, uint64_t j,
 		int data = k->q->extended_l2 ? !!(bitmap & L2_BITMAP_ALL_ALLOC) :
 					       !(e & QCOW2_OFLAG_ZERO);
 
+		if (!data && q2c_can_clear(k)) {
+			/* As qemu-img -r all: it becomes a plain zero cluster
+			 * (it read zeros, and still does); the cluster it
+			 * named is left to the leak count. */
+			put_be64(k->tbuf + j * k->q->entry_len,
+				 k->q->extended_l2 ? 0 : QCOW2_OFLAG_ZERO);
+			if (k->q->extended_l2)
+				put_be64(k->tbuf + j * 16 + 8,
+					 L2_BITMAP_ALL_ALLOC << 32);
+			w->dirty = 1;
+			k->res->corruptions_fixed++;
+			img_check_say(k->c, "Repairing offset=%llx: Preallocated cluster is not properly aligned; L2 entry corrupted.",
+				      (unsigned long long)off);
+			return;
+		}
 		q2c_corrupt(k);
 		if (data)
 			img_check_say(k->c, "ERROR offset=%llx: Data cluster is not properly aligned; L2 entry corrupted.",

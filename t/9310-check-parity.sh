@@ -50,4 +50,25 @@ test_expect_success 'refcount table entry not cluster aligned: a corruption, the
 	qemu-img compare a.qcow2 w.qcow2
 '
 
+# z.qcow2: data in its first two clusters, the second then zeroed in
+# place (a preallocated zero cluster, entry 1 of the L2 table), its offset
+# then moved off the cluster boundary.
+test_expect_success 'preallocated zero cluster not cluster aligned: -r all repairs it as qemu-img' '
+	qemu-img create -q -f qcow2 z.qcow2 1M &&
+	qio qcow2 z.qcow2 "write -P 0x11 0 128k" "write -z 64k 64k" &&
+	l2=$(( $(img-poke z.qcow2 $(($(img-poke z.qcow2 40 read be64) + 4)) read be32) & 0xffffff00 )) &&
+	e=$(img-poke z.qcow2 $((l2 + 12)) read be32) &&
+	test $((e & 1)) = 1 &&
+	img-poke z.qcow2 $((l2 + 12)) be32 $((e + 512)) &&
+	same_report z.qcow2 &&
+	cp z.qcow2 zq.qcow2 && cp z.qcow2 zo.qcow2 &&
+	qemu-img check -r all zq.qcow2 >/dev/null 2>&1 &&
+	img-check -r all zo.qcow2 >/dev/null 2>err &&
+	grep -Fx "Repairing offset=$(printf %x $(((e & 0xffffff00) + 512))): Preallocated cluster is not properly aligned; L2 entry corrupted." err &&
+	same_report zo.qcow2 &&
+	qemu-img map --output=json zq.qcow2 >q.map &&
+	qemu-img map --output=json zo.qcow2 >o.map &&
+	test_cmp q.map o.map
+'
+
 test_done
