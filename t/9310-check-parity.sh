@@ -71,4 +71,20 @@ test_expect_success 'preallocated zero cluster not cluster aligned: -r all repai
 	test_cmp q.map o.map
 '
 
+# The refcount table's place and size zeroed in the header (as in
+# qemu-iotests 060): reading refuses it, as QEMU does; a check opens it,
+# -r all rebuilds the refcount structures from the tables.
+test_expect_success 'no refcount table at all: checked and rebuilt, as by qemu-img' '
+	damage a.qcow2 nr.qcow2 48 be64 0 56 be32 0 &&
+	open_fails img-info nr.qcow2 &&
+	same_report nr.qcow2 &&
+	cp nr.qcow2 nq.qcow2 && cp nr.qcow2 no.qcow2 &&
+	qemu-img check -r all nq.qcow2 >/dev/null 2>&1 &&
+	img-check -r all no.qcow2 >/dev/null 2>err &&
+	grep -F "Rebuilt the refcount structures" err &&
+	same_report no.qcow2 &&
+	test "$(json_get o.json corruptions leaks)" = "$(printf "corruptions=<absent>\nleaks=<absent>")" &&
+	qemu-img compare a.qcow2 no.qcow2
+'
+
 test_done
