@@ -148,11 +148,14 @@ test_expect_success 'unknown encryption method' '
 	all_fail crypt.qcow2
 '
 
+# A snapshot table past the end of the file reads as zeros, as under QEMU:
+# readers go on (t/9310-check-parity.sh).
 test_expect_success 'snapshot table: too many, past end of file, misaligned' '
 	damage good.qcow2 snapmany.qcow2 60 be32 70000 64 be64 0x20000 &&
 	all_fail snapmany.qcow2 &&
 	damage good.qcow2 snapeof.qcow2 60 be32 3 64 be64 0x1000000000 &&
-	all_fail snapeof.qcow2 &&
+	img-convert -O raw snapeof.qcow2 snapeof.raw &&
+	qemu-img compare -q good.qcow2 snapeof.raw &&
 	damage good.qcow2 snapmis.qcow2 60 be32 1 64 be64 0x20200 &&
 	all_fail snapmis.qcow2
 '
