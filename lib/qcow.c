@@ -136,7 +136,9 @@ static int read_backing_name(struct img *img, const struct img_qcow_header *h)
 	char *name;
 	int ret;
 
-	if (!off)
+	/* An empty name, wherever it is, means no backing file (as QEMU
+	 * reads it: 0 bytes). */
+	if (!off || !len)
 		return 0;
 	if (len > IMG_QCOW_MAX_BACKING_LEN)
 		return img_error(img, IMG_E_CORRUPT,
