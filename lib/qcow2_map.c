@@ -92,11 +92,11 @@ static int entry_unallocated(const struct img_qcow2 *q, uint64_t entry)
 	       !(q->has_data_file && (entry & QCOW2_OFLAG_COPIED));
 }
 
+/* Reserved bits in an L2 entry are ignored here, as QEMU reads such
+ * entries (img-check reports them). */
 static int standard_unit(struct img *img, const struct img_qcow2 *q,
 			 uint64_t off, uint64_t entry, struct unit *u)
 {
-	if (entry & QCOW2_L2_RESERVED)
-		return bad_entry(img, off, entry, "reserved bits set");
 	if (entry & QCOW2_OFLAG_ZERO) {
 		/* QEMU fails reads of such clusters with EIO, so do we. */
 		if (q->h.version < 3)
@@ -126,8 +126,6 @@ static int subcluster_unit(struct img *img, const struct img_qcow2 *q,
 	uint64_t cluster = off & ~(q->cluster_size - 1);
 	int is_zero = zero >> sc & 1, is_alloc = alloc >> sc & 1;
 
-	if (entry & QCOW2_L2_RESERVED_EXT)
-		return bad_entry(img, off, entry, "reserved bits set");
 	while (next < QCOW2_SUBCLUSTERS && (int)(zero >> next & 1) == is_zero &&
 	       (int)(alloc >> next & 1) == is_alloc)
 		next++;

@@ -111,4 +111,20 @@ test_expect_success 'damaged snapshot table: readers read, as qemu-img' '
 	grep -F "(repair it first: img-check -r all)" err
 '
 
+# An L2 entry with reserved bits set (bits 56-61, and 48-55 which then
+# place the data past the end of the file): qemu-img reads it (zeros),
+# and so do we; the checks agree.
+test_expect_success 'L2 entry with reserved bits set: read as qemu-img reads it' '
+	l2=$(img-poke a.qcow2 $(($(img-poke a.qcow2 40 read be64) + 4)) read be32) &&
+	damage a.qcow2 res.qcow2 $l2 u8 $((0xbf)) $((l2 + 1)) u8 $((0xff)) &&
+	same_report res.qcow2 &&
+	rm -f res.raw qres.raw &&
+	img-convert -O raw res.qcow2 res.raw &&
+	qemu-img convert -O raw res.qcow2 qres.raw &&
+	cmp res.raw qres.raw &&
+	img-map --output=json res.qcow2 >o.map &&
+	qemu-img map --output=json res.qcow2 >q.map &&
+	test_cmp q.map o.map
+'
+
 test_done
