@@ -172,7 +172,7 @@ int img_check_overlap_first(struct img_check_ctx *c,
 	if (ret < 0)
 		return ret;
 	if (ro.overlap) {
-		img_check_say(c, "ERROR L2 tables overlap other clusters: corruptions not repaired");
+		img_check_say(c, "ERROR tables overlap other clusters: corruptions not repaired");
 		c->fix = IMG_CHECK_FIX_LEAKS;
 	}
 	return 0;

@@ -27,15 +27,15 @@ struct img_check_ctx {
 	 * the table may move past the end of the file first (the file grows
 	 * by a table for a moment), then down over its old place. */
 	int may_grow;
-	/* Set by a check that finds an L2 table overlapping other clusters
-	 * (or data inside a table): -r all repairs leaks only then (qcow,
-	 * QED), since which of them holds the real bytes is not known and
-	 * "repairing" a table's entries could overwrite the other. */
+	/* Set by a check that finds a table overlapping other clusters
+	 * (or data inside a table): -r all repairs leaks only then, since
+	 * which of them holds the real bytes is not known and "repairing" a
+	 * table's entries could overwrite the other. */
 	int overlap;
 	const volatile sig_atomic_t *cancel;   /* img.h: cancellation */
 };
 
-/* -r all on a format without refcounts: a read-only pass of check first;
+/* -r all: a read-only pass of check first;
  * if it finds tables overlapping other clusters, c->fix becomes leaks
  * only (said through img_check_say). Returns 0 or the pass's error. */
 int img_check_overlap_first(struct img_check_ctx *c,

@@ -37,9 +37,30 @@ int q2c_past_eof(const struct q2c *k, uint64_t off, uint64_t len)
 	return (int64_t)(off + len - k->file_size) >= (int64_t)k->cs;
 }
 
-/* Count a reference to every cluster of [off, off+len); 1 if it lies
- * (partly) a cluster or more past the end of the file. */
-static int inc_refs(struct q2c *k, uint64_t off, uint64_t len)
+/* Note what cluster cl holds. A cluster that holds two kinds of metadata
+ * (an L2 table inside the L1 table or the snapshot table) makes
+ * k->c->overlap: which of them holds the real bytes cannot be known, and
+ * repairing one's entries could destroy the other. Not counted: data
+ * inside metadata, which is only damaged data (refcounts and flags are
+ * repaired as qemu-img does), and refcount structures, which a cluster
+ * shares only to be rebuilt elsewhere (never written in place then). */
+static void note_kind(struct q2c *k, uint64_t cl, enum cluster_kind kind)
+{
+	enum cluster_kind was;
+
+	if (!k->kind || kind == K_REFTABLE || kind == K_REFBLOCK ||
+	    kind >= K_DATA)
+		return;
+	was = k->kind[cl];
+	if (was && was != kind)
+		k->c->overlap = 1;
+	k->kind[cl] = (uint8_t)kind;
+}
+
+/* Count a reference to every cluster of [off, off+len), which holds kind;
+ * 1 if it lies (partly) a cluster or more past the end of the file. */
+static int inc_refs(struct q2c *k, enum cluster_kind kind, uint64_t off,
+		    uint64_t len)
 {
 	uint64_t first, last;
 
@@ -58,6 +79,7 @@ static int inc_refs(struct q2c *k, uint64_t off, uint64_t len)
 
 		if (cl >= k->nclusters)
 			k->nclusters = cl + 1;
+		note_kind(k, cl, kind);
 
 		if (k->refmax <= IMG_REFS_MAX && *n >= k->refmax) {
 			img_check_say(k->c, "ERROR: overflow cluster offset=0x%llx",
@@ -129,7 +151,7 @@ static void check_compressed(struct q2c *k, struct l2_walk *w, uint64_t j,
 	if (q2c_can_clear(k) && q2c_past_eof(k, coff, clen) &&
 	    q2c_clear_entry(k, w, j, e, bitmap, CT_COMPRESSED))
 		return;
-	inc_refs(k, coff, clen);
+	inc_refs(k, K_COMPRESSED, coff, clen);
 	if (w->active) {
 		k->res->allocated_clusters++;
 		k->res->compressed_clusters++;
@@ -185,7 +207,7 @@ static void check_allocated(struct q2c *k, struct l2_walk *w, uint64_t j,
 		w->next_contig = off + k->cs;
 	}
 	if (!k->q->has_data_file)
-		inc_refs(k, off, k->cs);
+		inc_refs(k, K_DATA, off, k->cs);
 }
 
 static int walk_l2(struct q2c *k, uint64_t l2_off, struct l2_walk *w)
@@ -236,7 +258,7 @@ static int walk_l1(struct q2c *k, uint64_t l1_off, uint32_t l1_size,
 	uint8_t *raw;
 	int ret = 0;
 
-	inc_refs(k, l1_off, (uint64_t)l1_size * 8);
+	inc_refs(k, K_L1, l1_off, (uint64_t)l1_size * 8);
 	if (!l1_size)
 		return 0;
 	raw = malloc((size_t)l1_size * 8);
@@ -263,7 +285,7 @@ static int walk_l1(struct q2c *k, uint64_t l1_off, uint32_t l1_size,
 						 active ? k->q->l1 : NULL);
 			continue;
 		}
-		inc_refs(k, l2, k->cs);
+		inc_refs(k, K_L2, l2, k->cs);
 		if (l2 & (k->cs - 1)) {
 			img_check_say(k->c, "ERROR l2_offset=%llx: Table is not cluster aligned; L1 entry corrupted",
 				      (unsigned long long)l2);
@@ -382,7 +404,7 @@ static int count_snapshots(struct q2c *k)
 	}
 	if (ret < 0)
 		return ret;
-	inc_refs(k, q->h.snapshots_offset, pos);
+	inc_refs(k, K_SNAPSHOTS, q->h.snapshots_offset, pos);
 	return 0;
 }
 
@@ -407,7 +429,7 @@ static int count_luks_header(struct q2c *k)
 		if (type == QCOW2_EXT_END || len > end - pos - 8)
 			break;
 		if (type == QCOW2_EXT_FDE && len >= 16)
-			inc_refs(k, get_be64(hdr + pos + 8),
+			inc_refs(k, K_LUKS, get_be64(hdr + pos + 8),
 				 get_be64(hdr + pos + 16));
 		pos += 8 + img_qcow2_align8(len);
 	}
@@ -431,7 +453,7 @@ static int count_bitmap_table(struct q2c *k, uint64_t off, uint32_t size)
 
 	if (!t)
 		return -ENOMEM;
-	inc_refs(k, off, (uint64_t)size * 8);
+	inc_refs(k, K_BITMAP_TABLE, off, (uint64_t)size * 8);
 	ret = q2c_read_meta(k, "bitmap table", t, (size_t)size * 8, off);
 	for (uint32_t i = 0; ret == 0 && i < size; i++) {
 		uint64_t e = get_be64(t + 8 * (size_t)i);
@@ -441,7 +463,7 @@ static int count_bitmap_table(struct q2c *k, uint64_t off, uint32_t size)
 			continue;
 		}
 		if (e & QCOW2_OFFSET_MASK)
-			inc_refs(k, e & QCOW2_OFFSET_MASK, k->cs);
+			inc_refs(k, K_BITMAP_DATA, e & QCOW2_OFFSET_MASK, k->cs);
 	}
 	free(t);
 	return ret;
@@ -456,7 +478,7 @@ static int count_bitmaps(struct q2c *k)
 
 	if (!q->nb_bitmaps)
 		return 0;
-	inc_refs(k, q->bitmap_dir_offset, size);
+	inc_refs(k, K_BITMAP_DIR, q->bitmap_dir_offset, size);
 	dir = malloc(size ? size : 1);
 	if (!dir)
 		return -ENOMEM;
@@ -509,6 +531,14 @@ static int load_reftable(struct q2c *k)
 }
 
 /* The refcount blocks: each referenced once, well placed. */
+int q2c_refblock_counted(const struct q2c *k, uint64_t e)
+{
+	uint64_t off = e & REFT_OFFSET_MASK;
+
+	return !(e & QCOW2_REFTABLE_RESERVED) && off &&
+	       !(off & (k->cs - 1)) && (off >> k->cb) < k->nclusters;
+}
+
 static void count_refblocks(struct q2c *k)
 {
 	for (uint64_t i = 0; i < k->rt_n; i++) {
@@ -538,7 +568,7 @@ static void count_refblocks(struct q2c *k)
 			k->rebuild = 1;
 			continue;
 		}
-		inc_refs(k, off, k->cs);
+		inc_refs(k, K_REFBLOCK, off, k->cs);
 		if (k->refs.count[cl] != 1) {
 			img_check_say(k->c, "ERROR refcount block %llu refcount=%u",
 				      (unsigned long long)i, k->refs.count[cl]);
@@ -555,13 +585,14 @@ static int count_references(struct q2c *k)
 	int ret;
 
 	memset(k->refs.count, 0, k->refs.nclusters * sizeof(*k->refs.count));
+	memset(k->kind, 0, k->refs.nclusters);
 	k->nclusters = k->file_clusters;
 	k->rebuild = 0;
-	inc_refs(k, 0, k->cs);
+	inc_refs(k, K_HEADER, 0, k->cs);
 	if ((ret = walk_l1(k, q->h.l1_offset, q->h.l1_size, 1)) < 0 ||
 	    (ret = count_snapshots(k)) < 0)
 		return ret;
-	inc_refs(k, q->h.reftable_offset, (uint64_t)q->h.reftable_clusters * k->cs);
+	inc_refs(k, K_REFTABLE, q->h.reftable_offset, (uint64_t)q->h.reftable_clusters * k->cs);
 	if ((ret = count_luks_header(k)) < 0 ||
 	    (ret = count_bitmaps(k)) < 0 ||
 	    (ret = load_reftable(k)) < 0)
@@ -691,6 +722,10 @@ static int setup(struct q2c *k)
 	ret = img_refs_init(k->c, &k->refs, k->file_size + k->cs, k->cb);
 	if (ret < 0)
 		return ret;
+	free(k->kind);
+	k->kind = calloc(k->refs.nclusters ? k->refs.nclusters : 1, 1);
+	if (!k->kind)
+		return img_error(img, -ENOMEM, "out of memory");
 	k->file_clusters = img_div_up(k->file_size, k->cs);
 	k->nclusters = k->file_clusters;
 	if (k->nclusters > INT32_MAX) {
@@ -852,6 +887,8 @@ int img_qcow2_check(struct img_check_ctx *c)
 	if (!k.tbuf || !k.blk || !k.cblk)
 		ret = img_error(img, -ENOMEM, "out of memory");
 	else
+		ret = img_check_overlap_first(c, img_qcow2_check);
+	if (ret == 0)
 		ret = setup(&k);
 	if (ret == 0 && c->fix && refuse_repair(&k))
 		c->fix = IMG_CHECK_NO_FIX;
@@ -864,6 +901,7 @@ int img_qcow2_check(struct img_check_ctx *c)
 		ret = q2c_reclaim(&k);
 	c->res->dirty = img->dirty;
 	img_refs_free(&k.refs);
+	free(k.kind);
 	free(k.tbuf);
 	free(k.blk);
 	free(k.cblk);

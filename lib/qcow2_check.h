@@ -31,7 +31,14 @@ struct q2c {
 	uint64_t rt_n;
 	uint64_t cblk_off;       /* refcount block cached in cblk, 0 = none */
 	uint8_t *cblk;
+	uint8_t *kind;           /* enum cluster_kind of each of refs' clusters */
 };
+
+/* What a cluster holds, as the references say (metadata first; only
+ * metadata is noted). */
+enum cluster_kind { K_NONE, K_HEADER, K_L1, K_L2, K_REFTABLE, K_REFBLOCK,
+		    K_SNAPSHOTS, K_LUKS, K_BITMAP_DIR, K_BITMAP_TABLE,
+		    K_BITMAP_DATA, K_DATA, K_COMPRESSED };
 
 /* One L2 table being walked. */
 struct l2_walk {
@@ -67,6 +74,9 @@ int q2c_write_meta(struct q2c *k, const char *what, const void *buf,
 		   size_t len, uint64_t off);
 /* Whether entries past the end of the file are cleared (-r all). */
 int q2c_can_clear(const struct q2c *k);
+/* Whether refcount table entry e names a refcount block the counting
+ * counts (well placed, inside the file). */
+int q2c_refblock_counted(const struct q2c *k, uint64_t e);
 /* -r all: L2 entry j (in k->tbuf), whose data lies past the end of the file,
  * made to read as before; 0 if it cannot be (left as it is). */
 int q2c_clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,

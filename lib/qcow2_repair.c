@@ -212,12 +212,9 @@ static void uncount_old_structures(struct q2c *k)
 		if (k->refs.count[cl])
 			k->refs.count[cl]--;
 	for (uint64_t i = 0; i < k->rt_n; i++) {
-		uint64_t e = k->reftable[i], off = e & REFT_OFFSET_MASK;
-		uint64_t cl = off >> k->cb;
+		uint64_t cl = (k->reftable[i] & REFT_OFFSET_MASK) >> k->cb;
 
-		if ((e & QCOW2_REFTABLE_RESERVED) || !off || cl >= k->nclusters)
-			continue;
-		if (k->refs.count[cl])
+		if (q2c_refblock_counted(k, k->reftable[i]) && k->refs.count[cl])
 			k->refs.count[cl]--;
 	}
 }
