@@ -76,7 +76,8 @@ void img_free(struct img *img);
  * ever opened for it: an image naming a backing file opens as with
  * no_backing (unallocated ranges read as zeros, img_backing() is NULL),
  * and what needs that file or an external data file fails with
- * IMG_E_UNSUPPORTED.
+ * IMG_E_UNSUPPORTED. The copy is sparse as a file would be: 4 KiB blocks
+ * of zeros are holes, and repairs and compaction punch holes in it.
  */
 int img_open_mem(struct img *img, const char *name, const void *data,
 		 size_t len, const struct img_open_opts *o);

@@ -184,12 +184,24 @@ int img_io_open_file(struct img_io **out, const char *path, unsigned flags)
 	return ret;
 }
 
-/* ---- memory backend (unit tests, small in-memory images) ---- */
+/* ---- memory backend (unit tests, fuzzing, in-memory images) ---- */
+
+/* A sparse file in memory: blocks of MEM_BLOCK bytes are data or holes,
+ * as a file system's are, so that punching holes and finding them work
+ * as on a file (holes read as zeros). */
+#define MEM_BLOCK 4096
 
 struct mem {
 	uint8_t *data;
+	uint8_t *hole;           /* per block of the capacity: 1 if a hole */
 	size_t len, cap;
 };
+
+static void mem_mark(struct mem *m, uint64_t first, uint64_t end, int hole)
+{
+	for (uint64_t b = first; b < end && b < m->cap / MEM_BLOCK; b++)
+		m->hole[b] = (uint8_t)hole;
+}
 
 static ssize_t mem_pread(struct img_io *io, void *buf, size_t len, uint64_t off)
 {
@@ -208,7 +220,7 @@ static int mem_grow(struct mem *m, uint64_t size)
 	if (size > SIZE_MAX / 2)
 		return -EFBIG;
 	if (size > m->cap) {
-		size_t cap = m->cap ? m->cap : 4096;
+		size_t cap = m->cap ? m->cap : MEM_BLOCK;
 		while (cap < size)
 			cap *= 2;
 		uint8_t *p = realloc(m->data, cap);
@@ -216,6 +228,12 @@ static int mem_grow(struct mem *m, uint64_t size)
 			return -ENOMEM;
 		memset(p + m->cap, 0, cap - m->cap);
 		m->data = p;
+		p = realloc(m->hole, cap / MEM_BLOCK);
+		if (!p)
+			return -ENOMEM;
+		/* past the end of the file: holes once it grows over them */
+		memset(p + m->cap / MEM_BLOCK, 1, (cap - m->cap) / MEM_BLOCK);
+		m->hole = p;
 		m->cap = cap;
 	}
 	return 0;
@@ -230,6 +248,8 @@ static ssize_t mem_pwrite(struct img_io *io, const void *buf, size_t len,
 	if (ret < 0)
 		return ret;
 	memcpy(m->data + off, buf, len);
+	if (len)
+		mem_mark(m, off / MEM_BLOCK, (off + len - 1) / MEM_BLOCK + 1, 0);
 	if (off + len > m->len)
 		m->len = off + len;
 	return (ssize_t)len;
@@ -248,9 +268,49 @@ static int mem_truncate(struct img_io *io, uint64_t size)
 
 	if (ret < 0)
 		return ret;
-	if (size < m->len)
+	if (size < m->len) {
 		memset(m->data + size, 0, m->len - size);
+		mem_mark(m, (size + MEM_BLOCK - 1) / MEM_BLOCK, m->cap / MEM_BLOCK, 1);
+	}
 	m->len = size;
+	return 0;
+}
+
+/* As FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: the range reads as zeros,
+ * and the blocks it covers whole become holes. */
+static int mem_punch(struct img_io *io, uint64_t off, uint64_t len)
+{
+	struct mem *m = io->priv;
+	uint64_t end = off + len < off ? UINT64_MAX : off + len;
+
+	if (end > m->len)
+		end = m->len;
+	if (off >= end)
+		return 0;
+	memset(m->data + off, 0, end - off);
+	mem_mark(m, (off + MEM_BLOCK - 1) / MEM_BLOCK,
+		 end == m->len ? (end + MEM_BLOCK - 1) / MEM_BLOCK
+			       : end / MEM_BLOCK, 1);
+	return 0;
+}
+
+/* As SEEK_DATA and SEEK_HOLE from off. */
+static int mem_next_data(struct img_io *io, uint64_t off, uint64_t *start,
+			 uint64_t *end)
+{
+	struct mem *m = io->priv;
+	uint64_t nblocks = (m->len + MEM_BLOCK - 1) / MEM_BLOCK, b;
+
+	if (off >= m->len)
+		return -ENXIO;
+	for (b = off / MEM_BLOCK; b < nblocks && m->hole[b]; b++)
+		;
+	if (b >= nblocks)
+		return -ENXIO;
+	*start = b * MEM_BLOCK > off ? b * MEM_BLOCK : off;
+	while (b < nblocks && !m->hole[b])
+		b++;
+	*end = b * MEM_BLOCK < m->len ? b * MEM_BLOCK : m->len;
 	return 0;
 }
 
@@ -264,6 +324,7 @@ static void mem_close(struct img_io *io)
 	struct mem *m = io->priv;
 
 	free(m->data);
+	free(m->hole);
 	free(m);
 	free(io);
 }
@@ -274,6 +335,8 @@ static const struct img_io_ops mem_ops = {
 	.size = mem_size,
 	.truncate = mem_truncate,
 	.flush = mem_flush,
+	.punch = mem_punch,
+	.next_data = mem_next_data,
 	.close = mem_close,
 };
 
@@ -290,6 +353,14 @@ int img_io_open_mem(struct img_io **out, const void *data, size_t len)
 	if (len)
 		memcpy(m->data, data, len);
 	m->len = len;
+	/* Sparse where zero, as cp --sparse=always would make the file. */
+	for (size_t b = 0; b * MEM_BLOCK < len; b++) {
+		size_t n = len - b * MEM_BLOCK < MEM_BLOCK ? len - b * MEM_BLOCK
+							   : MEM_BLOCK;
+		const uint8_t *p = m->data + b * MEM_BLOCK;
+
+		m->hole[b] = !p[0] && !memcmp(p, p + 1, n - 1);
+	}
 	io->ops = &mem_ops;
 	io->fd = -1;
 	io->priv = m;

@@ -40,6 +40,8 @@ struct img_io {
  * refused with -ESPIPE: streams are not images. */
 int img_io_open_file(struct img_io **out, const char *path, unsigned flags);
 int img_io_from_fd(struct img_io **out, int fd, unsigned flags);
+/* A copy of data in memory, sparse as a file is (4 KiB blocks of zeros
+ * are holes; punching makes more). */
 int img_io_open_mem(struct img_io **out, const void *data, size_t len);
 /* The bytes of a memory backend (valid until its next write or close);
  * -EINVAL for other backends. */

@@ -109,6 +109,46 @@ static void test_mem(void)
 	img_io_close(io);
 }
 
+/* The memory backend is sparse as a file is: 4 KiB blocks of zeros are
+ * holes when opened, punching makes holes, writes make data. */
+static void test_mem_holes(void)
+{
+	uint8_t *data = calloc(1, 5 * 4096), buf[8];
+	struct img_io *io = NULL;
+	uint64_t start = 0, end = 0;
+
+	if (!data)
+		return;
+	data[4096] = 1;                 /* block 1: data */
+	data[3 * 4096 + 100] = 2;       /* block 3: data */
+	if (!tap_ok(img_io_open_mem(&io, data, 5 * 4096) == 0,
+		    "io mem holes: open"))
+		goto out;
+	tap_ok(img_io_next_data(io, 0, &start, &end) == 0 &&
+	       start == 4096 && end == 2 * 4096,
+	       "io mem holes: zero blocks are holes when opened");
+	tap_ok(img_io_next_data(io, 2 * 4096, &start, &end) == 0 &&
+	       start == 3 * 4096 && end == 4 * 4096 &&
+	       img_io_next_data(io, 4 * 4096, &start, &end) == -ENXIO,
+	       "io mem holes: SEEK_DATA and SEEK_HOLE up to the end");
+	tap_ok(img_io_punch(io, 4096 - 10, 4096 + 20) == 0 &&
+	       img_io_next_data(io, 0, &start, &end) == 0 &&
+	       start == 3 * 4096 &&
+	       img_io_read_exact(io, buf, 8, 4096) == 0 && all_bytes(buf, 8, 0),
+	       "io mem holes: a punched block is a hole and reads zeros");
+	tap_ok(img_io_pwrite(io, "x", 1, 100) == 0 &&
+	       img_io_next_data(io, 0, &start, &end) == 0 &&
+	       start == 0 && end == 4096,
+	       "io mem holes: a write makes its block data");
+	tap_ok(img_io_truncate(io, 2 * 4096) == 0 &&
+	       img_io_truncate(io, 6 * 4096) == 0 &&
+	       img_io_next_data(io, 4096, &start, &end) == -ENXIO,
+	       "io mem holes: a file cut and grown again is a hole there");
+	img_io_close(io);
+out:
+	free(data);
+}
+
 static void test_file(void)
 {
 	char path[] = "img-unit-io.XXXXXX";   /* in the cwd: the trash directory */
@@ -223,6 +263,7 @@ static void test_fault_wrapper(void)
 void test_io(void)
 {
 	test_mem();
+	test_mem_holes();
 	test_file();
 	test_errors();
 	test_fault_wrapper();
