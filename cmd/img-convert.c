@@ -17,6 +17,10 @@ static const char **options;   /* every -o, in order */
 static const char *sparse_size;
 static const char *backing, *backing_fmt;
 static int compress, no_create, target_is_zero, progress, quiet, durable;
+static int salvage;
+
+/* Exit status when --salvage had to write zeros for unreadable parts. */
+#define EXIT_SALVAGED 3
 
 static struct poptOption opts_table[] = {
 	{ NULL, 'O', POPT_ARG_STRING, &out_format, 0,
@@ -42,6 +46,9 @@ static struct poptOption opts_table[] = {
 	{ NULL, 'p', POPT_ARG_NONE, &progress, 0,
 	  "show progress on a terminal", NULL },
 	{ NULL, 'q', POPT_ARG_NONE, &quiet, 0, "quiet", NULL },
+	{ "salvage", 0, POPT_ARG_NONE, &salvage, 0,
+	  "write what cannot be read of SRC as zeros, saying where (exit 3)",
+	  NULL },
 	{ "sync", 0, POPT_ARG_NONE, &durable, 0,
 	  "make the output durable (fsync) before it appears", NULL },
 	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, cli_image_options, 0,
@@ -88,6 +95,24 @@ static void commit_output(const char *dst)
 
 	if (ret < 0)
 		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(-ret));
+}
+
+/* --salvage: one warning per unreadable range, and a tally for the end. */
+struct salvage_tally {
+	const char *src;
+	uint64_t ranges, bytes;
+};
+
+static void report_salvaged(uint64_t off, uint64_t len, const char *why,
+			    void *arg)
+{
+	struct salvage_tally *t = arg;
+
+	cli_progress_end();
+	t->ranges++;
+	t->bytes += len;
+	cli_warn("cannot read '%s' at 0x%llx (%llu bytes): %s; written as zeros",
+		 t->src, (unsigned long long)off, (unsigned long long)len, why);
 }
 
 /* Refuse option mixes that cannot mean anything. */
@@ -352,6 +377,7 @@ static int output_kind(const char *dst)
 int main(int argc, const char **argv)
 {
 	struct img_convert_opts co = { .zero_gran = 4096 };
+	struct salvage_tally tally = { 0 };
 	const char **args;
 	struct img *src;
 	int nargs, kind;
@@ -379,6 +405,11 @@ int main(int argc, const char **argv)
 	cli_show_progress = progress && !quiet;
 	kind = output_kind(args[1]);
 	src = cli_open(args[0], CLI_NO_WRITERS);
+	if (salvage) {
+		tally.src = img_path(src);
+		co.salvaged = report_salvaged;
+		co.salvaged_arg = &tally;
+	}
 	if (backing)
 		co.target_backing = open_target_backing(args[1]);
 	refuse_protected(src, co.target_backing, args[1]);
@@ -394,6 +425,14 @@ int main(int argc, const char **argv)
 	else
 		convert_to_new(src, args[1], &co);
 	img_free(co.target_backing);
+	if (tally.ranges) {
+		cli_warn("'%s' converted with %llu unreadable range%s (%llu bytes) written as zeros",
+			 tally.src, (unsigned long long)tally.ranges,
+			 tally.ranges == 1 ? "" : "s",
+			 (unsigned long long)tally.bytes);
+		img_free(src);
+		return EXIT_SALVAGED;
+	}
 	img_free(src);
 	return EXIT_OK;
 }

@@ -44,6 +44,7 @@ struct conv {
 	struct img *tb;         /* the target's backing file, or NULL */
 	int tb_depth;           /* its depth in the source chain, -1 if absent */
 	uint8_t *tbuf;          /* a cluster of tb, for comparing */
+	struct img_salvage salvage;
 };
 
 static size_t aux_size(const struct conv *c)
@@ -72,13 +73,9 @@ static int fill(struct conv *c, struct img *l, const struct img_extent *e,
 {
 	if (a >= b)
 		return 0;
-	if (e->kind == IMG_EXT_DATA) {
-		int ret = img_read_extent(l, e, off + a, buf + a, (size_t)(b - a));
-		if (ret < 0 && l != c->src)
-			img_error(c->src, ret, "backing file '%s': %s", l->path,
-				  img_errmsg(l));
-		return ret;
-	}
+	if (e->kind == IMG_EXT_DATA)
+		return img_salvage_read(&c->salvage, c->src, l, e, off + a,
+					buf + a, (size_t)(b - a));
 	memset(buf + a, 0, (size_t)(b - a));
 	return 0;
 }
@@ -102,7 +99,8 @@ static int gather(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf,
 		uint64_t a, b, first, last;
 		int depth, ret, what;
 
-		ret = img_chain_status(c->src, pos, end - pos, &e, &l, &depth);
+		ret = img_salvage_status(&c->salvage, c->src, pos, end - pos,
+					 &e, &l, &depth);
 		if (ret < 0)
 			return ret;
 		a = pos - off;
@@ -358,6 +356,7 @@ int img_convert(struct img *src, struct img *dst,
 	struct img_pipeline *pipe;
 	int ret, werr, cancelled;
 
+	img_salvage_init(&c.salvage, o);
 	ret = setup(&c);
 	dst->write_in_place = o->in_place;
 	if (ret == 0)
@@ -374,6 +373,7 @@ int img_convert(struct img *src, struct img *dst,
 				 img_strerror(ret));
 	}
 	ret = produce(&c, pipe);
+	img_salvage_flush(&c.salvage);
 	cancelled = ret == 1;
 	if (cancelled)
 		ret = 0;

@@ -158,7 +158,8 @@ static void add_piece(struct pieces *ps, uint64_t len, int zero)
 
 /* Fill slot with the guest bytes from off on, until its buffer or piece
  * list is full or the disk ends. */
-static int fill_slot(struct img *img, uint64_t off, struct img_pipe_slot *slot)
+static int fill_slot(struct img *img, struct img_salvage *salvage,
+		     uint64_t off, struct img_pipe_slot *slot)
 {
 	struct pieces *ps = slot->aux;
 	uint64_t used = 0;
@@ -172,20 +173,18 @@ static int fill_slot(struct img *img, uint64_t off, struct img_pipe_slot *slot)
 		int depth, ret;
 
 		/* Zero runs take no buffer space: ask for all that is left. */
-		ret = img_chain_status(img, off, img->size - off, &e, &l, &depth);
+		ret = img_salvage_status(salvage, img, off, img->size - off,
+					 &e, &l, &depth);
 		if (ret < 0)
 			return ret;
 		if (e.kind == IMG_EXT_DATA) {
 			if (e.length > CHUNK - used)
 				e.length = CHUNK - used;
-			ret = img_read_extent(l, &e, off, slot->buf + used,
-					      (size_t)e.length);
-			if (ret < 0) {
-				if (l != img)
-					img_error(img, ret, "backing file '%s': %s",
-						  l->path, img_errmsg(l));
+			ret = img_salvage_read(salvage, img, l, &e, off,
+					       slot->buf + used,
+					       (size_t)e.length);
+			if (ret < 0)
 				return ret;
-			}
 			used += e.length;
 		}
 		add_piece(ps, e.length, e.kind != IMG_EXT_DATA);
@@ -276,10 +275,12 @@ static void close_sink(struct sink *s)
 int img_export_raw(struct img *img, int fd, const struct img_convert_opts *o)
 {
 	struct export x = { .gran = (size_t)o->zero_gran };
+	struct img_salvage salvage;
 	struct img_pipeline *pipe;
 	uint64_t off = 0;
 	int ret, werr;
 
+	img_salvage_init(&salvage, o);
 	ret = open_sink(img, fd, o->zero_gran == 0, o, &x.sink);
 	if (ret < 0)
 		return ret;
@@ -299,7 +300,7 @@ int img_export_raw(struct img *img, int fd, const struct img_convert_opts *o)
 		ret = img_pipeline_get(pipe, &slot);
 		if (ret < 0)
 			break;          /* the writer failed: reported below */
-		ret = fill_slot(img, off, slot);
+		ret = fill_slot(img, &salvage, off, slot);
 		if (ret < 0)
 			break;
 		img_pipeline_put(pipe);
@@ -307,6 +308,7 @@ int img_export_raw(struct img *img, int fd, const struct img_convert_opts *o)
 		if (o->progress)
 			o->progress(off, img->size, o->progress_arg);
 	}
+	img_salvage_flush(&salvage);
 	werr = img_pipeline_finish(pipe);
 	if (werr < 0)
 		ret = img_error(img, werr, "cannot write output: %s",

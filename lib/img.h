@@ -200,6 +200,15 @@ struct img_convert_opts {
 	 * in-place target (-n) is then finished as far as it was written
 	 * (tables, dirty bit cleared) and -ECANCELED returned. */
 	const volatile sig_atomic_t *cancel;
+	/* Salvage (img-convert --salvage): where the source cannot be read
+	 * (damaged metadata, a failed read, data that does not decompress),
+	 * the range is converted as zeros instead of failing, and reported
+	 * here: guest range, reason (a neighbour with the same reason is
+	 * merged into one call). NULL: the first such error fails. A missing
+	 * key, out of memory and interruptions stay fatal. */
+	void (*salvaged)(uint64_t off, uint64_t len, const char *why,
+			 void *arg);
+	void *salvaged_arg;
 };
 
 /*

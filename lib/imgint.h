@@ -253,6 +253,29 @@ int img_chain_status(struct img *img, uint64_t off, uint64_t len,
 int img_read_extent(struct img *l, const struct img_extent *ext, uint64_t off,
 		    uint8_t *buf, size_t n);
 
+/*
+ * salvage.c: the two calls above for a conversion with --salvage
+ * (img_convert_opts.salvaged set): where a range cannot be read, it reads
+ * as zeros (IMG_EXT_ZERO of the top layer, or zeroed bytes) and is
+ * reported, merged with its neighbours, instead of failing. Without
+ * salvaged, they fail as the plain calls do (a backing file's error is
+ * named on img). img_salvage_flush reports what is still pending.
+ */
+struct img_salvage {
+	void (*fn)(uint64_t off, uint64_t len, const char *why, void *arg);
+	void *arg;
+	uint64_t off, len;          /* the pending report */
+	char why[512];
+};
+void img_salvage_init(struct img_salvage *s, const struct img_convert_opts *o);
+int img_salvage_status(struct img_salvage *s, struct img *img, uint64_t off,
+		       uint64_t len, struct img_extent *e, struct img **layer,
+		       int *depth);
+int img_salvage_read(struct img_salvage *s, struct img *img, struct img *l,
+		     const struct img_extent *e, uint64_t off, uint8_t *buf,
+		     size_t n);
+void img_salvage_flush(struct img_salvage *s);
+
 /* extent.c: building runs for block_status from per-table lookups. */
 /* Whether run b, starting where a ends, continues a (never compressed). */
 int img_extent_joins(const struct img_extent *a, const struct img_extent *b);

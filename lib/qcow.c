@@ -299,6 +299,14 @@ static int lookup(struct img *img, uint64_t pos, uint64_t end,
 		e->length = img_empty_l1_run(q->l1, q->l1_size, shift, pos, end);
 		return 0;
 	}
+	/* QEMU reads an L2 table wholly past the end of the file as an
+	 * empty one (but fails on one cut short): so do readers. */
+	if (l2_off >= img->file_size && !img->writable) {
+		e->kind = IMG_EXT_UNALLOC;
+		e->length = img_min_u64(end - pos,
+			(1ULL << shift) - (pos & ((1ULL << shift) - 1)));
+		return 0;
+	}
 	if (!in_file(img, l2_off, q->l2_bytes))
 		return img_error(img, IMG_E_CORRUPT,
 				 "L1 entry for guest offset 0x%llx: L2 table at 0x%llx runs past end of file",

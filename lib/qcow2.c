@@ -663,6 +663,11 @@ static int qcow2_open_priv(struct img *img, struct img_qcow2 *q)
 	q->l2_cache = img_tcache_new(q->cluster_size, L2_CACHE_SLOTS);
 	if (!q->l2_cache)
 		return img_error(img, -ENOMEM, "cannot allocate L2 cache");
+	/* QEMU reads an L2 table past the end of the file as zeros (guest
+	 * data unallocated there); so do readers. img-check reports it, and
+	 * writers, which would build on it, still refuse. */
+	if (!img->writable)
+		img_tcache_past_eof_zeros(q->l2_cache);
 	set_props(img, q);
 	/* img-check (qcow2_check.c) starts from q->h and q->l1 and reads
 	 * the rest itself. */

@@ -14,6 +14,7 @@ struct slot {
 struct img_tcache {
 	size_t table_bytes;
 	int nslots;
+	int past_eof_zeros;   /* tables cut off by the end of file read as zeros */
 	uint64_t tick;
 	struct slot *slots;
 };
@@ -32,6 +33,11 @@ struct img_tcache *img_tcache_new(size_t table_bytes, int nslots)
 	c->table_bytes = table_bytes;
 	c->nslots = nslots;
 	return c;
+}
+
+void img_tcache_past_eof_zeros(struct img_tcache *c)
+{
+	c->past_eof_zeros = 1;
 }
 
 void img_tcache_free(struct img_tcache *c)
@@ -67,9 +73,17 @@ int img_tcache_get(struct img *img, struct img_tcache *c, const char *what,
 					 what);
 	}
 	victim->used = 0;
-	ret = img_read_meta(img, what, victim->data, c->table_bytes, off);
-	if (ret < 0)
-		return ret;
+	if (c->past_eof_zeros) {
+		ret = img_io_read_zfill(img->io, victim->data, c->table_bytes, off);
+		if (ret < 0)
+			return img_error(img, ret, "cannot read %s at 0x%llx: %s",
+					 what, (unsigned long long)off,
+					 img_strerror(ret));
+	} else {
+		ret = img_read_meta(img, what, victim->data, c->table_bytes, off);
+		if (ret < 0)
+			return ret;
+	}
 	victim->off = off;
 	victim->used = ++c->tick;
 	*table = victim->data;

@@ -12,6 +12,10 @@ struct img_tcache;
 struct img_tcache *img_tcache_new(size_t table_bytes, int nslots);
 void img_tcache_free(struct img_tcache *c);
 
+/* From now on, the part of a table beyond the end of the file reads as
+ * zeros instead of failing, as QEMU reads qcow2 L2 tables. */
+void img_tcache_past_eof_zeros(struct img_tcache *c);
+
 /*
  * Point *table at the table_bytes bytes stored at host offset off of
  * img->io, reading them on a miss (least recently used slot is reused).

@@ -127,4 +127,41 @@ test_expect_success 'L2 entry with reserved bits set: read as qemu-img reads it'
 	test_cmp q.map o.map
 '
 
+# An L2 table past the end of the file, wholly or in part (l2cut: its
+# first half, copied from the real one, is the end of the file): QEMU reads the
+# missing part as zeros (a qcow2 table; for qcow v1 only a table wholly
+# past the end, one cut short fails), so the guest data it maps reads as
+# unallocated; the checks agree, and writers still refuse.
+test_expect_success 'L2 table past the end of the file: read as qemu-img reads it' '
+	l1=$(img-poke a.qcow2 40 read be64) &&
+	size=$(stat -c %s a.qcow2) &&
+	damage a.qcow2 l2eof.qcow2 $((l1 + 4)) be32 $((0x10000000)) &&
+	l2=$(img-poke a.qcow2 $((l1 + 4)) read be32) &&
+	damage a.qcow2 l2cut.qcow2 $((l1 + 4)) be32 $size &&
+	dd if=a.qcow2 bs=32k skip=$((l2 / 32768)) count=1 2>/dev/null >>l2cut.qcow2 &&
+	for f in l2eof l2cut; do
+		rm -f $f.raw q$f.raw &&
+		img-convert -O raw $f.qcow2 $f.raw &&
+		qemu-img convert -O raw $f.qcow2 q$f.raw &&
+		cmp $f.raw q$f.raw &&
+		img-map --output=json $f.qcow2 >o.map &&
+		qemu-img map --output=json $f.qcow2 >q.map &&
+		test_cmp q.map o.map &&
+		same_report $f.qcow2 &&
+		test_expect_code 1 img-compact $f.qcow2 2>err || return 1
+	done &&
+	qemu-img create -q -f qcow v.qcow 1M &&
+	qio qcow v.qcow "write -P 1 0 16k" &&
+	vl1=$(img-poke v.qcow 44 read be32) &&
+	vsize=$(stat -c %s v.qcow) &&
+	damage v.qcow veof.qcow $((vl1 + 4)) be32 $((0x100000)) &&
+	damage v.qcow vcut.qcow $((vl1 + 4)) be32 $((vsize - 512)) &&
+	rm -f veof.raw qveof.raw vcut.raw &&
+	img-convert -O raw veof.qcow veof.raw &&
+	qemu-img convert -O raw veof.qcow qveof.raw &&
+	cmp veof.raw qveof.raw &&
+	test_must_fail qemu-img convert -O raw vcut.qcow vcut.raw &&
+	test_must_fail img-convert -O raw vcut.qcow vcut.raw
+'
+
 test_done
