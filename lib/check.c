@@ -52,6 +52,7 @@ int img_refs_init(struct img_check_ctx *c, struct img_refs *r,
 	uint64_t cs = 1ULL << cluster_bits;
 
 	r->cluster_bits = cluster_bits;
+	r->keep_from = UINT64_MAX;
 	r->nclusters = file_size / cs + (file_size % cs != 0);
 	r->count = calloc(r->nclusters ? r->nclusters : 1, sizeof(*r->count));
 	if (!r->count)
@@ -104,9 +105,11 @@ int img_reclaim_leaks(struct img_check_ctx *c, const struct img_refs *r,
 	 * reads as zeros, if less than a cluster past): cutting the file
 	 * shorter would put them further past it. A file grown since r was
 	 * counted keeps its new clusters too. */
-	pinned = in_file > r->nclusters;
+	pinned = in_file > r->nclusters || r->keep_from < in_file;
 	for (cl = end; cl < r->nclusters; cl++)
 		pinned |= r->count[cl] != 0;
+	if (r->keep_from < end)
+		end = r->keep_from > first_cluster ? r->keep_from : first_cluster;
 	keep = in_file;
 	if (!pinned) {
 		keep = end;

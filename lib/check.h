@@ -65,6 +65,11 @@ struct img_refs {
 	uint64_t nclusters;          /* clusters of the file, rounded up */
 	unsigned cluster_bits;
 	uint16_t *count;
+	/* From this cluster to the end of the file, nothing is reclaimed:
+	 * a table runs from here past the end, referenced but uncounted
+	 * (qcow2 counts no part of a region a cluster or more past the
+	 * end, as QEMU). UINT64_MAX: no such table. */
+	uint64_t keep_from;
 };
 int img_refs_init(struct img_check_ctx *c, struct img_refs *r,
 		  uint64_t file_size, unsigned cluster_bits);

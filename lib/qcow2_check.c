@@ -70,6 +70,10 @@ static int inc_refs(struct q2c *k, enum cluster_kind kind, uint64_t off,
 		img_check_say(k->c, "ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x%llx size 0x%llx",
 			      (unsigned long long)off, (unsigned long long)len);
 		q2c_corrupt(k);
+		/* uncounted, as by QEMU, but what of it lies in the file
+		 * is in use: leak repair must not cut or punch it */
+		if (off < k->file_size && (off >> k->cb) < k->refs.keep_from)
+			k->refs.keep_from = off >> k->cb;
 		return 1;
 	}
 	first = off >> k->cb;
@@ -728,6 +732,7 @@ static int setup(struct q2c *k)
 		return img_error(img, -ENOMEM, "out of memory");
 	k->file_clusters = img_div_up(k->file_size, k->cs);
 	k->nclusters = k->file_clusters;
+	k->nkept = 0;
 	if (k->nclusters > INT32_MAX) {
 		k->res->check_errors++;
 		return img_error(img, -EFBIG, "image file too large to check (%llu clusters)",
@@ -902,6 +907,7 @@ int img_qcow2_check(struct img_check_ctx *c)
 	c->res->dirty = img->dirty;
 	img_refs_free(&k.refs);
 	free(k.kind);
+	free(k.kept_eof);
 	free(k.tbuf);
 	free(k.blk);
 	free(k.cblk);

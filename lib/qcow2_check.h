@@ -32,6 +32,11 @@ struct q2c {
 	uint64_t cblk_off;       /* refcount block cached in cblk, 0 = none */
 	uint8_t *cblk;
 	uint8_t *kind;           /* enum cluster_kind of each of refs' clusters */
+	/* -r all: data clusters past the end of the file (but near it) that
+	 * entries still name (v2 over a backing file, as qemu-img leaves
+	 * them): a refcount rebuild puts its structures after them. */
+	uint64_t *kept_eof;
+	size_t nkept, capkept;
 };
 
 /* What a cluster holds, as the references say (metadata first; only

@@ -41,6 +41,27 @@ static uint64_t guest_of(const struct q2c *k, uint64_t l1i, uint64_t l2i)
 
 /* ---- L1/L2 entries past the end of the file --------------------------- */
 
+/* A v2 entry over a backing file cannot say "zeros": it stays, naming
+ * data past the end of the file. Noted when near the end, so that a
+ * rebuild does not write its structures where it points. */
+static int keep_past_eof(struct q2c *k, uint64_t off)
+{
+	if (off >= k->file_size + IMG_MAX_TABLE_PAST_EOF)
+		return 0;
+	if (k->nkept == k->capkept) {
+		size_t cap = k->capkept ? 2 * k->capkept : 16;
+		uint64_t *p = realloc(k->kept_eof, cap * sizeof(*p));
+
+		if (!p)
+			return 0;       /* unlikely; the rebuild may then
+					 * cover it, as qemu-img's would */
+		k->kept_eof = p;
+		k->capkept = cap;
+	}
+	k->kept_eof[k->nkept++] = off >> k->cb;
+	return 0;
+}
+
 /* -r all: an entry whose data lies past the end of the file, where it
  * reads as zeros. It becomes an entry that still reads zeros where the
  * format can say so (zero flag, extended L2 zero bits), or is cleared
@@ -59,8 +80,8 @@ int q2c_clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,
 		nb |= (bitmap & L2_BITMAP_ALL_ALLOC) << 32;
 	else if (k->q->h.version >= 3 || t == CT_ZERO_ALLOC)
 		ne = QCOW2_OFLAG_ZERO;
-	else if (k->q->h.backing_offset)
-		return 0;
+	else if (k->q->h.backing_offset && k->q->h.backing_size)
+		return keep_past_eof(k, e & QCOW2_OFFSET_MASK);
 	put_be64(k->tbuf + j * k->q->entry_len, ne);
 	if (k->q->extended_l2)
 		put_be64(k->tbuf + j * 16 + 8, nb);
@@ -99,7 +120,9 @@ int q2c_clear_l1_entry(struct q2c *k, uint64_t l1_off, uint64_t i,
 			      (unsigned long long)i, (unsigned long long)e);
 		return 0;
 	}
-	img_check_say(k->c, "Repairing L1 entry %llu (%llx): L2 table past the end of the file; guest range 0x%llx..0x%llx lost its data",
+	/* Readers take such a table as empty (as QEMU does): the range
+	 * stays unallocated. */
+	img_check_say(k->c, "Repairing L1 entry %llu (%llx): L2 table past the end of the file; guest range 0x%llx..0x%llx stays unallocated, as it read before",
 		      (unsigned long long)i, (unsigned long long)e,
 		      (unsigned long long)guest,
 		      (unsigned long long)(guest + span - 1));
@@ -202,6 +225,27 @@ int q2c_check_copied(struct q2c *k)
 
 /* ---- rebuilding the refcount structures --------------------------------- */
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* References to cluster cl that keep_past_eof noted (never counted in
+ * k->refs); cl rises from call to call, *ki is the cursor into the
+ * sorted list. */
+static uint64_t kept_refs(const struct q2c *k, uint64_t cl, size_t *ki)
+{
+	uint64_t n = 0;
+
+	while (*ki < k->nkept && k->kept_eof[*ki] < cl)
+		(*ki)++;
+	while (*ki < k->nkept && k->kept_eof[*ki] == cl)
+		n++, (*ki)++;
+	return n;
+}
+
 /* The old table and blocks are not counted in the new structures. */
 static void uncount_old_structures(struct q2c *k)
 {
@@ -230,9 +274,17 @@ int q2c_rebuild_refcounts(struct q2c *k)
 	struct img_qcow2 *q = k->q;
 	uint64_t end = k->nclusters, nb = 0, nt = 0, total, rt_entries;
 	uint8_t *rt, hdr[12];
+	size_t ki = 0;
 	int ret = 0;
 
 	uncount_old_structures(k);
+	/* Data left past the end of the file (keep_past_eof) stays where
+	 * it is, in the file from now on, counted once per reference. */
+	if (k->nkept) {
+		qsort(k->kept_eof, k->nkept, sizeof(*k->kept_eof), cmp_u64);
+		if (k->kept_eof[k->nkept - 1] + 1 > end)
+			end = k->kept_eof[k->nkept - 1] + 1;
+	}
 	for (;;) {
 		uint64_t nb2, nt2;
 
@@ -259,7 +311,11 @@ int q2c_rebuild_refcounts(struct q2c *k)
 
 			if (cl >= total)
 				break;
-			v = cl < end ? k->refs.count[cl] : 1;
+			if (cl >= end)
+				v = 1;          /* the new structures */
+			else
+				v = (cl < k->nclusters ? k->refs.count[cl] : 0) +
+				    kept_refs(k, cl, &ki);
 			img_qcow2_refblock_set(k->blk, j, k->order,
 					       v > k->refmax ? k->refmax : v);
 		}

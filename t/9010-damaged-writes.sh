@@ -322,6 +322,58 @@ test_expect_success 'qcow2 data past the end of the file over a backing file: -r
 	done
 '
 
+# The same v2 image, its refcount table entry also cleared: -r all must
+# rebuild the refcount structures, which go at the end of the file; the
+# cut data cluster the entry still names lies there. The new structures
+# go after it (the file now covers it, zeros, counted once), so that it
+# still reads as zeros. A v2 header with a backing name offset but an
+# empty name has no backing file: the entry is cleared (fuzz finding
+# qcow2-empty-backing-name-rebuild).
+test_expect_success 'qcow2 v2 data past the end of the file, then a refcount rebuild: still zeros' '
+	rm -f q2cut.qcow2 &&
+	qemu-img create -q -f qcow2 -b q2base.raw -F raw -o compat=0.10 q2cut.qcow2 1M &&
+	qio qcow2 q2cut.qcow2 "write -P 0x11 0 4k" "write -P 0x22 512k 4k" &&
+	d=$(img-walk q2cut.qcow2 | awk "\$1 == 524288 { print \$3 }") &&
+	test -n "$d" &&
+	truncate -s $((d)) q2cut.qcow2 &&
+	rt=$(img-poke q2cut.qcow2 52 read be32) &&
+	img-poke q2cut.qcow2 $((rt + 4)) be32 0 &&
+	cp q2cut.qcow2 w.qcow2 &&
+	img-check -r all w.qcow2 >/dev/null 2>err &&
+	grep "Rebuilt the refcount structures" err &&
+	qemu-img compare -q q2cut.qcow2 w.qcow2 &&
+	qemu-img check -q w.qcow2 &&
+	test $(stat -c %s w.qcow2) -gt $((d + 65536)) &&
+	qemu-img rebase -u -b "" q2cut.qcow2 &&
+	img-poke q2cut.qcow2 8 be64 512 &&
+	cp q2cut.qcow2 w.qcow2 &&
+	img-check -r all w.qcow2 >/dev/null 2>err &&
+	grep "Repairing L2 entry .*: data past the end of the file; guest range 0x80000..0x8ffff reads as zeros, as before" err &&
+	qemu-img compare -q q2cut.qcow2 w.qcow2 &&
+	qemu-img check -q w.qcow2
+'
+
+# An L1 table moved to the end of the file, running two clusters past it:
+# qemu-img (and img-check, for parity) count no part of it, so its
+# clusters look free. Leak repair must neither cut them off nor punch
+# them (fuzz finding qcow2-l1-past-end-truncated).
+test_expect_success 'qcow2 L1 table running past the end of the file is never reclaimed' '
+	qemu-img create -q -f qcow2 -o cluster_size=512 q2l1.qcow2 64k &&
+	qio qcow2 q2l1.qcow2 "write -P 0x44 0 8k" &&
+	size=$(stat -c %s q2l1.qcow2) &&
+	l1=$(img-poke q2l1.qcow2 44 read be32) &&
+	dd if=q2l1.qcow2 bs=512 skip=$((l1 / 512)) count=1 2>/dev/null >l1.bin &&
+	cat l1.bin >>q2l1.qcow2 &&
+	img-poke q2l1.qcow2 40 be64 $size &&
+	img-poke q2l1.qcow2 36 be32 192 &&
+	for r in leaks all; do
+		cp q2l1.qcow2 w.qcow2 &&
+		{ img-check -r $r w.qcow2 >/dev/null 2>&1; true; } &&
+		test $(stat -c %s w.qcow2) -ge $((size + 512)) &&
+		qemu-img compare -q q2l1.qcow2 w.qcow2 || return 1
+	done
+'
+
 # qcow2 v2 with its snapshot table at the end of the file, cut so that
 # the table lies less than a cluster past it (read as zeros, tolerated by
 # qemu-img), and the active L1 entry cleared: the snapshot's clusters in

@@ -75,8 +75,12 @@ void fuzz_collect_shared(const char *line, void *arg)
 	unsigned long long n, rc, refs, g;
 	const char *p = strstr(line, "for guest offset 0x");
 
-	if (sscanf(line, "ERROR cluster %llu refcount=%llu reference=%llu",
-		   &n, &rc, &refs) == 3 && refs > 1)
+	/* A cluster used twice with a refcount to match (or above: a
+	 * leak line) is shared as much as one counted too low. */
+	if ((sscanf(line, "ERROR cluster %llu refcount=%llu reference=%llu",
+		    &n, &rc, &refs) == 3 ||
+	     sscanf(line, "Leaked cluster %llu refcount=%llu reference=%llu",
+		    &n, &rc, &refs) == 3) && refs > 1)
 		fuzz_ranges_add(&sh->host, n, n);
 	else if (sscanf(line, "ERROR: overflow cluster offset=0x%llx", &g) == 1 &&
 		 sh->cluster_size)

@@ -1,4 +1,5 @@
 /* write.c: the writing paths under fuzzing: img_check -r leaks / -r all and img_compact on an in-memory copy, then their post-conditions. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,20 @@ static const char *const names[] = {
 	[FUZZ_REPAIR_ALL] = "check -r all",
 	[FUZZ_COMPACT] = "compact",
 };
+
+/* FUZZ_KEEP=FILE (for replaying by hand): the bytes the command left are
+ * written to FILE, to look at with the commands. */
+static void keep_output(const uint8_t *bytes, size_t len)
+{
+	const char *path = getenv("FUZZ_KEEP");
+	FILE *f;
+
+	if (!path || !*path)
+		return;
+	f = fopen(path, "wb");
+	if (!f || fwrite(bytes, 1, len, f) != len || fclose(f) != 0)
+		fuzz_fail("cannot write FUZZ_KEEP file '%s'", path);
+}
 
 int fuzz_write_path(const uint8_t *data, size_t size, enum fuzz_write what)
 {
@@ -52,6 +67,7 @@ int fuzz_write_path(const uint8_t *data, size_t size, enum fuzz_write what)
 	if (len)
 		memcpy(copy, out, len);
 	img_free(img);
+	keep_output(copy, len);
 
 	/* Compaction loses nothing: only repairs may clear entries. */
 	if (what == FUZZ_COMPACT)
