@@ -152,8 +152,10 @@ static int check_refcounts(struct img *img, const struct img_qcow2 *q)
 			  entries, 8, QCOW2_MAX_REFTABLE_BYTES);
 	if (ret < 0)
 		return ret;
-	/* img-check reports it (QEMU reads past the end as zeros). */
-	if (h->reftable_offset + entries * 8 > img->file_size && !img->checking)
+	/* QEMU reads past the end as zeros: readers do not need it, img-check
+	 * reports it, writers (which would build on it) refuse. */
+	if (h->reftable_offset + entries * 8 > img->file_size && img->writable &&
+	    !img->checking)
 		return img_error(img, IMG_E_CORRUPT,
 				 "refcount table at 0x%llx: offset beyond end of file",
 				 (unsigned long long)h->reftable_offset);

@@ -91,4 +91,22 @@ test_expect_success 'every damaged copy: -r all no worse than qemu-img -r all' '
 	done
 '
 
+# Reading: where qemu-img convert reads a damaged copy, img-convert reads
+# the same bytes; where it refuses, so do we (one line, exit 1).
+test_expect_success 'every damaged copy: img-convert reads what qemu-img convert reads' '
+	for f in $(cut -d: -f1 damages); do
+		rm -f q.raw o.raw &&
+		{ qemu-img convert -O raw $f.qcow2 q.raw 2>/dev/null; qc=$?; true; } &&
+		{ img-convert -O raw $f.qcow2 o.raw 2>o.err; oc=$?; true; } &&
+		no_sanitizer_report o.err &&
+		test $qc = $oc &&
+		if test $qc = 0; then
+			cmp q.raw o.raw
+		else
+			test_line_count = 1 o.err
+		fi ||
+		{ grep "^$f:" damages; echo >&2 "convert: qemu-img $qc, ours $oc"; return 1; }
+	done
+'
+
 test_done
