@@ -51,7 +51,7 @@ CLI_OBJ := $(CLI_SRC:.c=.o)
 CMD_SRC := $(sort $(wildcard cmd/img-*.c))
 CMDS := $(CMD_SRC:.c=)
 UNIT_SRC := $(sort $(wildcard t/unit/*.c))
-HELPERS := t/helper/img-poke t/helper/img-walk
+HELPERS := t/helper/img-poke t/helper/img-walk t/helper/no-ofd-locks.so
 MANS := $(sort $(wildcard man/*.[15]))
 # Fuzz targets: each also links with replay.c into t/fuzz/replay-NAME,
 # built like everything else, which make check runs on the corpus.
@@ -77,6 +77,10 @@ cmd/img-%: cmd/img-%.o $(CLI_OBJ) lib/libimg.a
 
 t/helper/%: t/helper/%.o lib/libimg.a
 	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# An LD_PRELOAD shim: plain -O2, never sanitized (it must load first).
+t/helper/no-ofd-locks.so: t/helper/no-ofd-locks.c
+	$(call say,CC,$@)$(CC) -O2 $(WARN) -D_GNU_SOURCE -fPIC -shared -o $@ $< -ldl
 
 t/unit/unit-tests: $(UNIT_SRC:.c=.o) lib/libimg.a
 	$(call say,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)

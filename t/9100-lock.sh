@@ -404,4 +404,38 @@ test_expect_success 'img-convert -n -O raw: a raw target another process reads i
 	qemu-img compare -F raw src.qcow2 t.raw
 '
 
+# Without OFD locks (an old kernel: t/helper/no-ofd-locks.so makes those
+# fcntl commands fail with EINVAL), QEMU's locking=auto takes no locks at
+# all, and so do we: the commands work, hold no lock bytes and refuse
+# nobody. (The shim is not sanitized: ASan must not insist on loading
+# first.)
+# (env, not a shell function: stop_at_write needs the command's own pid.)
+no_ofd="env LD_PRELOAD=$SRC_ROOT/t/helper/no-ofd-locks.so ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+
+test_expect_success 'no OFD locks: commands run unlocked, as qemu-img with locking=auto' '
+	qemu-img create -q -f qcow2 nl.qcow2 16M &&
+	qio qcow2 nl.qcow2 "write -P 0 0 1M" "write -P 0x5a 1M 64k" &&
+	cp nl.qcow2 nl-orig.qcow2 &&
+	$no_ofd img-info nl.qcow2 >/dev/null &&
+	$no_ofd img-check nl.qcow2 >/dev/null &&
+	STOP_AT=1 stop_at_write $no_ofd img-compact nl.qcow2 &&
+	{
+		! held_on nl.qcow2 100 && ! held_on nl.qcow2 201 &&
+		qemu-img info nl.qcow2 >/dev/null
+	}
+	ret=$?
+	resume &&
+	test $ret = 0 &&
+	qemu-img check -q nl.qcow2 &&
+	qemu-img compare -q nl-orig.qcow2 nl.qcow2 &&
+	hold nl.qcow2 &&
+	{
+		refused_locked img-compact nl.qcow2 &&
+		$no_ofd img-check nl.qcow2 >/dev/null
+	}
+	ret=$?
+	unhold
+	test $ret = 0
+'
+
 test_done
