@@ -216,7 +216,9 @@ int q2c_check_copied(struct q2c *k)
 		}
 		if (q2c_past_eof(k, l2, k->cs))
 			continue;
-		ret = copied_l2(k, l2, repair);
+		/* A table off a cluster boundary is never written (its
+		 * bytes may belong to another cluster). */
+		ret = copied_l2(k, l2, repair && !(l2 & (k->cs - 1)));
 		if (ret < 0)
 			return ret;
 	}
