@@ -152,7 +152,7 @@ static void check_compressed(struct q2c *k, struct l2_walk *w, uint64_t j,
 		q2c_corrupt(k);
 		return;
 	}
-	if (q2c_can_clear(k) && q2c_past_eof(k, coff, clen) &&
+	if (q2c_can_clear(k) && !w->ro && q2c_past_eof(k, coff, clen) &&
 	    q2c_clear_entry(k, w, j, e, bitmap, CT_COMPRESSED))
 		return;
 	inc_refs(k, K_COMPRESSED, coff, clen);
@@ -177,7 +177,7 @@ static void check_allocated(struct q2c *k, struct l2_walk *w, uint64_t j,
 		int data = k->q->extended_l2 ? !!(bitmap & L2_BITMAP_ALL_ALLOC) :
 					       !(e & QCOW2_OFLAG_ZERO);
 
-		if (!data && q2c_can_clear(k)) {
+		if (!data && q2c_can_clear(k) && !w->ro) {
 			/* As qemu-img -r all: it becomes a plain zero cluster
 			 * (it read zeros, and still does); the cluster it
 			 * named is left to the leak count. */
@@ -200,7 +200,7 @@ static void check_allocated(struct q2c *k, struct l2_walk *w, uint64_t j,
 			img_check_say(k->c, "ERROR offset=%llx: Preallocated cluster is not properly aligned; L2 entry corrupted.",
 				      (unsigned long long)off);
 	}
-	if (!k->q->has_data_file && q2c_can_clear(k) &&
+	if (!k->q->has_data_file && q2c_can_clear(k) && !w->ro &&
 	    q2c_past_eof(k, off, k->cs) &&
 	    q2c_clear_entry(k, w, j, e, bitmap, t))
 		return;
@@ -294,6 +294,7 @@ static int walk_l1(struct q2c *k, uint64_t l1_off, uint32_t l1_size,
 			img_check_say(k->c, "ERROR l2_offset=%llx: Table is not cluster aligned; L1 entry corrupted",
 				      (unsigned long long)l2);
 			q2c_corrupt(k);
+			w.ro = 1;
 		}
 		ret = walk_l2(k, l2, &w);
 		img_check_progress(k->c, i + 1, l1_size);

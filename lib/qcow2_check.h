@@ -51,6 +51,9 @@ struct l2_walk {
 	int active;              /* the active L1: statistics too */
 	uint64_t next_contig;    /* fragmentation: where the next should be */
 	int dirty;               /* entries were cleared: write the table */
+	int ro;                  /* not cluster aligned: never written (its
+				  * entries' bytes may belong to another
+				  * cluster, data included) */
 };
 
 enum cluster_type { CT_UNALLOC, CT_ZERO_PLAIN, CT_ZERO_ALLOC, CT_NORMAL,

@@ -559,6 +559,31 @@ static int refuse(struct img *img, const struct img_qcow2 *q)
 	if (q->has_data_file)
 		return img_error(img, IMG_E_UNSUPPORTED,
 				 "compacting images with an external data file is not supported");
+	/* QEMU will not open such an image for writing either. */
+	if (q->h.incompat & QCOW2_INCOMPAT_CORRUPT)
+		return img_error(img, IMG_E_CORRUPT,
+				 "'%s' is marked corrupt (repair it first: img-check -r all)",
+				 img->path);
+	return 0;
+}
+
+/* The refcounts were found right and are kept so: the dirty bit goes, as
+ * QEMU clears it once its own open-time check has passed. */
+static int clear_dirty(struct q2compact *k)
+{
+	struct img_qcow2 *q = k->q;
+	int ret;
+
+	if (q->h.version < 3 || !(q->h.incompat & QCOW2_INCOMPAT_DIRTY))
+		return 0;
+	ret = img_write_entry(&k->c, 0, "header (incompatible features)", 72,
+			      q->h.incompat & ~QCOW2_INCOMPAT_DIRTY);
+	if (ret == 0)
+		ret = img_check_flush(&k->c);
+	if (ret < 0)
+		return ret;
+	q->h.incompat &= ~QCOW2_INCOMPAT_DIRTY;
+	k->img->dirty = 0;
 	return 0;
 }
 
@@ -716,6 +741,8 @@ int img_qcow2_compact(struct img *img, const struct img_compact_opts *o,
 		ret = img_reclaim_leaks(&k.c, &k.refs, 0);
 	if (ret == 0)
 		ret = img_check_flush(&k.c);
+	if (ret == 0)
+		ret = clear_dirty(&k);
 	r->bytes_freed = res.bytes_reclaimed;
 out:
 	if (ret == 0 && o->dry_run)

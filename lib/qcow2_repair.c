@@ -216,7 +216,9 @@ int q2c_check_copied(struct q2c *k)
 		}
 		if (q2c_past_eof(k, l2, k->cs))
 			continue;
-		ret = copied_l2(k, l2, repair);
+		/* A table off a cluster boundary is never written (its
+		 * bytes may belong to another cluster). */
+		ret = copied_l2(k, l2, repair && !(l2 & (k->cs - 1)));
 		if (ret < 0)
 			return ret;
 	}
@@ -264,20 +266,169 @@ static void uncount_old_structures(struct q2c *k)
 }
 
 /*
- * New refcount blocks and table after the end of the file, counting what
- * the references say; flushed; then the header switched to them with one
- * write and flushed. Until that write the old structures stand; after it
- * the old ones are free clusters.
+ * Where the new structures go, as QEMU's rebuild places them: each
+ * refcount block in the first free cluster from the start of the range it
+ * covers on, the table in the first run of free clusters of the file.
+ * Taken are the clusters in use, the old structures (they stand until the
+ * header switches to the new ones), kept data, anything from a table that
+ * runs past the end on, and [nclusters, end); past that all is free.
+ */
+struct place {
+	uint8_t *taken;
+	uint64_t n, cap;
+	uint64_t *blk;           /* refcount block of each range, 0 = none */
+	uint64_t nblk, capblk;
+};
+
+static int place_grow(struct place *p, uint64_t n)
+{
+	if (n <= p->n)
+		return 0;
+	if (n > p->cap) {
+		uint64_t cap = p->cap ? p->cap : 64;
+		uint8_t *t;
+
+		while (cap < n)
+			cap *= 2;
+		if (!(t = realloc(p->taken, cap)))
+			return -ENOMEM;
+		p->taken = t;
+		p->cap = cap;
+	}
+	memset(p->taken + p->n, 0, n - p->n);
+	p->n = n;
+	return 0;
+}
+
+static int place_blk_grow(struct place *p, uint64_t n)
+{
+	if (n <= p->nblk)
+		return 0;
+	if (n > p->capblk) {
+		uint64_t cap = p->capblk ? p->capblk : 16;
+		uint64_t *b;
+
+		while (cap < n)
+			cap *= 2;
+		if (!(b = realloc(p->blk, cap * sizeof(*b))))
+			return -ENOMEM;
+		p->blk = b;
+		p->capblk = cap;
+	}
+	memset(p->blk + p->nblk, 0, (n - p->nblk) * sizeof(*p->blk));
+	p->nblk = n;
+	return 0;
+}
+
+/* The first run of len free clusters from `from` on, taken; *at its first. */
+static int place_alloc(struct place *p, uint64_t from, uint64_t len,
+		       uint64_t *at)
+{
+	uint64_t run = 0, cl = from;
+
+	for (; run < len; cl++) {
+		if (place_grow(p, cl + 1) < 0)
+			return -ENOMEM;
+		run = p->taken[cl] ? 0 : run + 1;
+	}
+	*at = cl - len;
+	memset(p->taken + *at, 1, len);
+	return 0;
+}
+
+/* A refcount block for the range of cluster cl, and for the range of
+ * that block, and so on. */
+static int place_cover(struct place *p, uint64_t epb, uint64_t cl)
+{
+	for (;;) {
+		uint64_t b = cl / epb, at;
+
+		if (place_blk_grow(p, b + 1) < 0)
+			return -ENOMEM;
+		if (p->blk[b])
+			return 0;
+		if (place_alloc(p, b * epb, 1, &at) < 0)
+			return -ENOMEM;
+		p->blk[b] = at;
+		cl = at;
+	}
+}
+
+static int place_structures(struct q2c *k, struct place *p, uint64_t end,
+			    uint64_t *rt_at, uint64_t *nt)
+{
+	uint64_t ff = 0, prev_nt = 0;
+
+	if (place_grow(p, end) < 0)
+		return -ENOMEM;
+	for (uint64_t cl = 0; cl < end; cl++)
+		p->taken[cl] = cl >= k->nclusters || cl >= k->refs.keep_from ||
+			       k->refs.count[cl];
+	for (size_t i = 0; i < k->nkept; i++)
+		if (k->kept_eof[i] < end)
+			p->taken[k->kept_eof[i]] = 1;
+	/* Ranges with anything in them, in order; a block may land in a
+	 * later range, which then has something in it. */
+	for (uint64_t b = 0; b * k->epb < p->n; b++) {
+		uint64_t lo = b * k->epb, hi = lo + k->epb, at;
+		int any = 0;
+
+		for (uint64_t cl = lo; cl < hi && cl < p->n && !any; cl++)
+			any = p->taken[cl];
+		if (!any)
+			continue;
+		if (place_blk_grow(p, b + 1) < 0)
+			return -ENOMEM;
+		if (p->blk[b])
+			continue;
+		if (ff < lo)
+			ff = lo;
+		if (place_alloc(p, ff, 1, &at) < 0)
+			return -ENOMEM;
+		p->blk[b] = at;
+		ff = at + 1;
+	}
+	/* The table, until it holds an entry for every block, its own
+	 * included; a table that proved too small stays taken (QEMU leaks
+	 * it, and its second pass frees it; here it is never counted). */
+	for (;;) {
+		uint64_t last = 0;
+
+		for (uint64_t b = 0; b < p->nblk; b++)
+			if (p->blk[b])
+				last = b + 1;
+		*nt = img_div_up(last * 8, k->cs);
+		if (*nt == prev_nt)
+			break;
+		if (*nt * k->cs > QCOW2_MAX_REFTABLE_BYTES)
+			return img_error(k->img, IMG_E_TOOBIG,
+					 "refcount table for %llu clusters too large",
+					 (unsigned long long)(last * k->epb));
+		if (place_alloc(p, 0, *nt, rt_at) < 0)
+			return -ENOMEM;
+		prev_nt = *nt;
+		for (uint64_t x = 0; x < *nt; x++)
+			if (place_cover(p, k->epb, *rt_at + x) < 0)
+				return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * New refcount blocks and table where place_structures puts them, in
+ * clusters nothing uses, counting what the references say; flushed; then
+ * the header switched to them with one write and flushed. Until that
+ * write the old structures stand; after it the old ones are free clusters.
  */
 int q2c_rebuild_refcounts(struct q2c *k)
 {
 	struct img_qcow2 *q = k->q;
-	uint64_t end = k->nclusters, nb = 0, nt = 0, total, rt_entries;
-	uint8_t *rt, hdr[12];
+	struct place p = { 0 };
+	uint64_t end = k->nclusters, nb = 0, nt = 0, rt_at = 0, rt_entries;
+	uint8_t *rt = NULL, hdr[12];
 	size_t ki = 0;
-	int ret = 0;
+	int ret;
 
-	uncount_old_structures(k);
 	/* Data left past the end of the file (keep_past_eof) stays where
 	 * it is, in the file from now on, counted once per reference. */
 	if (k->nkept) {
@@ -285,71 +436,75 @@ int q2c_rebuild_refcounts(struct q2c *k)
 		if (k->kept_eof[k->nkept - 1] + 1 > end)
 			end = k->kept_eof[k->nkept - 1] + 1;
 	}
-	for (;;) {
-		uint64_t nb2, nt2;
-
-		total = end + nb + nt;
-		nb2 = img_div_up(total, k->epb);
-		nt2 = img_div_up(nb2 * 8, k->cs);
-		if (nb2 == nb && nt2 == nt)
-			break;
-		nb = nb2;
-		nt = nt2;
-	}
-	if (nt * k->cs > QCOW2_MAX_REFTABLE_BYTES)
-		return img_error(k->img, IMG_E_TOOBIG,
-				 "refcount table for %llu clusters too large",
-				 (unsigned long long)total);
+	ret = place_structures(k, &p, end, &rt_at, &nt);
+	if (ret == -ENOMEM)
+		ret = img_error(k->img, ret, "out of memory");
+	if (ret < 0)
+		goto out;
+	uncount_old_structures(k);
 	rt_entries = nt * k->cs / 8;
 	rt = calloc(1, nt * k->cs);
-	if (!rt)
-		return img_error(k->img, -ENOMEM, "cannot allocate refcount table");
-	for (uint64_t b = 0; b < nb && ret == 0; b++) {
+	if (!rt) {
+		ret = img_error(k->img, -ENOMEM, "cannot allocate refcount table");
+		goto out;
+	}
+	/* New structures: taken, and not in use before (abandoned tables
+	 * are never counted). */
+	for (uint64_t b = 0; b < p.nblk; b++)
+		if (p.blk[b])
+			p.taken[p.blk[b]] = 2;
+	for (uint64_t x = 0; x < nt; x++)
+		p.taken[rt_at + x] = 2;
+	for (uint64_t b = 0; b < p.nblk && ret == 0; b++) {
+		if (!p.blk[b])
+			continue;
 		memset(k->blk, 0, k->cs);
 		for (uint64_t j = 0; j < k->epb; j++) {
 			uint64_t cl = b * k->epb + j, v;
 
-			if (cl >= total)
-				break;
-			if (cl >= end)
-				v = 1;          /* the new structures */
+			if (cl < p.n && p.taken[cl] == 2)
+				v = 1;
 			else
 				v = (cl < k->nclusters ? k->refs.count[cl] : 0) +
 				    kept_refs(k, cl, &ki);
 			img_qcow2_refblock_set(k->blk, j, k->order,
 					       v > k->refmax ? k->refmax : v);
 		}
-		put_be64(rt + 8 * b, (end + b) << k->cb);
+		nb++;
+		put_be64(rt + 8 * b, p.blk[b] << k->cb);
 		ret = q2c_write_meta(k, "refcount block", k->blk, k->cs,
-				     (end + b) << k->cb);
+				     p.blk[b] << k->cb);
 	}
 	if (ret == 0)
 		ret = q2c_write_meta(k, "refcount table", rt, nt * k->cs,
-				     (end + nb) << k->cb);
-	free(rt);
+				     rt_at << k->cb);
 	if (ret == 0 && (ret = img_io_flush(k->img->io)) < 0)
 		img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
 	if (ret < 0)
-		return ret;
-	put_be64(hdr, (end + nb) << k->cb);
+		goto out;
+	put_be64(hdr, rt_at << k->cb);
 	put_be32(hdr + 8, (uint32_t)nt);
 	ret = q2c_write_meta(k, "header (refcount table)", hdr, sizeof(hdr),
 			     48);
 	if (ret == 0 && (ret = img_io_flush(k->img->io)) < 0)
 		img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
 	if (ret < 0)
-		return ret;
+		goto out;
 	img_check_say(k->c, "Rebuilt the refcount structures: %llu blocks and a table of %llu entries at 0x%llx",
 		      (unsigned long long)nb, (unsigned long long)rt_entries,
-		      (unsigned long long)((end + nb) << k->cb));
-	q->h.reftable_offset = (end + nb) << k->cb;
+		      (unsigned long long)(rt_at << k->cb));
+	q->h.reftable_offset = rt_at << k->cb;
 	q->h.reftable_clusters = (uint32_t)nt;
 	/* the reader's cached view of the old ones is stale */
 	free(q->reftable);
 	q->reftable = NULL;
 	img_tcache_free(q->refblock_cache);
 	q->refblock_cache = NULL;
-	return 0;
+out:
+	free(rt);
+	free(p.taken);
+	free(p.blk);
+	return ret;
 }
 
 /* ---- flags ------------------------------------------------------------ */
