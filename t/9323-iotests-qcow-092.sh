@@ -178,14 +178,25 @@ test_expect_success '092: qcow backing file name of 0x7fffffff bytes at 0xff0000
 
 # The longest name QEMU takes (1023 bytes) at the same offset: QEMU reads
 # what the file holds there, nothing, as an empty name (no backing file)
-# and reads the image; img-convert refuses it (t/9001 asserts that for a
-# shorter name). A difference not yet settled: see the report of this
-# port.
-test_expect_failure '092: qcow backing file name of 1023 bytes past the end of the file' '
+# and reads the image; so do we. img-check reports the name past the end
+# and -r all writes nothing (a cluster appended there would write a
+# name); writers refuse the image.
+test_expect_success '092: qcow backing file name of 1023 bytes past the end of the file' '
 	damage good.qcow bf1023.qcow 8 be32 0xff 16 be32 1023 &&
 	qemu-img info bf1023.qcow >info &&
 	! grep -F "backing file" info &&
-	reads_as_qemu bf1023.qcow
+	img-info bf1023.qcow >info &&
+	! grep -Fi "backing" info &&
+	opens_in_both bf1023.qcow 2 &&
+	cmp bf1023.qcow rep.qcow &&
+	test_expect_code 2 img-check bf1023.qcow >/dev/null 2>err &&
+	grep -Fx "ERROR backing file name at 0xff00000000 (1023 bytes): runs past end of file" err &&
+	test_expect_code 2 img-check -r all rep.qcow >/dev/null 2>err &&
+	grep -Fx "ERROR the header is damaged: nothing repaired" err &&
+	test_expect_code 1 img-convert -n -O qcow o.raw rep.qcow 2>err &&
+	test_line_count = 1 err &&
+	test_expect_code 1 img-compact rep.qcow 2>err &&
+	cmp bf1023.qcow rep.qcow
 '
 
 test_done
