@@ -265,8 +265,9 @@ static int overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 /* Header, backing file name and L1 table: metadata the header places,
  * which may share clusters with each other (qemu-img create packs them).
  * Returns 1 if the header misplaces the L1 table (past the end of the
- * file, over the header or the backing file name): then nothing the walk
- * finds can be trusted to repair by. */
+ * file, over the header or the backing file name) or the backing file
+ * name (past the end of the file): then nothing the walk finds can be
+ * trusted to repair by. */
 static int claim_header_and_l1(struct qchk *k)
 {
 	struct img_check_ctx *c = k->c;
@@ -305,6 +306,18 @@ static int claim_header_and_l1(struct qchk *k)
 		k->unfixed++;
 	} else {
 		bad = 0;
+	}
+	if (h->backing_file_offset && h->backing_file_size &&
+	    (img_add_overflows(h->backing_file_offset, h->backing_file_size,
+			       &end) || end > k->file_size)) {
+		/* Read as zeros there, as QEMU reads it; a repair could
+		 * only append clusters over it. */
+		img_check_say(c, "ERROR backing file name at 0x%llx (%u bytes): runs past end of file",
+			      (unsigned long long)h->backing_file_offset,
+			      h->backing_file_size);
+		c->res->corruptions++;
+		k->unfixed++;
+		bad = 1;
 	}
 	/* qemu-img create zeroes the L1 table in whole 512-byte sectors: the
 	 * rest of its last sector belongs to it. */

@@ -72,11 +72,20 @@ test_expect_success 'unknown encryption method' '
 	all_fail crypt.qcow
 '
 
+# A name past the end of the file QEMU reads as zeros there (none: no
+# backing file), and so do we; the check reports it, writers refuse it.
 test_expect_success 'backing name too long or past end of file' '
 	damage good.qcow bl.qcow 8 be64 48 16 be32 1024 &&
 	all_fail bl.qcow &&
 	damage good.qcow beof.qcow 8 be64 0x10000000 16 be32 10 &&
-	all_fail beof.qcow
+	rm -f beof.raw qbeof.raw &&
+	img-convert -O raw beof.qcow beof.raw &&
+	qemu-img convert -O raw beof.qcow qbeof.raw &&
+	cmp beof.raw qbeof.raw &&
+	test_expect_code 2 img-check beof.qcow >/dev/null 2>err &&
+	grep -Fx "ERROR backing file name at 0x10000000 (10 bytes): runs past end of file" err &&
+	test_expect_code 1 img-convert -n -O qcow beof.raw beof.qcow 2>err &&
+	test_line_count = 1 err
 '
 
 # As QEMU reads them: an L2 table wholly past the end of the file is an
