@@ -62,11 +62,33 @@ static int keep_past_eof(struct q2c *k, uint64_t off)
 	return 0;
 }
 
+/* Whether the compressed data [coff, coff+clen) decompresses, the part
+ * past the end of the file reading as zeros (as readers read it): its
+ * stored length may overstate what the stream needs. */
+static int compressed_reads(struct q2c *k, uint64_t coff, uint64_t clen)
+{
+	uint8_t *in, *out;
+	int ok = 0;
+
+	if (clen > 2 * k->cs + 1024)
+		return 0;
+	in = malloc(clen);
+	out = malloc(k->cs);
+	if (in && out && img_io_read_zfill(k->img->io, in, clen, coff) == 0)
+		ok = img_decompress(k->img->compress, in, clen, out, k->cs) == 0;
+	free(in);
+	free(out);
+	return ok;
+}
+
 /* -r all: an entry whose data lies past the end of the file, where it
  * reads as zeros. It becomes an entry that still reads zeros where the
  * format can say so (zero flag, extended L2 zero bits), or is cleared
  * where nothing shows through (no backing file); a v2 entry over a
- * backing file is left (returns 0). Compressed data there never read. */
+ * backing file is left (returns 0). Compressed data that cannot be
+ * decompressed never read and is cleared; compressed data that does
+ * (its stream ends before the stated length does) reads, and is left,
+ * as qemu-img leaves it, its clusters kept out of a rebuild's way. */
 int q2c_clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,
 		    uint64_t e, uint64_t bitmap, enum cluster_type t)
 {
@@ -74,8 +96,20 @@ int q2c_clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,
 	uint64_t ne = 0, nb = bitmap & ~L2_BITMAP_ALL_ALLOC;
 	const char *after = "reads as zeros, as before";
 
-	if (t == CT_COMPRESSED)
+	if (t == CT_COMPRESSED) {
+		unsigned shift = 62 - (k->cb - 8);
+		uint64_t coff = e & ((1ull << shift) - 1);
+		uint64_t nsect = ((e >> shift) & ((1ull << (k->cb - 8)) - 1)) + 1;
+		uint64_t clen = nsect * 512 - (coff & 511);
+
+		if (compressed_reads(k, coff, clen)) {
+			for (uint64_t cl = coff >> k->cb;
+			     cl <= (coff + clen - 1) >> k->cb; cl++)
+				keep_past_eof(k, cl << k->cb);
+			return 0;
+		}
 		after = "lost its data (it could not be decompressed)";
+	}
 	else if (k->q->extended_l2)
 		nb |= (bitmap & L2_BITMAP_ALL_ALLOC) << 32;
 	else if (k->q->h.version >= 3 || t == CT_ZERO_ALLOC)
@@ -263,16 +297,154 @@ static void uncount_old_structures(struct q2c *k)
 	}
 }
 
+/* Where a rebuild may put its structures: a byte per cluster, 0 free,
+ * 1 in use (referenced, kept past the end, or part of the old refcount
+ * structures, which stand until the header is switched), 2 new. */
+struct placement {
+	uint8_t *busy;
+	uint64_t n, cap;   /* clusters tracked; allocated */
+	uint64_t ff;       /* no free cluster below */
+};
+
+static int place_grow(struct placement *p, uint64_t n)
+{
+	if (n > p->cap) {
+		uint64_t cap = p->cap * 2 > n ? p->cap * 2 : n;
+		uint8_t *b = realloc(p->busy, cap);
+
+		if (!b)
+			return -ENOMEM;
+		memset(b + p->cap, 0, cap - p->cap);
+		p->busy = b;
+		p->cap = cap;
+	}
+	if (n > p->n)
+		p->n = n;
+	return 0;
+}
+
+/* The first run of len free clusters from cluster from on (past the end
+ * if need be), marked new; UINT64_MAX when out of memory. */
+static uint64_t place_alloc(struct placement *p, uint64_t len, uint64_t from)
+{
+	uint64_t cl, run = 0;
+
+	while (p->ff < p->n && p->busy[p->ff])
+		p->ff++;
+	for (cl = from > p->ff ? from : p->ff; run < len; cl++) {
+		if (cl < p->n && p->busy[cl])
+			run = 0;
+		else
+			run++;
+	}
+	cl -= len;
+	if (place_grow(p, cl + len) < 0)
+		return UINT64_MAX;
+	memset(p->busy + cl, 2, len);
+	return cl;
+}
+
+static int place_block_used(const struct placement *p, uint64_t b,
+			    uint64_t epb)
+{
+	for (uint64_t cl = b * epb; cl < (b + 1) * epb && cl < p->n; cl++)
+		if (p->busy[cl])
+			return 1;
+	return 0;
+}
+
 /*
- * New refcount blocks and table after the end of the file, counting what
- * the references say; flushed; then the header switched to them with one
- * write and flushed. Until that write the old structures stand; after it
- * the old ones are free clusters.
+ * Where the new refcount blocks and table go, as qemu-img places them:
+ * each block needed (covering a cluster in use) in the first free
+ * cluster not before the clusters it covers, then the table in the first
+ * free run of clusters, again until every new structure is covered; free
+ * clusters inside the file first, so that the file grows only when it
+ * must. Writing there is
+ * safe: nothing references those clusters, and the old structures stand
+ * (and are not overwritten) until the header is switched.
+ */
+static int place_structures(struct q2c *k, struct placement *p,
+			    uint64_t **blocks, uint64_t *nb, uint64_t *rt_cl,
+			    uint64_t *nt)
+{
+	uint64_t first = k->q->h.reftable_offset >> k->cb, cap = 0;
+	uint64_t *bl = NULL;
+	int changed;
+
+	*nt = 0;
+	*rt_cl = 0;
+	*nb = 0;
+	for (uint64_t cl = 0; cl < p->n; cl++)
+		p->busy[cl] = cl < k->nclusters && k->refs.count[cl];
+	for (size_t i = 0; i < k->nkept; i++)
+		p->busy[k->kept_eof[i]] = 1;
+	for (uint64_t cl = first; cl < first + k->q->h.reftable_clusters &&
+	     cl < p->n; cl++)
+		p->busy[cl] = 1;
+	for (uint64_t i = 0; i < k->rt_n; i++) {
+		uint64_t cl = (k->reftable[i] & REFT_OFFSET_MASK) >> k->cb;
+
+		if (cl && cl < p->n)
+			p->busy[cl] = 1;
+	}
+	do {
+		uint64_t want = img_div_up(p->n, k->epb), need_nt;
+
+		changed = 0;
+		if (want > cap) {
+			uint64_t *b2 = realloc(bl, want * sizeof(*bl));
+
+			if (!b2)
+				goto nomem;
+			memset(b2 + cap, 0, (want - cap) * sizeof(*bl));
+			bl = b2;
+			cap = want;
+		}
+		for (uint64_t b = 0; b < img_div_up(p->n, k->epb); b++) {
+			if (b >= cap)
+				break;  /* the next round grows bl */
+			if (bl[b] || !place_block_used(p, b, k->epb))
+				continue;
+			if ((bl[b] = place_alloc(p, 1, b * k->epb)) == UINT64_MAX)
+				goto nomem;
+			changed = 1;
+		}
+		for (uint64_t b = 0; b < cap; b++)
+			if (bl[b])
+				*nb = b + 1;
+		need_nt = img_div_up(*nb * 8, k->cs);
+		if (need_nt > *nt) {
+			if (*nt)
+				memset(p->busy + *rt_cl, 0, *nt);
+			if (*rt_cl < p->ff)
+				p->ff = *rt_cl;
+			if ((*rt_cl = place_alloc(p, need_nt, 0)) == UINT64_MAX)
+				goto nomem;
+			*nt = need_nt;
+			changed = 1;
+		}
+		if (img_div_up(p->n, k->epb) > cap)
+			changed = 1;
+	} while (changed);
+	*blocks = bl;
+	return 0;
+nomem:
+	free(bl);
+	return img_error(k->img, -ENOMEM, "cannot allocate refcount structures");
+}
+
+/*
+ * New refcount blocks and table, where place_structures says, counting
+ * what the references say; flushed; then the header switched to them
+ * with one write and flushed. Until that write the old structures stand;
+ * after it the old ones are free clusters.
  */
 int q2c_rebuild_refcounts(struct q2c *k)
 {
 	struct img_qcow2 *q = k->q;
-	uint64_t end = k->nclusters, nb = 0, nt = 0, total, rt_entries;
+	uint64_t end = k->nclusters, nb = 0, nt = 0, rt_cl = 0, rt_entries;
+	uint64_t *blocks = NULL, nblocks = 0;
+	struct placement p = { 0 };
 	uint8_t *rt, hdr[12];
 	size_t ki = 0;
 	int ret = 0;
@@ -285,53 +457,61 @@ int q2c_rebuild_refcounts(struct q2c *k)
 		if (k->kept_eof[k->nkept - 1] + 1 > end)
 			end = k->kept_eof[k->nkept - 1] + 1;
 	}
-	for (;;) {
-		uint64_t nb2, nt2;
-
-		total = end + nb + nt;
-		nb2 = img_div_up(total, k->epb);
-		nt2 = img_div_up(nb2 * 8, k->cs);
-		if (nb2 == nb && nt2 == nt)
-			break;
-		nb = nb2;
-		nt = nt2;
+	if (place_grow(&p, end) < 0)
+		return img_error(k->img, -ENOMEM, "cannot allocate refcount structures");
+	ret = place_structures(k, &p, &blocks, &nb, &rt_cl, &nt);
+	if (ret < 0) {
+		free(p.busy);
+		return ret;
 	}
-	if (nt * k->cs > QCOW2_MAX_REFTABLE_BYTES)
+	if (nt * k->cs > QCOW2_MAX_REFTABLE_BYTES) {
+		free(p.busy);
+		free(blocks);
 		return img_error(k->img, IMG_E_TOOBIG,
 				 "refcount table for %llu clusters too large",
-				 (unsigned long long)total);
+				 (unsigned long long)p.n);
+	}
 	rt_entries = nt * k->cs / 8;
 	rt = calloc(1, nt * k->cs);
-	if (!rt)
+	if (!rt) {
+		free(p.busy);
+		free(blocks);
 		return img_error(k->img, -ENOMEM, "cannot allocate refcount table");
+	}
 	for (uint64_t b = 0; b < nb && ret == 0; b++) {
+		if (!blocks[b])
+			continue;
+		nblocks++;
 		memset(k->blk, 0, k->cs);
 		for (uint64_t j = 0; j < k->epb; j++) {
-			uint64_t cl = b * k->epb + j, v;
+			uint64_t cl = b * k->epb + j, v = 0;
 
-			if (cl >= total)
+			if (cl >= p.n)
 				break;
-			if (cl >= end)
-				v = 1;          /* the new structures */
-			else
-				v = (cl < k->nclusters ? k->refs.count[cl] : 0) +
-				    kept_refs(k, cl, &ki);
+			if (cl < k->nclusters)
+				v = k->refs.count[cl];
+			if (cl < end)
+				v += kept_refs(k, cl, &ki);
+			if (p.busy[cl] == 2)
+				v++;    /* the new structures */
 			img_qcow2_refblock_set(k->blk, j, k->order,
 					       v > k->refmax ? k->refmax : v);
 		}
-		put_be64(rt + 8 * b, (end + b) << k->cb);
+		put_be64(rt + 8 * b, blocks[b] << k->cb);
 		ret = q2c_write_meta(k, "refcount block", k->blk, k->cs,
-				     (end + b) << k->cb);
+				     blocks[b] << k->cb);
 	}
+	free(p.busy);
+	free(blocks);
 	if (ret == 0)
 		ret = q2c_write_meta(k, "refcount table", rt, nt * k->cs,
-				     (end + nb) << k->cb);
+				     rt_cl << k->cb);
 	free(rt);
 	if (ret == 0 && (ret = img_io_flush(k->img->io)) < 0)
 		img_error(k->img, ret, "cannot flush: %s", img_strerror(ret));
 	if (ret < 0)
 		return ret;
-	put_be64(hdr, (end + nb) << k->cb);
+	put_be64(hdr, rt_cl << k->cb);
 	put_be32(hdr + 8, (uint32_t)nt);
 	ret = q2c_write_meta(k, "header (refcount table)", hdr, sizeof(hdr),
 			     48);
@@ -340,9 +520,9 @@ int q2c_rebuild_refcounts(struct q2c *k)
 	if (ret < 0)
 		return ret;
 	img_check_say(k->c, "Rebuilt the refcount structures: %llu blocks and a table of %llu entries at 0x%llx",
-		      (unsigned long long)nb, (unsigned long long)rt_entries,
-		      (unsigned long long)((end + nb) << k->cb));
-	q->h.reftable_offset = (end + nb) << k->cb;
+		      (unsigned long long)nblocks, (unsigned long long)rt_entries,
+		      (unsigned long long)(rt_cl << k->cb));
+	q->h.reftable_offset = rt_cl << k->cb;
 	q->h.reftable_clusters = (uint32_t)nt;
 	/* the reader's cached view of the old ones is stale */
 	free(q->reftable);
