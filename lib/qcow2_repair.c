@@ -62,11 +62,33 @@ static int keep_past_eof(struct q2c *k, uint64_t off)
 	return 0;
 }
 
+/* Whether the compressed data [coff, coff+clen) decompresses, the part
+ * past the end of the file reading as zeros (as readers read it): its
+ * stored length may overstate what the stream needs. */
+static int compressed_reads(struct q2c *k, uint64_t coff, uint64_t clen)
+{
+	uint8_t *in, *out;
+	int ok = 0;
+
+	if (clen > 2 * k->cs + 1024)
+		return 0;
+	in = malloc(clen);
+	out = malloc(k->cs);
+	if (in && out && img_io_read_zfill(k->img->io, in, clen, coff) == 0)
+		ok = img_decompress(k->img->compress, in, clen, out, k->cs) == 0;
+	free(in);
+	free(out);
+	return ok;
+}
+
 /* -r all: an entry whose data lies past the end of the file, where it
  * reads as zeros. It becomes an entry that still reads zeros where the
  * format can say so (zero flag, extended L2 zero bits), or is cleared
  * where nothing shows through (no backing file); a v2 entry over a
- * backing file is left (returns 0). Compressed data there never read. */
+ * backing file is left (returns 0). Compressed data that cannot be
+ * decompressed never read and is cleared; compressed data that does
+ * (its stream ends before the stated length does) reads, and is left,
+ * as qemu-img leaves it, its clusters kept out of a rebuild's way. */
 int q2c_clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,
 		    uint64_t e, uint64_t bitmap, enum cluster_type t)
 {
@@ -74,8 +96,20 @@ int q2c_clear_entry(struct q2c *k, struct l2_walk *w, uint64_t j,
 	uint64_t ne = 0, nb = bitmap & ~L2_BITMAP_ALL_ALLOC;
 	const char *after = "reads as zeros, as before";
 
-	if (t == CT_COMPRESSED)
+	if (t == CT_COMPRESSED) {
+		unsigned shift = 62 - (k->cb - 8);
+		uint64_t coff = e & ((1ull << shift) - 1);
+		uint64_t nsect = ((e >> shift) & ((1ull << (k->cb - 8)) - 1)) + 1;
+		uint64_t clen = nsect * 512 - (coff & 511);
+
+		if (compressed_reads(k, coff, clen)) {
+			for (uint64_t cl = coff >> k->cb;
+			     cl <= (coff + clen - 1) >> k->cb; cl++)
+				keep_past_eof(k, cl << k->cb);
+			return 0;
+		}
 		after = "lost its data (it could not be decompressed)";
+	}
 	else if (k->q->extended_l2)
 		nb |= (bitmap & L2_BITMAP_ALL_ALLOC) << 32;
 	else if (k->q->h.version >= 3 || t == CT_ZERO_ALLOC)
@@ -460,7 +494,7 @@ int q2c_rebuild_refcounts(struct q2c *k)
 			continue;
 		memset(k->blk, 0, k->cs);
 		for (uint64_t j = 0; j < k->epb; j++) {
-			uint64_t cl = b * k->epb + j, v;
+			uint64_t cl = b * k->epb + j, v = 0;
 
 			if (cl < p.n && p.taken[cl] == 2)
 				v = 1;
