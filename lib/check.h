@@ -70,6 +70,10 @@ struct img_refs {
 	 * (qcow2 counts no part of a region a cluster or more past the
 	 * end, as QEMU). UINT64_MAX: no such table. */
 	uint64_t keep_from;
+	/* Such tables near the end (within IMG_MAX_TABLE_PAST_EOF of it)
+	 * reach up to this cluster: a rebuild puts nothing past the end
+	 * below it, where they would read it. 0: none. */
+	uint64_t keep_to;
 };
 int img_refs_init(struct img_check_ctx *c, struct img_refs *r,
 		  uint64_t file_size, unsigned cluster_bits);

@@ -74,6 +74,9 @@ static int inc_refs(struct q2c *k, enum cluster_kind kind, uint64_t off,
 		 * is in use: leak repair must not cut or punch it */
 		if (off < k->file_size && (off >> k->cb) < k->refs.keep_from)
 			k->refs.keep_from = off >> k->cb;
+		if (off < k->file_size + IMG_MAX_TABLE_PAST_EOF &&
+		    img_div_up(off + len, k->cs) > k->refs.keep_to)
+			k->refs.keep_to = img_div_up(off + len, k->cs);
 		return 1;
 	}
 	first = off >> k->cb;

@@ -305,7 +305,8 @@ static void uncount_old_structures(struct q2c *k)
  * covers on, the table in the first run of free clusters of the file.
  * Taken are the clusters in use, the old structures (they stand until the
  * header switches to the new ones), kept data, anything from a table that
- * runs past the end on, and [nclusters, end); past that all is free.
+ * runs past the end on, [nclusters, end), and past the end whatever an
+ * uncounted table there reaches (refs.keep_to); past that all is free.
  */
 struct place {
 	uint8_t *taken;
@@ -392,12 +393,17 @@ static int place_structures(struct q2c *k, struct place *p, uint64_t end,
 			    uint64_t *rt_at, uint64_t *nt)
 {
 	uint64_t ff = 0, prev_nt = 0;
+	uint64_t avoid = end > k->refs.keep_to ? end : k->refs.keep_to;
 
-	if (place_grow(p, end) < 0)
+	if (place_grow(p, avoid) < 0)
 		return -ENOMEM;
 	for (uint64_t cl = 0; cl < end; cl++)
 		p->taken[cl] = cl >= k->nclusters || cl >= k->refs.keep_from ||
 			       k->refs.count[cl];
+	/* Uncounted tables past the end read what would be put there:
+	 * not free, but nothing to count either (3). */
+	for (uint64_t cl = end; cl < avoid; cl++)
+		p->taken[cl] = 3;
 	for (size_t i = 0; i < k->nkept; i++)
 		if (k->kept_eof[i] < end)
 			p->taken[k->kept_eof[i]] = 1;
@@ -408,7 +414,7 @@ static int place_structures(struct q2c *k, struct place *p, uint64_t end,
 		int any = 0;
 
 		for (uint64_t cl = lo; cl < hi && cl < p->n && !any; cl++)
-			any = p->taken[cl];
+			any = p->taken[cl] && p->taken[cl] != 3;
 		if (!any)
 			continue;
 		if (place_blk_grow(p, b + 1) < 0)

@@ -395,6 +395,34 @@ test_expect_success 'qcow2 snapshot table just past the end of the file pins it'
 	test $(stat -c %s w.qcow2) = $((st - 100))
 '
 
+# A snapshot table of 300 all-zero entries in a zero cluster at the end
+# of the file, two clusters past it (read as zeros, uncounted), and the
+# active L2 table's refcount zeroed: -r all rebuilds the refcount
+# structures, and must not put them where the table reads past the end
+# (fuzz finding qcow2-snapshot-table-past-end-rebuild).
+test_expect_success 'qcow2 -r all rebuild keeps clear of a snapshot table past the end' '
+	qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=4096 qsr.qcow2 256k &&
+	qio qcow2 qsr.qcow2 "write -P 0x11 0 16k" &&
+	size=$(stat -c %s qsr.qcow2) &&
+	truncate -s $((size + 4096)) qsr.qcow2 &&
+	img-poke qsr.qcow2 64 be64 $size &&
+	img-poke qsr.qcow2 60 be32 300 &&
+	l1=$(img-poke qsr.qcow2 40 read be64) &&
+	l2=$(($(img-poke qsr.qcow2 $((l1 + 4)) read be32) & ~511)) &&
+	rt=$(img-poke qsr.qcow2 48 read be64) &&
+	rb=$(img-poke qsr.qcow2 $rt read be64) &&
+	img-poke qsr.qcow2 $((rb + 2 * (l2 / 4096))) be16 0 &&
+	qemu-img snapshot -l qsr.qcow2 >snap.before &&
+	test $(grep -c "1970-01-01" snap.before) = 300 &&
+	cp qsr.qcow2 w.qcow2 &&
+	img-check -r all w.qcow2 >out 2>&1
+	test $? = 2 &&
+	grep "^Rebuilt the refcount structures" out &&
+	qemu-img snapshot -l w.qcow2 >snap.after &&
+	test_cmp snap.before snap.after &&
+	qemu-img compare -q qsr.qcow2 w.qcow2
+'
+
 # ---- qcow2: what qemu-img calls corrupt --------------------------------
 
 test_expect_success 'qcow2 L1 entry with flags and offset 0 (the header as its table)' '
