@@ -312,6 +312,44 @@ static int setup(struct conv *c)
 	return 0;
 }
 
+/*
+ * Where the source holds nothing from off on (no data in any layer, or
+ * only what the target's backing file already shows), and nothing needs
+ * writing there (a fresh target, zeros left as holes): *next is the
+ * first chunk boundary after off that may hold something, else off.
+ * Sparse images cost what they store, not what they address.
+ */
+static void skip_unwritten(struct conv *c, uint64_t off, uint64_t *next)
+{
+	const struct img_convert_opts *o = c->o;
+	uint64_t size = c->src->size, pos = off;
+
+	*next = off;
+	if (!o->zero_gran || (o->in_place && !o->target_is_zero) ||
+	    (c->tb && c->tb_depth < 0))
+		return;
+	while (pos < size) {
+		struct img_extent e;
+		struct img *l;
+		int depth;
+
+		/* A failure is gather()'s to report (or salvage) */
+		if (img_chain_status(c->src, pos, size - pos, &e, &l,
+				     &depth) < 0)
+			break;
+		if (e.kind == IMG_EXT_DATA &&
+		    !(c->tb_depth >= 0 && depth >= c->tb_depth))
+			break;
+		if (c->tb && depth < c->tb_depth)
+			break;  /* zeros over the target's backing: written */
+		pos += e.length;
+	}
+	if (pos >= size)
+		*next = size;
+	else
+		*next = pos / c->chunk * c->chunk;
+}
+
 /* Fill and hand over one slot per chunk of the source; 1 if cancelled. */
 static int produce(struct conv *c, struct img_pipeline *pipe)
 {
@@ -320,13 +358,21 @@ static int produce(struct conv *c, struct img_pipeline *pipe)
 	while (off < size) {
 		struct img_pipe_slot *slot;
 		struct plan *p;
-		uint64_t len = img_min_u64(c->chunk, size - off);
+		uint64_t len, next;
 		int ret;
 
 		/* A safe point: what is handed over gets written, then the
 		 * target is finished as far as it goes. */
 		if (img_cancel_point(c->dst, c->o->cancel) < 0)
 			return 1;
+		skip_unwritten(c, off, &next);
+		if (next > off) {
+			off = next;
+			if (c->o->progress)
+				c->o->progress(off, size, c->o->progress_arg);
+			continue;
+		}
+		len = img_min_u64(c->chunk, size - off);
 		ret = img_pipeline_get(pipe, &slot);
 		if (ret < 0)
 			return 0;       /* the writer failed: finish says why */

@@ -11,6 +11,10 @@
 #   convert-c-qcow2, convert-c-qcow   the same with -c from the raw corpus.
 #                         Our output must pass qemu-img check (not qcow v1)
 #                         and qemu-img compare with corpus.raw.
+#   convert-sparse-SRC-DST   the same on the 8 TiB sparse images
+#                         (qcow2-qed, qed-qcow2; not qcow v1, which
+#                         qemu-img walks a cluster at a time: hours),
+#                         compared with their source; check-sparse-FMT too.
 #   map-FMT, map-sparse-FMT   img-map --output=json vs qemu-img map.
 #   check-qcow2-4k, check-qcow2, check-qed, check-zlib   img-check -f FMT
 #                         --output=json vs qemu-img check (read-only) on
@@ -49,7 +53,7 @@
 #   IMG_PERF_JOBS='...'   space-separated shell patterns choosing jobs, e.g.
 #                         'map-*', 'convert-*-qed convert-c-*' or
 #                         'convert-qcow2 map-sparse-*' (default: all).
-#   IMG_PERF_SPARSE=4T    virtual size of the sparse qcow2 and QED images.
+#   IMG_PERF_SPARSE=8T    virtual size of the sparse qcow2 and QED images.
 #   IMG_PERF_VERIFY=1     re-hash the corpus before reusing it; otherwise the
 #                         stamp is checked against each file's size and mtime.
 #   IMG_PERF_STAT=mean    which hyperfine statistic the table shows: mean,
@@ -82,7 +86,7 @@ perf=$top/t/perf
 W=${IMG_PERF_DIR:-$perf/work}
 RUNS=${IMG_PERF_RUNS:-3}
 SIZE=${IMG_PERF_SIZE:-2G}
-SPARSE=${IMG_PERF_SPARSE:-4T}
+SPARSE=${IMG_PERF_SPARSE:-8T}
 JOBS=${IMG_PERF_JOBS:-*}
 VERBOSE=${IMG_PERF_VERBOSE:-}
 STAT=${IMG_PERF_STAT:-mean}
@@ -111,7 +115,9 @@ selected() {
 CORPUS_JOBS="convert-qcow2 convert-qcow convert-qed convert-qcow2-zlib
 convert-qcow-qed convert-qcow2-qed convert-qed-qcow2 convert-raw-qcow2
 convert-qcow-qcow2 convert-c-qcow2 convert-c-qcow map-qcow2 map-qcow map-qed
-map-sparse-qcow2 map-sparse-qed check-qcow2-4k check-qcow2 check-qed check-zlib"
+map-sparse-qcow2 map-sparse-qed check-qcow2-4k check-qcow2 check-qed check-zlib
+convert-sparse-qcow2-qed convert-sparse-qed-qcow2
+check-sparse-qcow2 check-sparse-qed"
 COMPACT_JOBS="compact-qcow2 compact-qed compact-qcow compact-scan-zeros"
 # any_selected JOB...: one of them is selected.
 any_selected() {
@@ -136,7 +142,7 @@ to_mib() {
 MIB=$(to_mib "$SIZE") && [ "$MIB" -gt 0 ] 2>/dev/null ||
 	die "IMG_PERF_SIZE '$SIZE' is not a whole number of MiB (e.g. 256M, 2G)"
 SPARSE_MIB=$(to_mib "$SPARSE") && [ "$SPARSE_MIB" -gt 0 ] 2>/dev/null ||
-	die "IMG_PERF_SPARSE '$SPARSE' is not a whole number of MiB (e.g. 4T)"
+	die "IMG_PERF_SPARSE '$SPARSE' is not a whole number of MiB (e.g. 8T)"
 case "$RUNS" in ''|*[!0-9]*|0) die "IMG_PERF_RUNS '$RUNS' is not a positive number" ;; esac
 case "$STAT" in mean|median|min) ;; *) die "IMG_PERF_STAT '$STAT' is not mean, median or min" ;; esac
 case "$SLOW" in ''|*[!0-9]*) die "IMG_PERF_SLOW '$SLOW' is not a whole number of seconds" ;; esac
@@ -489,7 +495,8 @@ verify_image() {
 		rm -f "$log"
 	fi
 	log=$W/log/$job.compare.txt
-	qemu-img compare -f raw -F "$ofmt" "$CORPUS" "$out" > "$log" 2>&1; rc=$?
+	# (VREF, VREF_FMT: the reference when it is not corpus.raw)
+	qemu-img compare -f "${VREF_FMT:-raw}" -F "$ofmt" "${VREF:-$CORPUS}" "$out" > "$log" 2>&1; rc=$?
 	case $rc in
 	0) rm -f "$log" ;;
 	1) VSTATUS="FAIL(differs)"; note_from "$job: qemu-img compare" "$log" ;;
@@ -661,11 +668,13 @@ run_job() {
 # timings depend on the machine): peak RSS under RSS_BAR_MIB on every convert
 # job, and a minimum speed ratio on some (check-qcow2-4k: no slower).
 RSS_BAR_MIB=64
-RATIO_BAR_JOBS=(convert-qcow-qed check-qcow2-4k)
+RATIO_BAR_JOBS=(convert-qcow-qed check-qcow2-4k convert-sparse-qcow2-qed
+	convert-sparse-qed-qcow2 check-sparse-qcow2 check-sparse-qed
+	map-sparse-qcow2 map-sparse-qed)
 ratio_bar() {
 	case "$1" in
 	convert-qcow-qed) echo 5 ;;
-	check-qcow2-4k) echo 1 ;;
+	check-qcow2-4k|*-sparse-*) echo 1 ;;
 	*) return 1 ;;
 	esac
 }
@@ -871,6 +880,14 @@ run_job check-qcow2-4k     check   qcow2 corpus-4k.qcow2
 run_job check-qcow2        check   qcow2 corpus.qcow2
 run_job check-qed          check   qed   corpus.qed
 run_job check-zlib         check   qcow2 corpus-zlib.qcow2
+# The sparse images: every command must cost what is stored, not what is
+# addressed.
+VREF=$W/sparse.qcow2 VREF_FMT=qcow2 \
+run_job convert-sparse-qcow2-qed  convert qcow2 sparse.qcow2 qed
+VREF=$W/sparse.qed VREF_FMT=qed \
+run_job convert-sparse-qed-qcow2  convert qed   sparse.qed   qcow2
+run_job check-sparse-qcow2        check   qcow2 sparse.qcow2
+run_job check-sparse-qed          check   qed   sparse.qed
 compact_job compact-qcow2 qcow2
 compact_job compact-qed   qed
 compact_job compact-qcow  qcow
