@@ -41,20 +41,36 @@ int q2c_past_eof(const struct q2c *k, uint64_t off, uint64_t len)
  * (an L2 table inside the L1 table or the snapshot table) makes
  * k->c->overlap: which of them holds the real bytes cannot be known, and
  * repairing one's entries could destroy the other. Not counted: data
- * inside metadata, which is only damaged data (refcounts and flags are
- * repaired as qemu-img does), and refcount structures, which a cluster
- * shares only to be rebuilt elsewhere (never written in place then). */
+ * inside metadata, which is only damaged data (refcounts are repaired as
+ * qemu-img does; the cluster is marked K_HOLDS_DATA, and flags in a table
+ * the guest reads are left: see q2c_holds_data), and refcount
+ * structures, which a cluster shares only to be rebuilt elsewhere (never
+ * written in place then). */
 static void note_kind(struct q2c *k, uint64_t cl, enum cluster_kind kind)
 {
 	enum cluster_kind was;
 
-	if (!k->kind || kind == K_REFTABLE || kind == K_REFBLOCK ||
-	    kind >= K_DATA)
+	if (!k->kind || kind == K_REFTABLE || kind == K_REFBLOCK)
 		return;
-	was = k->kind[cl];
+	if (kind >= K_DATA) {
+		k->kind[cl] |= K_HOLDS_DATA;
+		return;
+	}
+	was = k->kind[cl] & ~K_HOLDS_DATA;
 	if (was && was != kind)
 		k->c->overlap = 1;
-	k->kind[cl] = (uint8_t)kind;
+	k->kind[cl] = (uint8_t)(kind | (k->kind[cl] & K_HOLDS_DATA));
+}
+
+int q2c_holds_data(const struct q2c *k, uint64_t off, uint64_t len)
+{
+	if (!k->kind || !len)
+		return 0;
+	for (uint64_t cl = off >> k->cb; cl <= (off + len - 1) >> k->cb &&
+	     cl < k->refs.nclusters; cl++)
+		if (k->kind[cl] & K_HOLDS_DATA)
+			return 1;
+	return 0;
 }
 
 /* Count a reference to every cluster of [off, off+len), which holds kind;

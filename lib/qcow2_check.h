@@ -44,6 +44,8 @@ struct q2c {
 enum cluster_kind { K_NONE, K_HEADER, K_L1, K_L2, K_REFTABLE, K_REFBLOCK,
 		    K_SNAPSHOTS, K_LUKS, K_BITMAP_DIR, K_BITMAP_TABLE,
 		    K_BITMAP_DATA, K_DATA, K_COMPRESSED };
+/* Or'ed into a kind: guest data lies in the cluster too. */
+#define K_HOLDS_DATA 0x80
 
 /* One L2 table being walked. */
 struct l2_walk {
@@ -67,6 +69,10 @@ enum cluster_type q2c_cluster_type(const struct img_qcow2 *q, uint64_t e);
 void q2c_corrupt(struct q2c *k);
 /* Whether [off, off+len) reaches a cluster or more past the end of the file. */
 int q2c_past_eof(const struct q2c *k, uint64_t off, uint64_t len);
+/* Whether guest data entries point into [off, off+len): a table there is
+ * read by the guest, and its flags are not rewritten (that would change
+ * what the guest reads). */
+int q2c_holds_data(const struct q2c *k, uint64_t off, uint64_t len);
 /* Read metadata (zeros past the end of the file); a failure is a check error. */
 int q2c_read_meta(struct q2c *k, const char *what, void *buf, size_t len,
 		  uint64_t off);

@@ -229,13 +229,16 @@ int q2c_check_copied(struct q2c *k)
 		if (q2c_stored_refcount(k, l2 >> k->cb, &rc) < 0)
 			continue;
 		if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED)) {
+			int fix = repair &&
+				  !q2c_holds_data(k, q->h.l1_offset + 8 * i, 8);
+
 			q2c_corrupt(k);
 			img_check_say(k->c, "%s OFLAG_COPIED L2 cluster: l1_index=%llu l1_entry=%llx refcount=%llu",
-				      repair ? "Repairing" : "ERROR",
+				      fix ? "Repairing" : "ERROR",
 				      (unsigned long long)i,
 				      (unsigned long long)e,
 				      (unsigned long long)rc);
-			if (repair) {
+			if (fix) {
 				e = rc == 1 ? e | QCOW2_OFLAG_COPIED :
 					      e & ~QCOW2_OFLAG_COPIED;
 				put_be64(raw, e);
@@ -251,8 +254,10 @@ int q2c_check_copied(struct q2c *k)
 		if (q2c_past_eof(k, l2, k->cs))
 			continue;
 		/* A table off a cluster boundary is never written (its
-		 * bytes may belong to another cluster). */
-		ret = copied_l2(k, l2, repair && !(l2 & (k->cs - 1)));
+		 * bytes may belong to another cluster), nor one the guest
+		 * reads as data. */
+		ret = copied_l2(k, l2, repair && !(l2 & (k->cs - 1)) &&
+				!q2c_holds_data(k, l2, k->cs));
 		if (ret < 0)
 			return ret;
 	}

@@ -423,6 +423,28 @@ test_expect_success 'qcow2 -r all rebuild keeps clear of a snapshot table past t
 	qemu-img compare -q qsr.qcow2 w.qcow2
 '
 
+# Guest cluster 0 mapped onto the L1 table, whose entry lacks its COPIED
+# flag: qemu-img -r all sets the flag and so changes what the guest reads
+# there; ours reports it and leaves the table, and the image reads the
+# same (fuzz finding qcow2-data-in-l1-table).
+test_expect_success 'qcow2 -r all leaves the flags of a table the guest reads as data' '
+	qemu-img create -q -f qcow2 -o cluster_size=4096 qdl.qcow2 256k &&
+	qio qcow2 qdl.qcow2 "write -P 0x11 0 16k" &&
+	l1=$(img-poke qdl.qcow2 40 read be64) &&
+	l2=$(($(img-poke qdl.qcow2 $((l1 + 4)) read be32) & ~511)) &&
+	img-poke qdl.qcow2 $l2 be64 $l1 &&
+	img-poke qdl.qcow2 $l1 be32 0 &&
+	cp qdl.qcow2 q.qcow2 && cp qdl.qcow2 w.qcow2 &&
+	{ qemu-img check -q -r all q.qcow2 >/dev/null 2>&1; true; } &&
+	test_must_fail qemu-img compare -q qdl.qcow2 q.qcow2 &&
+	img-check -r all w.qcow2 >out 2>&1
+	test $? = 2 &&
+	grep "^Repairing cluster 3 refcount=1 reference=2" out &&
+	grep "^ERROR OFLAG_COPIED L2 cluster: l1_index=0" out &&
+	! grep "^Repairing OFLAG_COPIED" out &&
+	qemu-img compare -q qdl.qcow2 w.qcow2
+'
+
 # ---- qcow2: what qemu-img calls corrupt --------------------------------
 
 test_expect_success 'qcow2 L1 entry with flags and offset 0 (the header as its table)' '
