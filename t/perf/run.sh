@@ -897,9 +897,9 @@ compact_scan_job compact-scan-zeros
 main_table() {
 	local fmt r a b c d e f g bars
 	echo
-	fmt='%-20s %9s %9s %7s %9s %9s  %s\n'
+	fmt='%-24s %9s %9s %7s %9s %9s  %s\n'
 	printf "$fmt" job 'ours(s)' 'qemu(s)' ratio 'RSS(MiB)' 'qRSS(MiB)' check
-	printf "$fmt" -------------------- --------- --------- ------- --------- --------- -----
+	printf "$fmt" ------------------------ --------- --------- ------- --------- --------- -----
 	for r in "${ROWS[@]}"; do
 		IFS=$'\t' read -r a b c d e f g _ <<< "$r"
 		printf "$fmt" "$a" "$b" "$c" "$d" "$e" "$f" "$g"
