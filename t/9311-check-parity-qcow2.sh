@@ -3,22 +3,6 @@
 test_description='qcow2 damage battery against qemu-img check'
 . "$(dirname "$0")/lib.sh"
 
-# report IMG CMD...: CMD's JSON check report of IMG, sorted, without the
-# file name, then its exit status.
-report() {
-	rp_img_=$1
-	shift
-	"$@" --output=json "$rp_img_" >rp.json 2>/dev/null
-	rp_code_=$?
-	perl -MJSON::PP -e '
-		local $/;
-		my $d = eval { JSON::PP->new->decode(<STDIN>) } || {};
-		delete $d->{filename};
-		print join(",", map { "$_=$d->{$_}" } sort keys %$d), "\n";
-	' <rp.json &&
-	echo "exit=$rp_code_"
-}
-
 # base.qcow2: 4 KiB clusters; data, a zero cluster, a compressed cluster;
 # a snapshot, then a write that splits the first L2 table from it.
 test_expect_success 'setup: the base image and its damaged copies' '
@@ -60,10 +44,10 @@ test_expect_success 'setup: the base image and its damaged copies' '
 	test_line_count = 47 damages
 '
 
-test_expect_success 'every damaged copy: the same report as qemu-img check' '
+test_expect_success 'every damaged copy: the same check_report as qemu-img check' '
 	for f in base $(cut -d: -f1 damages); do
-		report $f.qcow2 qemu-img check >q.report &&
-		report $f.qcow2 img-check >o.report &&
+		check_report $f.qcow2 qemu-img check >q.report &&
+		check_report $f.qcow2 img-check >o.report &&
 		test_cmp q.report o.report ||
 		{ grep "^$f:" damages; return 1; }
 	done

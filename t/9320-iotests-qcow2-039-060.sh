@@ -5,31 +5,6 @@ test_description='qemu-iotests 039 and 060 against qemu-img'
 
 # --- helpers -------------------------------------------------------------
 
-# report IMG CMD...: CMD's JSON check report of IMG, sorted, without the
-# file name, then its exit status (as in t/9311).
-report() {
-	rp_img_=$1
-	shift
-	"$@" --output=json "$rp_img_" >rp.json 2>rp.err
-	rp_code_=$?
-	no_sanitizer_report rp.err &&
-	perl -MJSON::PP -e '
-		local $/;
-		my $d = eval { JSON::PP->new->decode(<STDIN>) } || {};
-		delete $d->{filename};
-		print join(",", map { "$_=$d->{$_}" } sort keys %$d), "\n";
-	' <rp.json &&
-	echo "exit=$rp_code_"
-}
-
-# check_same IMG: img-check reports what qemu-img check reports.
-check_same() {
-	report "$1" qemu-img check >q.report &&
-	report "$1" img-check >o.report &&
-	cat q.report &&
-	test_cmp q.report o.report
-}
-
 # bits IMG: the incompatible feature bits of a version 3 header (1 dirty,
 # 2 corrupt).
 bits() {
@@ -77,20 +52,20 @@ pattern_at() {
 }
 
 # repair_same IMG: copies q.img and o.img of IMG repaired by qemu-img
-# check -r all and img-check -r all give the same report and exit status;
+# check -r all and img-check -r all give the same check_report and exit status;
 # qemu-img check then judges both alike, the dirty and corrupt bits are
 # the same, and the two read the same.
 repair_same() {
 	cp "$1" q.img && cp "$1" o.img &&
-	report q.img qemu-img check -r all >qr.report &&
-	report o.img img-check -r all >or.report &&
+	check_report q.img qemu-img check -r all >qr.report &&
+	check_report o.img img-check -r all >or.report &&
 	cat qr.report &&
 	test_cmp qr.report or.report &&
 	repair_after_
 }
 repair_after_() {
-	report q.img qemu-img check >qa.report &&
-	report o.img qemu-img check >oa.report &&
+	check_report q.img qemu-img check >qa.report &&
+	check_report o.img qemu-img check >oa.report &&
 	test_cmp qa.report oa.report &&
 	test "$(bits q.img)" = "$(bits o.img)" &&
 	read_same q.img && ra_q_=$rs_q_ && { mv q.raw qr.raw 2>/dev/null; true; } &&
@@ -117,7 +92,7 @@ repair_beats() {
 	cp "$1" q.img && cp "$1" o.img &&
 	{ qemu-img check -r all q.img >/dev/null 2>&1; rb_q_=$?; true; } &&
 	echo "qemu-img check -r all exits $rb_q_, file size $(wc -c <q.img)" &&
-	report o.img img-check -r all >or.report &&
+	check_report o.img img-check -r all >or.report &&
 	cat or.report &&
 	grep "^exit=0" or.report &&
 	test_expect_code 0 qemu-img check o.img >/dev/null &&
@@ -151,7 +126,7 @@ test_expect_success '039: image is clean after a clean shutdown' '
 	qemu-img create -q -f qcow2 -o compat=1.1,lazy_refcounts=on clean.qcow2 128M &&
 	qio qcow2 clean.qcow2 "write -P 0x5a 0 512" &&
 	test "$(bits clean.qcow2)" = 0 &&
-	check_same clean.qcow2 &&
+	check_same_as_qemu clean.qcow2 &&
 	grep "^exit=0" q.report &&
 	info_same clean.qcow2 &&
 	grep "dirty-flag=false" qi.flags
@@ -161,7 +136,7 @@ test_expect_success '039: a writer killed with lazy refcounts leaves the image d
 	qemu-img create -q -f qcow2 -o compat=1.1,lazy_refcounts=on dirty.qcow2 128M &&
 	qio_crash qcow2 dirty.qcow2 "write -P 0x5a 0 512" &&
 	test "$(bits dirty.qcow2)" = 1 &&
-	check_same dirty.qcow2 &&
+	check_same_as_qemu dirty.qcow2 &&
 	grep "corruptions=2" q.report &&
 	grep "^exit=2" q.report &&
 	info_same dirty.qcow2 &&
@@ -218,7 +193,7 @@ test_expect_success '039: a writer killed without lazy refcounts leaves a clean 
 	qemu-img create -q -f qcow2 -o compat=1.1,lazy_refcounts=off off.qcow2 128M &&
 	qio_crash qcow2 off.qcow2 "write -P 0x5a 0 512" &&
 	test "$(bits off.qcow2)" = 0 &&
-	check_same off.qcow2 &&
+	check_same_as_qemu off.qcow2 &&
 	grep "^exit=0" q.report &&
 	info_same off.qcow2 &&
 	read_same off.qcow2 &&
@@ -233,9 +208,9 @@ test_expect_success '039: committing to a backing file with lazy refcounts leave
 	qemu-img commit -q ctop.qcow2 &&
 	test "$(bits ctop.qcow2)" = 0 &&
 	test "$(bits cbase.qcow2)" = 0 &&
-	check_same ctop.qcow2 &&
+	check_same_as_qemu ctop.qcow2 &&
 	grep "^exit=0" q.report &&
-	check_same cbase.qcow2 &&
+	check_same_as_qemu cbase.qcow2 &&
 	grep "^exit=0" q.report &&
 	read_same ctop.qcow2 &&
 	pattern_at o.raw 0 512 7
@@ -245,7 +220,7 @@ test_expect_success '039: lazy refcounts turned on at runtime, writer killed: di
 	qemu-img create -q -f qcow2 -o compat=1.1,lazy_refcounts=off rton.qcow2 128M &&
 	qio_crash qcow2 rton.qcow2 "reopen -o lazy-refcounts=on" "write -P 0x5a 0 512" &&
 	test "$(bits rton.qcow2)" = 1 &&
-	check_same rton.qcow2 &&
+	check_same_as_qemu rton.qcow2 &&
 	grep "^exit=2" q.report &&
 	info_same rton.qcow2 &&
 	read_same rton.qcow2 &&
@@ -256,7 +231,7 @@ test_expect_success '039: lazy refcounts turned off at runtime, writer killed: c
 	qemu-img create -q -f qcow2 -o compat=1.1,lazy_refcounts=on rtoff.qcow2 128M &&
 	qio_crash qcow2 rtoff.qcow2 "reopen -o lazy-refcounts=off" "write -P 0x5a 0 512" &&
 	test "$(bits rtoff.qcow2)" = 0 &&
-	check_same rtoff.qcow2 &&
+	check_same_as_qemu rtoff.qcow2 &&
 	grep "^exit=0" q.report &&
 	info_same rtoff.qcow2
 '
@@ -268,10 +243,10 @@ test_expect_success '039: lazy refcounts turned off at runtime, writer killed: c
 test_expect_success '039: the dirty bit on a version 2 image' '
 	qemu-img create -q -f qcow2 -o compat=0.10 v2.qcow2 128M &&
 	qio_crash qcow2 v2.qcow2 "write -P 0x5a 0 512" &&
-	check_same v2.qcow2 &&
+	check_same_as_qemu v2.qcow2 &&
 	grep "^exit=0" q.report &&
 	damage v2.qcow2 v2dirty.qcow2 72 be64 1 &&
-	check_same v2dirty.qcow2 &&
+	check_same_as_qemu v2dirty.qcow2 &&
 	grep "^exit=0" q.report &&
 	info_same v2dirty.qcow2 &&
 	grep "dirty-flag=false" qi.flags &&
@@ -315,14 +290,14 @@ test_expect_success '060: setup: the layout 060 assumes' '
 test_expect_success '060: L2 table pointing at the L1 table, corrupt bit set by a write' '
 	fresh l2l1.qcow2 &&
 	img-poke l2l1.qcow2 $l1 be64 0x8000000000030000 &&
-	check_same l2l1.qcow2 &&
+	check_same_as_qemu l2l1.qcow2 &&
 	grep "corruptions=1" q.report &&
 	test "$(bits l2l1.qcow2)" = 0 &&
 	qio_overlap l2l1.qcow2 "write -P 0x2a 0 512" &&
 	test "$(bits l2l1.qcow2)" = 2 &&
 	info_same l2l1.qcow2 &&
 	grep "corrupt=true" qi.flags &&
-	check_same l2l1.qcow2 &&
+	check_same_as_qemu l2l1.qcow2 &&
 	test_must_fail qemu-io -f qcow2 -c "read 0 512" l2l1.qcow2 >/dev/null 2>&1 &&
 	cp l2l1.qcow2 o.img &&
 	test_expect_code 1 img-compact o.img 2>o.err &&
@@ -335,7 +310,7 @@ test_expect_success '060: L2 table pointing at the L1 table, corrupt bit set by 
 	# nothing of overlapping tables and reports the corruption (exit 2).
 	cp l2l1.qcow2 q.img && cp l2l1.qcow2 o.img &&
 	test_expect_code 1 qemu-img check -r all q.img >/dev/null 2>&1 &&
-	report o.img img-check -r all >or.report &&
+	check_report o.img img-check -r all >or.report &&
 	test_cmp o.report or.report &&
 	cmp l2l1.qcow2 o.img
 '
@@ -346,12 +321,12 @@ test_expect_success '060: data cluster pointing at the refcount block, repair cl
 	img-poke d2rb.qcow2 $l1 be64 0x8000000000040000 &&
 	img-poke d2rb.qcow2 $((rb + 8)) be16 1 &&
 	img-poke d2rb.qcow2 $l2 be64 0x8000000000020000 &&
-	check_same d2rb.qcow2 &&
+	check_same_as_qemu d2rb.qcow2 &&
 	grep "corruptions=2" q.report &&
 	read_same d2rb.qcow2 &&
 	qio_overlap d2rb.qcow2 "write -P 0x2a 0 512" &&
 	test "$(bits d2rb.qcow2)" = 2 &&
-	check_same d2rb.qcow2 &&
+	check_same_as_qemu d2rb.qcow2 &&
 	repair_same d2rb.qcow2 &&
 	test "$(bits o.img)" = 0 &&
 	qio qcow2 o.img "write -P 0x2a 0 512" &&
@@ -367,11 +342,11 @@ test_expect_success '060: data cluster pointing at an inactive L2 table' '
 	l2new=$(img-poke inact.qcow2 $((l1 + 4)) read be32) &&
 	test $l2new = 524288 &&
 	img-poke inact.qcow2 $l2new be64 0x8000000000040000 &&
-	check_same inact.qcow2 &&
+	check_same_as_qemu inact.qcow2 &&
 	read_same inact.qcow2 &&
 	qio_overlap inact.qcow2 "write -P 3 0 512" &&
 	test "$(bits inact.qcow2)" = 2 &&
-	check_same inact.qcow2 &&
+	check_same_as_qemu inact.qcow2 &&
 	repair_same inact.qcow2 &&
 	for f in q.img o.img; do
 		qio qcow2 $f "write -P 4 0 512" &&
@@ -396,7 +371,7 @@ test_expect_success '060: overlap while COW is in flight (the damaged image)' '
 	img-poke cow.qcow2 $l2 be64 0 &&
 	img-poke cow.qcow2 $((rb + 10)) be16 0 &&
 	img-poke cow.qcow2 $((rb + 12)) be16 0 &&
-	check_same cow.qcow2 &&
+	check_same_as_qemu cow.qcow2 &&
 	read_same cow.qcow2 &&
 	repair_same cow.qcow2
 '
@@ -405,11 +380,11 @@ test_expect_success '060: unallocated image header' '
 	fresh hdr.qcow2 &&
 	qio qcow2 hdr.qcow2 "write 0 64k" &&
 	img-poke hdr.qcow2 $rb be16 0 &&
-	check_same hdr.qcow2 &&
+	check_same_as_qemu hdr.qcow2 &&
 	read_same hdr.qcow2 &&
 	repair_same hdr.qcow2 &&
 	qio_overlap hdr.qcow2 "write 64k 64k" &&
-	check_same hdr.qcow2 &&
+	check_same_as_qemu hdr.qcow2 &&
 	read_same hdr.qcow2 &&
 	repair_same hdr.qcow2
 '
@@ -421,7 +396,7 @@ test_expect_success '060: unaligned L1 entry' '
 	fresh ul1.qcow2 &&
 	qio qcow2 ul1.qcow2 "write 0 64k" &&
 	img-poke ul1.qcow2 $l1 be64 0x8000000000042a00 &&
-	check_same ul1.qcow2 &&
+	check_same_as_qemu ul1.qcow2 &&
 	read_same ul1.qcow2 &&
 	test_must_fail qemu-io -r -f qcow2 -c "read 0 64k" ul1.qcow2 >/dev/null 2>&1 ||
 	qemu-io -r -f qcow2 -c "read 0 64k" ul1.qcow2 | grep -i "failed" &&
@@ -436,7 +411,7 @@ test_expect_success '060: unaligned L2 entry' '
 	fresh ul2.qcow2 &&
 	qio qcow2 ul2.qcow2 "write 0 64k" &&
 	img-poke ul2.qcow2 $l2 be64 0x8000000000052a00 &&
-	check_same ul2.qcow2 &&
+	check_same_as_qemu ul2.qcow2 &&
 	read_same ul2.qcow2 &&
 	repair_same ul2.qcow2
 '
@@ -445,7 +420,7 @@ test_expect_success '060: unaligned pre-allocated zero cluster' '
 	fresh uz.qcow2 &&
 	qio qcow2 uz.qcow2 "write 0 64k" &&
 	img-poke uz.qcow2 $l2 be64 0x8000000000052a01 &&
-	check_same uz.qcow2 &&
+	check_same_as_qemu uz.qcow2 &&
 	read_same uz.qcow2 &&
 	repair_same uz.qcow2 &&
 	cp uz.qcow2 q.img &&
@@ -458,11 +433,11 @@ test_expect_success '060: unaligned pre-allocated zero cluster' '
 test_expect_success '060: unaligned refcount table entry' '
 	fresh urt.qcow2 &&
 	img-poke urt.qcow2 $rt be64 0x22a00 &&
-	check_same urt.qcow2 &&
+	check_same_as_qemu urt.qcow2 &&
 	read_same urt.qcow2 &&
 	repair_beats urt.qcow2 &&
 	qio_overlap urt.qcow2 "write 0 64k" &&
-	check_same urt.qcow2 &&
+	check_same_as_qemu urt.qcow2 &&
 	repair_beats urt.qcow2
 '
 
@@ -472,7 +447,7 @@ test_expect_success '060: non-fatal corruption on freeing' '
 	img-poke free.qcow2 $l2 be64 0x8000000000052a00 &&
 	qio_overlap free.qcow2 "discard 0 64k" &&
 	test "$(bits free.qcow2)" = 0 &&
-	check_same free.qcow2 &&
+	check_same_as_qemu free.qcow2 &&
 	read_same free.qcow2 &&
 	repair_same free.qcow2
 '
@@ -499,10 +474,10 @@ test_expect_success '060: non-fatal and then fatal corruption report' '
 	qio qcow2 nff.qcow2 "write 0 128k" &&
 	img-poke nff.qcow2 $l2 be64 0x8000000000052a00 &&
 	img-poke nff.qcow2 $((l2 + 8)) be64 0x8000000000062a00 &&
-	check_same nff.qcow2 &&
+	check_same_as_qemu nff.qcow2 &&
 	qio_overlap nff.qcow2 "discard 0 64k" "read 64k 64k" &&
 	test "$(bits nff.qcow2)" = 2 &&
-	check_same nff.qcow2 &&
+	check_same_as_qemu nff.qcow2 &&
 	read_same nff.qcow2 &&
 	repair_same nff.qcow2
 '
@@ -510,10 +485,10 @@ test_expect_success '060: non-fatal and then fatal corruption report' '
 test_expect_success '060: empty refcount table' '
 	fresh ert.qcow2 &&
 	img-poke ert.qcow2 $rt be64 0 &&
-	check_same ert.qcow2 &&
+	check_same_as_qemu ert.qcow2 &&
 	repair_same ert.qcow2 &&
 	qio_overlap ert.qcow2 "write 0 64k" &&
-	check_same ert.qcow2 &&
+	check_same_as_qemu ert.qcow2 &&
 	read_same ert.qcow2 &&
 	repair_same ert.qcow2
 '
@@ -522,11 +497,11 @@ test_expect_success '060: empty refcount table with valid L1 and L2 tables' '
 	fresh ertl.qcow2 &&
 	qio qcow2 ertl.qcow2 "write 0 64k" &&
 	img-poke ertl.qcow2 $rt be64 0 &&
-	check_same ertl.qcow2 &&
+	check_same_as_qemu ertl.qcow2 &&
 	read_same ertl.qcow2 &&
 	repair_same ertl.qcow2 &&
 	qio_overlap ertl.qcow2 "write 0 128k" &&
-	check_same ertl.qcow2 &&
+	check_same_as_qemu ertl.qcow2 &&
 	read_same ertl.qcow2 &&
 	repair_same ertl.qcow2
 '
@@ -534,10 +509,10 @@ test_expect_success '060: empty refcount table with valid L1 and L2 tables' '
 test_expect_success '060: empty refcount block' '
 	fresh erb.qcow2 &&
 	img-poke erb.qcow2 $rb be64 0 &&
-	check_same erb.qcow2 &&
+	check_same_as_qemu erb.qcow2 &&
 	repair_same erb.qcow2 &&
 	qio_overlap erb.qcow2 "write 0 64k" &&
-	check_same erb.qcow2 &&
+	check_same_as_qemu erb.qcow2 &&
 	read_same erb.qcow2 &&
 	repair_same erb.qcow2
 '
@@ -546,10 +521,10 @@ test_expect_success '060: empty refcount block with compressed write' '
 	fresh erbc.qcow2 &&
 	qio qcow2 erbc.qcow2 "write 64k 64k" &&
 	img-poke erbc.qcow2 $rb be64 0 &&
-	check_same erbc.qcow2 &&
+	check_same_as_qemu erbc.qcow2 &&
 	repair_same erbc.qcow2 &&
 	qio_overlap erbc.qcow2 "write -c 0k 64k" &&
-	check_same erbc.qcow2 &&
+	check_same_as_qemu erbc.qcow2 &&
 	read_same erbc.qcow2 &&
 	repair_same erbc.qcow2
 '
@@ -558,7 +533,7 @@ test_expect_success '060: zero refcount table size' '
 	fresh zrt.qcow2 &&
 	img-poke zrt.qcow2 56 be32 0 &&
 	test_must_fail qemu-io -f qcow2 -c "write 0 64k" zrt.qcow2 >/dev/null 2>&1 &&
-	check_same zrt.qcow2 &&
+	check_same_as_qemu zrt.qcow2 &&
 	read_same zrt.qcow2 &&
 	repair_same zrt.qcow2
 '
@@ -567,7 +542,7 @@ test_expect_success '060: incorrect refcount table offset' '
 	fresh zro.qcow2 &&
 	img-poke zro.qcow2 48 be64 0 &&
 	test_must_fail qemu-io -f qcow2 -c "write 0 64k" zro.qcow2 >/dev/null 2>&1 &&
-	check_same zro.qcow2 &&
+	check_same_as_qemu zro.qcow2 &&
 	read_same zro.qcow2 &&
 	repair_beats zro.qcow2
 '
@@ -579,12 +554,12 @@ test_expect_success '060: dirty corrupt image' '
 	fresh dc.qcow2 &&
 	img-poke dc.qcow2 $rt be64 0xffff2a00 &&
 	img-poke dc.qcow2 72 be64 1 &&
-	check_same dc.qcow2 &&
+	check_same_as_qemu dc.qcow2 &&
 	info_same dc.qcow2 &&
 	read_same dc.qcow2 &&
 	repair_beats dc.qcow2 &&
 	test_must_fail qemu-io -f qcow2 -c close dc.qcow2 >/dev/null 2>&1 &&
-	check_same dc.qcow2 &&
+	check_same_as_qemu dc.qcow2 &&
 	read_same dc.qcow2 &&
 	repair_same dc.qcow2
 '
@@ -593,12 +568,12 @@ test_expect_success '060: writing to an unaligned preallocated zero cluster in t
 	fresh zh.qcow2 &&
 	qio qcow2 zh.qcow2 "write 0 64k" "discard 0 64k" &&
 	img-poke zh.qcow2 $l2 be64 0x8000000000002a01 &&
-	check_same zh.qcow2 &&
+	check_same_as_qemu zh.qcow2 &&
 	read_same zh.qcow2 &&
 	repair_same zh.qcow2 &&
 	qio_overlap zh.qcow2 "write 0 64k" &&
 	test "$(bits zh.qcow2)" = 2 &&
-	check_same zh.qcow2 &&
+	check_same_as_qemu zh.qcow2 &&
 	read_same zh.qcow2 &&
 	repair_same zh.qcow2
 '
@@ -607,11 +582,11 @@ test_expect_success '060: discarding with an unaligned refcount block' '
 	fresh drb.qcow2 &&
 	qio qcow2 drb.qcow2 "write 0 128k" &&
 	img-poke drb.qcow2 $rt be64 0x2a00 &&
-	check_same drb.qcow2 &&
+	check_same_as_qemu drb.qcow2 &&
 	read_same drb.qcow2 &&
 	repair_beats drb.qcow2 &&
 	qio_overlap drb.qcow2 "discard 0 65537" &&
-	check_same drb.qcow2 &&
+	check_same_as_qemu drb.qcow2 &&
 	read_same drb.qcow2 &&
 	repair_beats drb.qcow2
 '
@@ -621,7 +596,7 @@ test_expect_success '060: discarding with an unaligned refcount block' '
 test_expect_success '060: out-of-bounds refcount block' '
 	fresh oob.qcow2 &&
 	img-poke oob.qcow2 $((rt + 8)) be64 0x00ffffff00000000 &&
-	check_same oob.qcow2 &&
+	check_same_as_qemu oob.qcow2 &&
 	read_same oob.qcow2 &&
 	repair_same oob.qcow2
 '
@@ -630,7 +605,7 @@ test_expect_success '060: non-covered in-bounds refcount block' '
 	rm -f nc.qcow2 &&
 	qemu-img create -q -f qcow2 -o refcount_bits=1 nc.qcow2 64M &&
 	img-poke nc.qcow2 $((rt + 8)) be64 0x1000000000 &&
-	check_same nc.qcow2 &&
+	check_same_as_qemu nc.qcow2 &&
 	read_same nc.qcow2 &&
 	repair_beats nc.qcow2
 '
@@ -640,7 +615,7 @@ test_expect_success '060: refcount block covered by an unaligned refcount block'
 	qemu-img create -q -f qcow2 -o refcount_bits=1 ncu.qcow2 64M &&
 	img-poke ncu.qcow2 $((rt + 8)) be64 0x1000000000 &&
 	img-poke ncu.qcow2 $((rt + 16)) be64 0x200 &&
-	check_same ncu.qcow2 &&
+	check_same_as_qemu ncu.qcow2 &&
 	read_same ncu.qcow2 &&
 	repair_beats ncu.qcow2
 '
@@ -651,7 +626,7 @@ test_expect_success '060: a write to an image with an empty refcount table, then
 	fresh sd.qcow2 &&
 	img-poke sd.qcow2 $rt be64 0 &&
 	qio_overlap sd.qcow2 "write 0 512" &&
-	check_same sd.qcow2 &&
+	check_same_as_qemu sd.qcow2 &&
 	read_same sd.qcow2 &&
 	repair_same sd.qcow2
 '
@@ -668,7 +643,7 @@ test_expect_success '060: incoming inactive corrupted image (read-only open)' '
 	cmp inc.orig inc.qcow2 &&
 	info_same inc.qcow2 &&
 	grep "corrupt=false" qi.flags &&
-	check_same inc.qcow2 &&
+	check_same_as_qemu inc.qcow2 &&
 	cmp inc.orig inc.qcow2
 '
 
@@ -679,7 +654,7 @@ test_expect_success '060: the corrupt bit set by a poke' '
 	fresh cbit.qcow2 &&
 	qio qcow2 cbit.qcow2 "write -P 9 0 64k" "write -z 64k 64k" &&
 	img-poke cbit.qcow2 72 be64 2 &&
-	check_same cbit.qcow2 &&
+	check_same_as_qemu cbit.qcow2 &&
 	grep "^exit=0" q.report &&
 	info_same cbit.qcow2 &&
 	grep "corrupt=true" qi.flags &&
@@ -704,7 +679,7 @@ test_expect_success '060: compressed cluster entry pointing into the L1 table' '
 	e=$(img-poke comp.qcow2 $l2 read be64) &&
 	test $((e >> 62 & 1)) = 1 &&
 	img-poke comp.qcow2 $l2 be64 $(( (e & ~((1 << 54) - 1)) | l1 )) &&
-	check_same comp.qcow2 &&
+	check_same_as_qemu comp.qcow2 &&
 	read_same comp.qcow2 &&
 	repair_same comp.qcow2
 '

@@ -26,6 +26,7 @@ ours() {
 		"$@"
 	fi
 }
+CHECK_REPORT_WRAP=ours
 
 # refused IMG: qemu-img cannot open IMG (info, check and convert exit 1);
 # img-info, img-map, img-check and img-convert refuse it with one line
@@ -38,33 +39,6 @@ refused() {
 	for c in img-info img-map img-check img-convert; do
 		ours open_fails $c "$1" || return 1
 	done
-}
-
-# report IMG CMD...: CMD's JSON check report of IMG, sorted, without the
-# file name, then its exit status.
-report() {
-	rp_img_=$1
-	shift
-	case "$1" in
-	img-*) ours "$@" --output=json "$rp_img_" >rp.json 2>rp.err ;;
-	*) "$@" --output=json "$rp_img_" >rp.json 2>rp.err ;;
-	esac
-	rp_code_=$?
-	no_sanitizer_report rp.err &&
-	perl -MJSON::PP -e '
-		local $/;
-		my $d = eval { JSON::PP->new->decode(<STDIN>) } || {};
-		delete $d->{filename};
-		print join(",", map { "$_=$d->{$_}" } sort keys %$d), "\n";
-	' <rp.json &&
-	echo "exit=$rp_code_"
-}
-
-# same_check IMG: the same check report and exit status as qemu-img's.
-same_check() {
-	report "$1" qemu-img check >q.report &&
-	report "$1" img-check >o.report &&
-	test_cmp q.report o.report
 }
 
 # same_read IMG: qemu-img convert and img-convert both read IMG, to the
@@ -86,8 +60,8 @@ same_repair() {
 	{ qemu-img check -r all rq.img >/dev/null 2>&1; true; } &&
 	{ ours img-check -r all ro.img >/dev/null 2>ro.err; test $? -lt 124; } &&
 	no_sanitizer_report ro.err &&
-	report rq.img qemu-img check >rq.report &&
-	report ro.img qemu-img check >ro.report &&
+	check_report rq.img qemu-img check >rq.report &&
+	check_report ro.img qemu-img check >ro.report &&
 	{ test_cmp rq.report ro.report || grep -x "exit=0" ro.report; } &&
 	qemu-img compare -q "$1" rq.img &&
 	qemu-img compare -q "$1" ro.img
@@ -215,7 +189,7 @@ test_expect_success '080: hitting the snapshot table size limit' '
 	ours img-info --output=json t.qcow2 >o.json &&
 	test $(grep -c "\"id\":" o.json) = 65536 &&
 	ours img-map t.qcow2 >/dev/null &&
-	same_check t.qcow2 &&
+	check_same_as_qemu t.qcow2 &&
 	same_read t.qcow2 &&
 	cp t.qcow2 ro.img &&
 	test_expect_code 2 ours img-check -r all ro.img >/dev/null 2>ro.err &&
@@ -283,7 +257,7 @@ test_expect_success '080: L2 entry with a huge offset and reserved bits (0xbffff
 	test_must_fail qemu-img snapshot -c test t.qcow2 2>q.err &&
 	grep "File too large" q.err &&
 	cp t.qcow2 l2a.qcow2 &&
-	same_check t.qcow2 &&
+	check_same_as_qemu t.qcow2 &&
 	same_read t.qcow2 &&
 	same_repair t.qcow2
 '
@@ -293,7 +267,7 @@ test_expect_success '080: L2 entry with a huge offset (0x800000ffffff0000)' '
 	img-poke t.qcow2 $((0x40000)) be64 0x800000ffffff0000 &&
 	test_must_fail qemu-img snapshot -c test t.qcow2 2>q.err &&
 	grep "Resource temporarily unavailable" q.err &&
-	same_check t.qcow2 &&
+	check_same_as_qemu t.qcow2 &&
 	same_read t.qcow2 &&
 	same_repair t.qcow2
 '
@@ -311,7 +285,7 @@ test_expect_success '080: snapshot L1 table offset not cluster aligned' '
 	img-poke t.qcow2 $((0x70000)) be64 0x400200 &&
 	test_must_fail qemu-img convert -l snapshot.name=test -O raw t.qcow2 s.raw 2>q.err &&
 	grep "Snapshot L1 table offset invalid" q.err &&
-	same_check t.qcow2 &&
+	check_same_as_qemu t.qcow2 &&
 	grep "L1 table is not cluster aligned; snapshot table entry corrupted" rp.err &&
 	same_read t.qcow2 &&
 	same_repair t.qcow2
@@ -322,7 +296,7 @@ test_expect_success '080: snapshot L1 table too large' '
 	img-poke t.qcow2 $((0x70008)) be32 0x10000000 &&
 	test_must_fail qemu-img convert -l snapshot.name=test -O raw t.qcow2 s.raw 2>q.err &&
 	grep "Snapshot L1 table too large" q.err &&
-	same_check t.qcow2 &&
+	check_same_as_qemu t.qcow2 &&
 	grep "L1 table is too large; snapshot table entry corrupted" rp.err &&
 	same_read t.qcow2 &&
 	same_repair t.qcow2

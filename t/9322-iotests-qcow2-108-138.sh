@@ -17,41 +17,17 @@ ours() {
 	fi
 }
 
-# report IMG CMD...: CMD's JSON check report of IMG, sorted, without the
-# file name, then its exit status.
-report() {
-	rp_img_=$1
-	shift
-	"$@" --output=json "$rp_img_" >rp.json 2>rp.err
-	rp_code_=$?
-	no_sanitizer_report rp.err &&
-	perl -MJSON::PP -e '
-		local $/;
-		my $d = eval { JSON::PP->new->decode(<STDIN>) } || {};
-		delete $d->{filename};
-		print join(",", map { "$_=$d->{$_}" } sort keys %$d), "\n";
-	' <rp.json &&
-	echo "exit=$rp_code_"
-}
-
-# same_check IMG: the same check report and exit status as qemu-img's.
-same_check() {
-	report "$1" qemu-img check >q.report &&
-	report "$1" img-check >o.report &&
-	test_cmp q.report o.report
-}
-
 # repair IMG: -r all by each tool on a copy (rq.img, ro.img); their -r
 # all reports in rq.fix and ro.fix, what qemu-img check then finds of
 # each in rq.after and ro.after.
 repair() {
 	cp "$1" rq.img && cp "$1" ro.img &&
-	report rq.img qemu-img check -r all >rq.fix &&
+	check_report rq.img qemu-img check -r all >rq.fix &&
 	cp rp.err rq.err &&
-	report ro.img img-check -r all >ro.fix &&
+	check_report ro.img img-check -r all >ro.fix &&
 	cp rp.err ro.err &&
-	report rq.img qemu-img check >rq.after &&
-	report ro.img qemu-img check >ro.after
+	check_report rq.img qemu-img check >rq.after &&
+	check_report ro.img qemu-img check >ro.after
 }
 
 # clean REPORT: qemu-img check found nothing.
@@ -76,7 +52,7 @@ test_expect_success '108: image without any refcount table' '
 	qio qcow2 a.qcow2 "write -P 42 0 64k" &&
 	img-poke a.qcow2 48 be64 0 &&
 	img-poke a.qcow2 56 be32 0 &&
-	same_check a.qcow2 &&
+	check_same_as_qemu a.qcow2 &&
 	repair a.qcow2 &&
 	test_cmp rq.fix ro.fix &&
 	clean ro.after && test_cmp rq.after ro.after &&
@@ -97,7 +73,7 @@ test_expect_success '108: unreferenced data cluster in a new refcount block area
 	truncate -s $((0x20200)) b.qcow2 &&
 	qio raw b.qcow2 "write -P 42 128k 512" &&
 	qio qcow2 b.qcow2 "read -P 42 0x1b200 512" &&
-	same_check b.qcow2 &&
+	check_same_as_qemu b.qcow2 &&
 	repair b.qcow2 &&
 	test_cmp rq.fix ro.fix &&
 	clean ro.after && test_cmp rq.after ro.after &&
@@ -114,7 +90,7 @@ test_expect_success '108: refcount block past the end of the file, otherwise cle
 	qemu-img create -q -f qcow2 c.qcow2 64M &&
 	img-poke c.qcow2 $((0x10008)) be64 0x100000 &&
 	img-poke c.qcow2 $((0x20020)) be16 1 &&
-	same_check c.qcow2 &&
+	check_same_as_qemu c.qcow2 &&
 	grep -x "ERROR refcount block 1 is outside image" rp.err &&
 	repair c.qcow2 &&
 	grep "corruptions-fixed=1" rq.fix &&
@@ -132,7 +108,7 @@ test_expect_success '108: refcount block past the end of the file, otherwise cle
 test_expect_success '108: refcount block past the end of the file, unallocated' '
 	qemu-img create -q -f qcow2 d.qcow2 64M &&
 	img-poke d.qcow2 $((0x10008)) be64 0x100000 &&
-	same_check d.qcow2 &&
+	check_same_as_qemu d.qcow2 &&
 	repair d.qcow2 &&
 	grep "corruptions-fixed=2" rq.fix &&
 	grep "corruptions-fixed=1" ro.fix &&
@@ -144,7 +120,7 @@ test_expect_success '108: refcount block past the end of the file, unallocated' 
 test_expect_success '108: refcount block past the end, signed overflow after it' '
 	qemu-img create -q -f qcow2 e.qcow2 64M &&
 	img-poke e.qcow2 $((0x10008)) be64 0x7fffffffffff0000 &&
-	same_check e.qcow2 &&
+	check_same_as_qemu e.qcow2 &&
 	repair e.qcow2 &&
 	test_cmp rq.fix ro.fix &&
 	clean ro.after && test_cmp rq.after ro.after &&
@@ -154,7 +130,7 @@ test_expect_success '108: refcount block past the end, signed overflow after it'
 test_expect_success '108: refcount block past the end, unsigned overflow after it' '
 	qemu-img create -q -f qcow2 f.qcow2 64M &&
 	img-poke f.qcow2 $((0x10008)) be64 0xffffffffffff0000 &&
-	same_check f.qcow2 &&
+	check_same_as_qemu f.qcow2 &&
 	repair f.qcow2 &&
 	test_cmp rq.fix ro.fix &&
 	clean ro.after && test_cmp rq.after ro.after &&
@@ -172,7 +148,7 @@ test_expect_success '108: rebuilding does not grow the file' '
 	rt=$(img-poke g.qcow2 48 read be64) &&
 	rb=$(img-poke g.qcow2 $rt read be64) &&
 	img-poke g.qcow2 $rb be16 0 &&
-	same_check g.qcow2 &&
+	check_same_as_qemu g.qcow2 &&
 	repair g.qcow2 &&
 	test_cmp rq.fix ro.fix &&
 	clean ro.after && test_cmp rq.after ro.after &&
@@ -214,7 +190,7 @@ test_expect_success '108: the rebuilt refcount table goes into a hole left for i
 	rt=$(img-poke h.qcow2 48 read be64) &&
 	rb=$(img-poke h.qcow2 $rt read be64) &&
 	img-poke h.qcow2 $rb be16 0 &&
-	same_check h.qcow2 &&
+	check_same_as_qemu h.qcow2 &&
 	repair h.qcow2 &&
 	test_cmp rq.fix ro.fix &&
 	clean ro.after && test_cmp rq.after ro.after &&
@@ -235,14 +211,14 @@ test_expect_success '108: rebuilding on a file that cannot grow' '
 	rt=$(img-poke i.qcow2 48 read be64) &&
 	rb=$(img-poke i.qcow2 $rt read be64) &&
 	img-poke i.qcow2 $rb be16 0 &&
-	same_check i.qcow2 &&
+	check_same_as_qemu i.qcow2 &&
 	cp i.qcow2 ro.img &&
 	(trap "" XFSZ && ulimit -f $((64 * 1024 * 1024 / 512)) 2>/dev/null ||
 	 ulimit -f $((64 * 1024 * 1024 / 1024)) &&
 	 img-check -r all ro.img >/dev/null 2>ro.err) &&
 	no_sanitizer_report ro.err &&
 	test $(size ro.img) -le $((64 * 1024 * 1024)) &&
-	report ro.img qemu-img check >ro.after &&
+	check_report ro.img qemu-img check >ro.after &&
 	clean ro.after &&
 	qemu-img compare i.qcow2 ro.img
 '
@@ -254,7 +230,7 @@ test_expect_success '108: refcount table entry naming the first refcount block a
 	qemu-img create -q -f qcow2 j.qcow2 64M &&
 	qio qcow2 j.qcow2 "write -P 7 0 128k" &&
 	img-poke j.qcow2 $((0x10008)) be64 0x20000 &&
-	same_check j.qcow2 &&
+	check_same_as_qemu j.qcow2 &&
 	repair j.qcow2 &&
 	clean ro.after && test_cmp rq.after ro.after &&
 	qemu-img compare j.qcow2 ro.img
@@ -264,7 +240,7 @@ test_expect_success '108: refcount table entry naming the refcount table' '
 	qemu-img create -q -f qcow2 k.qcow2 64M &&
 	qio qcow2 k.qcow2 "write -P 7 0 128k" &&
 	img-poke k.qcow2 $((0x10008)) be64 0x10000 &&
-	same_check k.qcow2 &&
+	check_same_as_qemu k.qcow2 &&
 	repair k.qcow2 &&
 	clean ro.after && test_cmp rq.after ro.after &&
 	qemu-img compare k.qcow2 ro.img
@@ -274,7 +250,7 @@ test_expect_success '108: refcount table entry naming the refcount table' '
 
 # A 512-byte image, 512-byte clusters: its one data cluster moved to
 # 32 PiB (a multiple of 2^32 clusters). QEMU 7.2 no longer sizes its
-# counting by it: both checks report the same, with little memory. The
+# counting by it: both checks check_report the same, with little memory. The
 # repair differs on purpose: qemu-img leaves the entry (a corruption
 # remains); ours makes it a zero cluster, reading zeros as before
 # (img-check(1)).
@@ -282,7 +258,7 @@ test_expect_success '138: data cluster at a multiple of 2^32 clusters' '
 	qemu-img create -q -f qcow2 -o cluster_size=512 m.qcow2 512 &&
 	qio qcow2 m.qcow2 "write 0 512" &&
 	img-poke m.qcow2 2048 be64 0x8080000000000000 &&
-	same_check m.qcow2 &&
+	check_same_as_qemu m.qcow2 &&
 	test_expect_code 2 ours img-check m.qcow2 >/dev/null 2>&1 &&
 	repair m.qcow2 &&
 	grep -x "exit=2" rq.after &&
@@ -297,7 +273,7 @@ test_expect_success '138: L2 entry naming a cluster at the end of the file' '
 	l2=$(off_at n.qcow2 $l1) &&
 	img-poke n.qcow2 $((l2 + 8)) be32 $((0x80000000)) &&
 	img-poke n.qcow2 $((l2 + 12)) be32 $(size n.qcow2) &&
-	same_check n.qcow2 &&
+	check_same_as_qemu n.qcow2 &&
 	grep "exceeding the end of the file by one cluster or more" rp.err &&
 	grep "corruptions=2" o.report && grep "leaks=1" o.report &&
 	repair n.qcow2 &&
@@ -318,7 +294,7 @@ test_expect_success '138: leaked data cluster with the COPIED flag set' '
 	rt=$(img-poke p.qcow2 48 read be64) &&
 	rb=$(img-poke p.qcow2 $rt read be64) &&
 	img-poke p.qcow2 $((rb + 2 * (d / 512))) be16 2 &&
-	same_check p.qcow2 &&
+	check_same_as_qemu p.qcow2 &&
 	grep "leaks=1" o.report && grep "corruptions=1" o.report &&
 	repair p.qcow2 &&
 	test_cmp rq.fix ro.fix &&
@@ -336,7 +312,7 @@ test_expect_success '138: leaked L2 table with the COPIED flag set' '
 	rt=$(img-poke r.qcow2 48 read be64) &&
 	rb=$(img-poke r.qcow2 $rt read be64) &&
 	img-poke r.qcow2 $((rb + 2 * (l2 / 512))) be16 2 &&
-	same_check r.qcow2 &&
+	check_same_as_qemu r.qcow2 &&
 	repair r.qcow2 &&
 	test_cmp rq.fix ro.fix &&
 	clean ro.after && test_cmp rq.after ro.after &&
@@ -353,7 +329,7 @@ test_expect_success '138: compressed clusters crossing cluster boundaries' '
 	echo $l2 >l2.off &&
 	e1=$(img-poke z.qcow2 $((l2 + 12)) read be32) &&
 	test $(( e1 % 4096 )) != 0 &&
-	same_check z.qcow2 &&
+	check_same_as_qemu z.qcow2 &&
 	grep "compressed-clusters=4" o.report && grep -x "exit=0" o.report &&
 	img-convert -O raw z.qcow2 z.raw &&
 	cmp pat z.raw
@@ -365,7 +341,7 @@ test_expect_success '138: compressed cluster size stretched over the next cluste
 	l2=$(cat l2.off) &&
 	cp z.qcow2 s.qcow2 &&
 	img-poke s.qcow2 $((l2 + 8)) be32 $((0x7c000000)) &&
-	same_check s.qcow2 &&
+	check_same_as_qemu s.qcow2 &&
 	grep "corruptions=1" o.report &&
 	repair s.qcow2 &&
 	test_cmp rq.fix ro.fix &&
@@ -381,7 +357,7 @@ test_expect_success '138: compressed cluster stretched past the end of the file'
 	l2=$(cat l2.off) &&
 	cp z.qcow2 t.qcow2 &&
 	img-poke t.qcow2 $((l2 + 24)) be32 $((0x7c000000)) &&
-	same_check t.qcow2 &&
+	check_same_as_qemu t.qcow2 &&
 	grep "exceeding the end of the file by one cluster or more" rp.err &&
 	img-convert -O raw t.qcow2 t.raw && cmp pat t.raw &&
 	repair t.qcow2 &&
@@ -399,7 +375,7 @@ test_expect_success '138: compressed cluster past the end of the file, with a re
 	rt=$(img-poke t.qcow2 48 read be64) &&
 	rb=$(img-poke t.qcow2 $rt read be64) &&
 	img-poke t.qcow2 $((rb + 2 * (l2 / 4096))) be16 0 &&
-	same_check t.qcow2 &&
+	check_same_as_qemu t.qcow2 &&
 	repair t.qcow2 &&
 	grep -x "exit=2" rq.after &&
 	clean ro.after &&

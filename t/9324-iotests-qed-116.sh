@@ -8,29 +8,12 @@ test_description='qemu-iotests 116: damaged QED headers'
 # readers on in-range variants, so the variants here are there for the
 # check: what qemu-img check and img-check say about each.
 
-# report IMG CMD [ARGS...]: CMD's JSON check report of IMG, sorted,
-# without the file name, then its exit status (as t/9311).
-report() {
-	rp_img_=$1
-	shift
-	"$@" --output=json "$rp_img_" >rp.json 2>rp.err
-	rp_code_=$?
-	no_sanitizer_report rp.err &&
-	perl -MJSON::PP -e '
-		local $/;
-		my $d = eval { JSON::PP->new->decode(<STDIN>) } || {};
-		delete $d->{filename};
-		print join(",", map { "$_=$d->{$_}" } sort keys %$d), "\n";
-	' <rp.json &&
-	echo "exit=$rp_code_"
-}
-
 # same_check IMG: img-check and qemu-img check give the same report and
 # exit status; -r all of both leaves the image as it was (QED repairs
 # nothing in these copies) and reporting the same again.
 same_check() {
-	report "$1" qemu-img check >q.report &&
-	report "$1" img-check >o.report &&
+	check_report "$1" qemu-img check >q.report &&
+	check_report "$1" img-check >o.report &&
 	test_cmp q.report o.report &&
 	cp "$1" rq.qed && cp "$1" ro.qed &&
 	{ qemu-img check -r all rq.qed >/dev/null 2>&1; true; } &&
@@ -126,7 +109,7 @@ test_expect_success '116: QED invalid table size' '
 '
 
 # A header size of 2 or 5 clusters puts the L1 table inside the header:
-# qemu-img cannot open that, we report it. A header size of 0 QEMU opens,
+# qemu-img cannot open that, we check_report it. A header size of 0 QEMU opens,
 # and counts the header cluster as a leak (which it never repairs); for
 # us the header must be inside the header: a corruption, and -r all does
 # not give the header "back". Both read that copy the same.
@@ -144,7 +127,7 @@ test_expect_success '116: QED invalid header size' '
 		return 1
 	done &&
 	damage good.qed hs0.qed 12 le32 0 &&
-	test "$(report hs0.qed qemu-img check)" = "$(printf "allocated-clusters=1,check-errors=0,format=qed,leaks=1,total-clusters=2048\nexit=3")" &&
+	test "$(check_report hs0.qed qemu-img check)" = "$(printf "allocated-clusters=1,check-errors=0,format=qed,leaks=1,total-clusters=2048\nexit=3")" &&
 	corrupt_for_us hs0.qed 1 "<absent>" 3 &&
 	grep -Fx "ERROR header size of 0 clusters does not hold the header" o.err &&
 	raw_same hs0.qed &&

@@ -839,3 +839,33 @@ survives_faults() {
 	done
 	echo >&2 "$*: $sv_kind_ faults at $sv_runs_ of $sv_total_"
 }
+
+# check_report IMG CMD...: CMD's --output=json check report of IMG, its
+# keys sorted on one line without the file name, then "exit=STATUS"; no
+# sanitizer report on its stderr (kept in rp.err). Commands img-* run
+# under $CHECK_REPORT_WRAP when set (a function name, e.g. a memory limit).
+check_report() {
+	rp_img_=$1
+	shift
+	case "$1" in
+	img-*) $CHECK_REPORT_WRAP "$@" --output=json "$rp_img_" >rp.json 2>rp.err ;;
+	*) "$@" --output=json "$rp_img_" >rp.json 2>rp.err ;;
+	esac
+	rp_code_=$?
+	no_sanitizer_report rp.err &&
+	perl -MJSON::PP -e '
+		local $/;
+		my $d = eval { JSON::PP->new->decode(<STDIN>) } || {};
+		delete $d->{filename};
+		print join(",", map { "$_=$d->{$_}" } sort keys %$d), "\n";
+	' <rp.json &&
+	echo "exit=$rp_code_"
+}
+
+# check_same_as_qemu IMG: img-check reports on IMG what qemu-img check
+# reports (q.report, o.report), exit status included.
+check_same_as_qemu() {
+	check_report "$1" qemu-img check >q.report &&
+	check_report "$1" img-check >o.report &&
+	test_cmp q.report o.report
+}
