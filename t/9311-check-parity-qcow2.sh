@@ -44,7 +44,7 @@ test_expect_success 'setup: the base image and its damaged copies' '
 	test_line_count = 47 damages
 '
 
-test_expect_success 'every damaged copy: the same check_report as qemu-img check' '
+test_expect_success 'every damaged copy: the same report as qemu-img check' '
 	for f in base $(cut -d: -f1 damages); do
 		check_report $f.qcow2 qemu-img check >q.report &&
 		check_report $f.qcow2 img-check >o.report &&

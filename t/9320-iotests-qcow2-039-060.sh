@@ -52,7 +52,7 @@ pattern_at() {
 }
 
 # repair_same IMG: copies q.img and o.img of IMG repaired by qemu-img
-# check -r all and img-check -r all give the same check_report and exit status;
+# check -r all and img-check -r all give the same report and exit status;
 # qemu-img check then judges both alike, the dirty and corrupt bits are
 # the same, and the two read the same.
 repair_same() {

@@ -250,7 +250,7 @@ test_expect_success '108: refcount table entry naming the refcount table' '
 
 # A 512-byte image, 512-byte clusters: its one data cluster moved to
 # 32 PiB (a multiple of 2^32 clusters). QEMU 7.2 no longer sizes its
-# counting by it: both checks check_report the same, with little memory. The
+# counting by it: both checks report the same, with little memory. The
 # repair differs on purpose: qemu-img leaves the entry (a corruption
 # remains); ours makes it a zero cluster, reading zeros as before
 # (img-check(1)).

@@ -109,7 +109,7 @@ test_expect_success '116: QED invalid table size' '
 '
 
 # A header size of 2 or 5 clusters puts the L1 table inside the header:
-# qemu-img cannot open that, we check_report it. A header size of 0 QEMU opens,
+# qemu-img cannot open that, we report it. A header size of 0 QEMU opens,
 # and counts the header cluster as a leak (which it never repairs); for
 # us the header must be inside the header: a corruption, and -r all does
 # not give the header "back". Both read that copy the same.
