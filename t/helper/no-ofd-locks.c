@@ -27,32 +27,36 @@ static int is_ofd(int cmd)
 int fcntl(int fd, int cmd, ...);
 int fcntl64(int fd, int cmd, ...);
 
-int fcntl(int fd, int cmd, ...)
+/* fcntl and fcntl64 alike: the OFD commands fail, others go on to name. */
+static int shim(const char *name, int fd, int cmd, va_list ap)
 {
-	va_list ap;
-	void *arg;
+	void *arg = va_arg(ap, void *);
 
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
 	if (is_ofd(cmd)) {
 		errno = EINVAL;
 		return -1;
 	}
-	return forward("fcntl", fd, cmd, arg);
+	return forward(name, fd, cmd, arg);
+}
+
+int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, cmd);
+	ret = shim("fcntl", fd, cmd, ap);
+	va_end(ap);
+	return ret;
 }
 
 int fcntl64(int fd, int cmd, ...)
 {
 	va_list ap;
-	void *arg;
+	int ret;
 
 	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
+	ret = shim("fcntl64", fd, cmd, ap);
 	va_end(ap);
-	if (is_ofd(cmd)) {
-		errno = EINVAL;
-		return -1;
-	}
-	return forward("fcntl64", fd, cmd, arg);
+	return ret;
 }
