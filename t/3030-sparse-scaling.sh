@@ -14,6 +14,8 @@ SIZES="1G 1T 8T"
 cost() {
 	cost_n_=$1
 	shift
+	# (LeakSanitizer cannot run under ptrace: off for these runs)
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
 	./maxrss "$cost_n_.rss" strace -f -c -o "$cost_n_.strace" "$@" >/dev/null &&
 	awk '$NF == "total" { print $4 }' "$cost_n_.strace" >"$cost_n_.calls" &&
 	test -s "$cost_n_.calls"
