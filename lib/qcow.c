@@ -134,7 +134,7 @@ static int read_backing_name(struct img *img, const struct img_qcow_header *h)
 	uint64_t off = h->backing_file_offset;
 	uint32_t len = h->backing_file_size;
 	char *name;
-	int ret, past;
+	int ret;
 
 	/* An empty name, wherever it is, means no backing file (as QEMU
 	 * reads it: 0 bytes). */
@@ -148,22 +148,17 @@ static int read_backing_name(struct img *img, const struct img_qcow_header *h)
 	 * (wholly past it: no backing file), and so do readers and a check,
 	 * which reports it. A writer refuses: clusters it appends would
 	 * write a name. */
-	past = !in_file(img, off, len);
-	if (past && img->writable && !img->checking)
+	if (!in_file(img, off, len) && img->writable && !img->checking)
 		return img_error(img, IMG_E_CORRUPT,
 				 "backing file name at 0x%llx (%u bytes) runs past end of file",
 				 (unsigned long long)off, len);
 	name = calloc(1, len + 1);
 	if (!name)
 		return img_error(img, -ENOMEM, "cannot allocate backing file name");
-	if (past) {
-		ret = img_io_read_zfill(img->io, name, len, off);
-		if (ret < 0)
-			ret = img_error(img, ret, "cannot read backing file name at 0x%llx: %s",
-					(unsigned long long)off, img_strerror(ret));
-	} else {
-		ret = img_read_meta(img, "backing file name", name, len, off);
-	}
+	ret = img_io_read_zfill(img->io, name, len, off);
+	if (ret < 0)
+		ret = img_error(img, ret, "cannot read backing file name at 0x%llx: %s",
+				(unsigned long long)off, img_strerror(ret));
 	if (ret < 0 || !name[0]) {	/* an empty name means no backing */
 		free(name);
 		return ret;

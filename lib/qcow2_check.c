@@ -73,6 +73,14 @@ int q2c_holds_data(const struct q2c *k, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* Whether -r all may rewrite entries of the L2 table being walked (never
+ * one that is not cluster aligned: its bytes may belong to another
+ * cluster). */
+static int can_clear_in(const struct q2c *k, const struct l2_walk *w)
+{
+	return q2c_can_clear(k) && !w->ro;
+}
+
 /* Count a reference to every cluster of [off, off+len), which holds kind;
  * 1 if it lies (partly) a cluster or more past the end of the file. */
 static int inc_refs(struct q2c *k, enum cluster_kind kind, uint64_t off,
@@ -171,7 +179,7 @@ static void check_compressed(struct q2c *k, struct l2_walk *w, uint64_t j,
 		q2c_corrupt(k);
 		return;
 	}
-	if (q2c_can_clear(k) && !w->ro && q2c_past_eof(k, coff, clen) &&
+	if (can_clear_in(k, w) && q2c_past_eof(k, coff, clen) &&
 	    q2c_clear_entry(k, w, j, e, bitmap, CT_COMPRESSED))
 		return;
 	inc_refs(k, K_COMPRESSED, coff, clen);
@@ -196,7 +204,7 @@ static void check_allocated(struct q2c *k, struct l2_walk *w, uint64_t j,
 		int data = k->q->extended_l2 ? !!(bitmap & L2_BITMAP_ALL_ALLOC) :
 					       !(e & QCOW2_OFLAG_ZERO);
 
-		if (!data && q2c_can_clear(k) && !w->ro) {
+		if (!data && can_clear_in(k, w)) {
 			/* As qemu-img -r all: it becomes a plain zero cluster
 			 * (it read zeros, and still does); the cluster it
 			 * named is left to the leak count. */
@@ -219,7 +227,7 @@ static void check_allocated(struct q2c *k, struct l2_walk *w, uint64_t j,
 			img_check_say(k->c, "ERROR offset=%llx: Preallocated cluster is not properly aligned; L2 entry corrupted.",
 				      (unsigned long long)off);
 	}
-	if (!k->q->has_data_file && q2c_can_clear(k) && !w->ro &&
+	if (!k->q->has_data_file && can_clear_in(k, w) &&
 	    q2c_past_eof(k, off, k->cs) &&
 	    q2c_clear_entry(k, w, j, e, bitmap, t))
 		return;

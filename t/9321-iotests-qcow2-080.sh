@@ -12,21 +12,9 @@ fresh() {
 	qemu-img create -q -f qcow2 "$1" 64M
 }
 
-# Our commands under a 256 MiB address-space limit (none under the
-# sanitizers, which reserve far more): a header field is never a reason
-# to allocate.
-if ! strings "$SRC_ROOT/cmd/img-info" 2>/dev/null | grep -q __asan_init &&
-   (ulimit -v 262144 && img-info --help) >/dev/null 2>&1; then
-	test_set_prereq MEMLIMIT
-fi
-ours() {
-	if test_have_prereq MEMLIMIT; then
-		(ulimit -v 262144 && "$@")
-	else
-		"$@"
-	fi
-}
-CHECK_REPORT_WRAP=ours
+# ours CMD...: our commands under a memory limit (t/lib.sh).
+ours() { memlimited "$@"; }
+CHECK_REPORT_WRAP=memlimited
 
 # refused IMG: qemu-img cannot open IMG (info, check and convert exit 1);
 # img-info, img-map, img-check and img-convert refuse it with one line

@@ -3,19 +3,8 @@
 test_description='qemu-iotests 108 and 138: qcow2 check and refcount rebuild'
 . "$(dirname "$0")/lib.sh"
 
-# ours CMD...: under a 256 MiB address-space limit where it can be set
-# (not under the sanitizers, which reserve far more).
-if ! strings "$SRC_ROOT/cmd/img-check" 2>/dev/null | grep -q __asan_init &&
-   (ulimit -v 262144 && img-check --help) >/dev/null 2>&1; then
-	test_set_prereq MEMLIMIT
-fi
-ours() {
-	if test_have_prereq MEMLIMIT; then
-		(ulimit -v 262144 && "$@")
-	else
-		"$@"
-	fi
-}
+# ours CMD...: our commands under a memory limit (t/lib.sh).
+ours() { memlimited "$@"; }
 
 # repair IMG: -r all by each tool on a copy (rq.img, ro.img); their -r
 # all reports in rq.fix and ro.fix, what qemu-img check then finds of

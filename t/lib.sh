@@ -869,3 +869,18 @@ check_same_as_qemu() {
 	check_report "$1" img-check >o.report &&
 	test_cmp q.report o.report
 }
+
+# memlimited CMD...: CMD under a 256 MiB address-space limit where one can
+# be set (not under the sanitizers, which reserve far more): a header
+# field is never a reason to allocate.
+if ! strings "$SRC_ROOT/cmd/img-info" 2>/dev/null | grep -q __asan_init &&
+   (ulimit -v 262144 && img-info --help) >/dev/null 2>&1; then
+	test_set_prereq MEMLIMIT
+fi
+memlimited() {
+	if test_have_prereq MEMLIMIT; then
+		(ulimit -v 262144 && "$@")
+	else
+		"$@"
+	fi
+}
