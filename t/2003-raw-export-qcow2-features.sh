@@ -162,13 +162,8 @@ test_expect_success 'unknown compatible and autoclear feature bits are ignored' 
 '
 
 test_expect_success 'LUKS: img-info describes it, reading data is refused' '
-	# qemu-img times its key derivation and may fail when the machine is
-	# busy ("Unable to get accurate CPU usage"): give it three tries
-	for try in 1 2 3; do
-		qemu-img create -q -f qcow2 --object secret,id=s0,data=pw \
-			-o encrypt.format=luks,encrypt.key-secret=s0 luks.qcow2 4M &&
-		break
-	done &&
+	qemu_img_pbkdf create -q -f qcow2 --object secret,id=s0,data=pw \
+		-o encrypt.format=luks,encrypt.key-secret=s0 luks.qcow2 4M &&
 	test -s luks.qcow2 &&
 	img-info --output=json luks.qcow2 >info.json &&
 	test "$(json_get info.json encrypted format-specific.data.encrypt.format)" = \

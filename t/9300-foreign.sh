@@ -54,7 +54,7 @@ test_expect_success 'formats qemu-img creates: vmdk (sparse, flat descriptor), v
 '
 
 test_expect_success 'LUKS' '
-	qemu-img create -q -f luks --object secret,id=s0,data=pw \
+	qemu_img_pbkdf create -q -f luks --object secret,id=s0,data=pw \
 		-o key-secret=s0 x.luks 1M &&
 	qemu_probes_not_raw x.luks &&
 	refused x.luks luks &&

@@ -253,6 +253,19 @@ no_sanitizer_report() {
 
 # --- corpus helpers ----------------------------------------------------
 
+# qemu_img_pbkdf ARGS...: qemu-img ARGS, for a command that derives a LUKS
+# key. qemu-img times its PBKDF by the thread's CPU clock and gives up
+# ("Unable to get accurate CPU usage") when a tick-based clock reads no time
+# passing, about one run in ten here; only that error is retried.
+qemu_img_pbkdf() {
+	for qp_try_ in 1 2 3 4 5 6 7 8 9 10; do
+		qemu-img "$@" 2>qp.err && return 0
+		grep -q "Unable to get accurate CPU usage" qp.err || break
+	done
+	cat >&2 qp.err
+	return 1
+}
+
 # qio FMT IMAGE 'qemu-io command'...: run qemu-io commands on an image.
 qio() {
 	qio_fmt_=$1
