@@ -110,7 +110,8 @@ $(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/t/fuzz/fuzz-%.o \
 
 # Dependencies: installed only when something is missing.
 DEB_PKGS := build-essential pkg-config libpopt-dev libarchive-dev zlib1g-dev \
-	libzstd-dev nettle-dev qemu-utils perl groff-base strace
+	libzstd-dev nettle-dev qemu-utils perl groff-base strace xfsprogs \
+	btrfs-progs e2fsprogs
 # Only make fuzz needs clang and its fuzzer runtime.
 FUZZ_DEB_PKGS := clang libclang-rt-14-dev
 deps:

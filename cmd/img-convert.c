@@ -18,6 +18,7 @@ static const char *sparse_size;
 static const char *backing, *backing_fmt;
 static int compress, no_create, target_is_zero, progress, quiet, durable;
 static int salvage;
+static const char *copy_mode = "auto";
 
 /* Exit status when --salvage had to write zeros for unreadable parts. */
 #define EXIT_SALVAGED 3
@@ -49,6 +50,9 @@ static struct poptOption opts_table[] = {
 	{ "salvage", 0, POPT_ARG_NONE, &salvage, 0,
 	  "write what cannot be read of SRC as zeros, saying where (exit 3)",
 	  NULL },
+	{ "copy-mode", 0, POPT_ARG_STRING, &copy_mode, 0,
+	  "how stored data moves: auto (share, else copy in the kernel, else read and write), copy, reflink or read-write",
+	  "MODE" },
 	{ "sync", 0, POPT_ARG_NONE, &durable, 0,
 	  "make the output durable (fsync) before it appears", NULL },
 	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, cli_image_options, 0,
@@ -374,6 +378,20 @@ static int output_kind(const char *dst)
 	return kind;
 }
 
+/* --copy-mode's names, in the order of enum img_copy_mode. */
+static const char *const copy_modes[] = {
+	"auto", "copy", "reflink", "read-write",
+};
+
+static enum img_copy_mode parse_copy_mode(const char *name)
+{
+	for (size_t i = 0; i < sizeof(copy_modes) / sizeof(*copy_modes); i++)
+		if (!strcmp(name, copy_modes[i]))
+			return (enum img_copy_mode)i;
+	cli_die(EXIT_USAGE, "invalid copy mode '%s': auto, copy, reflink or read-write",
+		name);
+}
+
 int main(int argc, const char **argv)
 {
 	struct img_convert_opts co = { .zero_gran = 4096 };
@@ -399,6 +417,7 @@ int main(int argc, const char **argv)
 		cli_die(EXIT_USAGE, "invalid sparse size '%s': a multiple of 512 up to 16M, or 0",
 			sparse_size);
 	co.compress = compress;
+	co.copy_mode = parse_copy_mode(copy_mode);
 	co.in_place = no_create;
 	co.target_is_zero = target_is_zero;
 	co.progress = cli_progress;

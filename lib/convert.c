@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copy.h"
 #include "imgint.h"
 #include "pipeline.h"
 #include "writer.h"
@@ -15,6 +16,13 @@
  * become, reading source data where some is stored) and compresses half of
  * them with -c; the writer thread compresses the other half and hands
  * everything to the format writer in guest order.
+ *
+ * Whole clusters stored plainly in a source file are not read: the plan
+ * says where they lie, and the writer copies them file to file (copy.h),
+ * sharing extents where the file system can. Only their first 4 KiB are
+ * read, to find zero clusters (the rest when those are zero): data rarely
+ * starts with 4 KiB of zeros, so this costs a small read per cluster, and
+ * the output stays as sparse as when every byte is read.
  */
 enum cl_kind {
 	CL_KEEP,        /* leave as it is: unallocated, backing shows through */
@@ -30,6 +38,9 @@ enum cl_kind {
 
 struct plan {
 	uint64_t ncl;       /* clusters in this slot */
+	struct img_io **from; /* where a cluster lies unchanged, not read into
+			       * the buffer (NULL: it is in the buffer) */
+	uint64_t *from_off; /* ...at this offset of that file */
 	uint8_t *src;       /* SRC_* per cluster */
 	uint8_t *kind;      /* enum cl_kind per cluster */
 	int32_t *zlen;      /* CL_COMP: compressed length, -1 = store plain */
@@ -45,11 +56,15 @@ struct conv {
 	int tb_depth;           /* its depth in the source chain, -1 if absent */
 	uint8_t *tbuf;          /* a cluster of tb, for comparing */
 	struct img_salvage salvage;
+	int copy_ok;            /* clusters may be copied file to file */
+	struct img_copier copier;
 };
 
 static size_t aux_size(const struct conv *c)
 {
-	return sizeof(struct plan) + c->maxcl * (2 + sizeof(int32_t)) +
+	return sizeof(struct plan) +
+	       c->maxcl * (sizeof(uint64_t) + sizeof(struct img_io *) +
+			   sizeof(int32_t) + 2) +
 	       (c->o->compress ? c->chunk : 0) + 64;
 }
 
@@ -57,10 +72,11 @@ static size_t aux_size(const struct conv *c)
 static struct plan *slot_plan(const struct conv *c, struct img_pipe_slot *s)
 {
 	struct plan *p = s->aux;
-	uint8_t *a = (uint8_t *)(p + 1);
 
-	p->zlen = (int32_t *)a;
-	p->src = a + c->maxcl * sizeof(int32_t);
+	p->from_off = (uint64_t *)(p + 1);
+	p->from = (struct img_io **)(p->from_off + c->maxcl);
+	p->zlen = (int32_t *)(p->from + c->maxcl);
+	p->src = (uint8_t *)(p->zlen + c->maxcl);
 	p->kind = p->src + c->maxcl;
 	p->zbuf = c->o->compress ? p->kind + c->maxcl : NULL;
 	return p;
@@ -80,6 +96,40 @@ static int fill(struct conv *c, struct img *l, const struct img_extent *e,
 	return 0;
 }
 
+/* Whether extent e of layer l holds plain bytes that may be copied file to
+ * file: not compressed, not encrypted, inside its file. */
+static int copyable(struct conv *c, struct img *l, const struct img_extent *e)
+{
+	uint64_t size;
+
+	if (!c->copy_ok || e->kind != IMG_EXT_DATA ||
+	    (e->flags & (IMG_EXT_F_COMPRESSED | IMG_EXT_F_ENCRYPTED)) ||
+	    !(e->flags & IMG_EXT_F_OFFSET) || l->encrypted || !l->data_io ||
+	    img_io_plain_fd(l->data_io) < 0 ||
+	    img_io_size(l->data_io, &size) < 0)
+		return 0;
+	return e->host <= size && e->length <= size - e->host;
+}
+
+/* Like fill() for stored data, but the whole clusters of [a, b) are
+ * only noted (where they lie in l's file), not read. */
+static int defer(struct conv *c, struct img *l, const struct img_extent *e,
+		 uint64_t off, uint8_t *buf, struct plan *p, uint64_t a,
+		 uint64_t b)
+{
+	uint64_t cs = c->cs, ha = (a + cs - 1) / cs * cs, tb = b / cs * cs;
+
+	if (ha >= tb)
+		return fill(c, l, e, off, buf, a, b);
+	for (uint64_t i = ha / cs; i < tb / cs; i++) {
+		p->from[i] = l->data_io;
+		p->from_off[i] = e->host + (i * cs - a);
+	}
+	int ret = fill(c, l, e, off, buf, a, ha);
+
+	return ret < 0 ? ret : fill(c, l, e, off, buf, tb, b);
+}
+
 /*
  * Walk the source over the slot [off, off+len) and note, per cluster,
  * where its bytes come from. Stored data is read; the parts of partly
@@ -93,6 +143,7 @@ static int gather(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf,
 	uint64_t pos = off;
 
 	memset(p->src, 0, p->ncl);
+	memset(p->from, 0, p->ncl * sizeof(*p->from));
 	while (pos < end) {
 		struct img_extent e;
 		struct img *l;
@@ -109,7 +160,9 @@ static int gather(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf,
 			what = SRC_SAME;
 		else
 			what = e.kind == IMG_EXT_DATA ? SRC_DATA : SRC_ZERO;
-		if (what == SRC_DATA) {
+		if (what == SRC_DATA && copyable(c, l, &e)) {
+			ret = defer(c, l, &e, off, buf, p, a, b);
+		} else if (what == SRC_DATA) {
 			ret = fill(c, l, &e, off, buf, a, b);
 		} else {
 			/* Only the partly covered end clusters need bytes. */
@@ -179,6 +232,28 @@ static int same_as_backing(struct conv *c, uint64_t g, const uint8_t *data,
 	return 0;
 }
 
+/* Cluster i, not read (p->from[i]), may be all zeros: read its first
+ * 4 KiB into data; only if they are zero, the rest too, and it is then an
+ * ordinary cluster in the buffer. */
+static int probe(struct conv *c, struct plan *p, uint64_t i, uint64_t g,
+		 uint8_t *data)
+{
+	uint64_t head = img_min_u64(4096, c->cs);
+	int ret = img_io_read_exact(p->from[i], data, (size_t)head,
+				    p->from_off[i]);
+
+	if (ret == 0 && img_is_zero(data, (size_t)head)) {
+		ret = img_io_read_exact(p->from[i], data + head,
+					(size_t)(c->cs - head),
+					p->from_off[i] + head);
+		p->from[i] = NULL;
+	}
+	if (ret < 0)
+		return img_error(c->src, ret, "cannot read guest offset 0x%llx: %s",
+				 (unsigned long long)g, img_strerror(ret));
+	return 0;
+}
+
 /* Decide what each cluster of the slot becomes. */
 static int decide(struct conv *c, uint64_t off, uint8_t *buf, struct plan *p)
 {
@@ -194,6 +269,12 @@ static int decide(struct conv *c, uint64_t off, uint8_t *buf, struct plan *p)
 
 		if (s == SRC_SAME) {
 			p->kind[i] = CL_KEEP;
+			continue;
+		}
+		if (p->from[i] && o->zero_gran && (ret = probe(c, p, i, g, data)) < 0)
+			return ret;
+		if (p->from[i]) {
+			p->kind[i] = CL_DATA;   /* copied file to file */
 			continue;
 		}
 		if (s != SRC_ZERO && o->zero_gran && img_is_zero(data, cs))
@@ -248,8 +329,13 @@ static int write_slot(struct img_pipe_slot *slot, void *arg)
 	struct conv *c = arg;
 	struct plan *p = slot_plan(c, slot);
 	uint64_t cs = c->cs;
+	struct img_copy_src from = {
+		.base = slot->buf, .cs = cs, .ncl = p->ncl, .from = p->from,
+		.from_off = p->from_off, .copier = &c->copier,
+	};
 	int ret = 0;
 
+	c->dst->copy_src = c->copy_ok ? &from : NULL;
 	if (c->o->compress)
 		compress_half(c, slot->buf, p, 1);
 	for (uint64_t i = 0; i < p->ncl && ret == 0;) {
@@ -278,6 +364,7 @@ static int write_slot(struct img_pipe_slot *slot, void *arg)
 			ret = c->w->zero(c->dst, g, (j - i) * cs);
 		i = j;
 	}
+	c->dst->copy_src = NULL;
 	return ret;
 }
 
@@ -304,6 +391,12 @@ static int setup(struct conv *c)
 	c->maxcl = c->chunk / c->cs;
 	c->tb = c->o->target_backing;
 	c->tb_depth = c->tb ? img_chain_find(c->src, c->tb->dev, c->tb->ino) : -1;
+	/* Compressing, comparing with a backing file outside the chain and
+	 * salvaging all need the bytes in hand. */
+	c->copy_ok = c->o->copy_mode != IMG_COPY_READ_WRITE &&
+		     !c->o->compress && !(c->tb && c->tb_depth < 0) &&
+		     !c->o->salvaged;
+	c->copier.mode = c->o->copy_mode;
 	if (c->tb) {
 		c->tbuf = malloc(c->cs);
 		if (!c->tbuf)

@@ -181,12 +181,34 @@ void img_get_info(const struct img *img, struct img_info *info);
 
 /* How a conversion writes its target (img-convert's options). */
 typedef void (*img_progress_fn)(uint64_t done, uint64_t total, void *arg);
+
+/*
+ * How data that moves unchanged between files (a conversion's stored
+ * clusters, a compaction's relocated ones) is copied. Whatever the mode,
+ * compressed, encrypted and unaligned data, pipes and files on other file
+ * systems take the read/write path.
+ */
+enum img_copy_mode {
+	IMG_COPY_AUTO,       /* shared extents (reflink), else in-kernel copy,
+			      * else read and write, falling back silently */
+	IMG_COPY_KERNEL,     /* copy_file_range (which may share extents
+			      * itself), else read and write */
+	IMG_COPY_REFLINK,    /* shared extents; fail where the file system
+			      * cannot share them */
+	IMG_COPY_READ_WRITE, /* every byte read and written by us */
+};
 struct img_convert_opts {
 	/* Zero runs of at least this many bytes in stored data become holes
 	 * (raw) or stay unallocated (cluster formats: whole zero clusters);
 	 * 0 writes everything, fully allocating the target (-S 0). */
 	uint64_t zero_gran;
 	int compress;              /* compressed clusters (-c) */
+	/* Stored clusters that move unchanged (not compressed, encrypted,
+	 * or compared with a -B backing file outside the chain) are copied
+	 * file to file; with zero_gran set, each is first probed for zeros
+	 * by reading its first 4 KiB, and read whole only when those are
+	 * zero. */
+	enum img_copy_mode copy_mode;
 	int reserve;               /* raw: reserve the new file's blocks first
 				    * (preallocation=falloc) */
 	int in_place;              /* the target existed (-n): its old

@@ -149,6 +149,8 @@ struct img {
 				  * flush its writes, and mark the image
 				  * dirty while it works */
 	void *wstate;            /* the format writer's state */
+	struct img_copy_src *copy_src; /* img-convert: where the data being
+				  * written already lies (copy.h) */
 
 	/* Last error. */
 	int err;

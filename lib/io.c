@@ -381,8 +381,13 @@ int img_io_mem_data(struct img_io *io, const void **data, size_t *len)
 
 /* ---- wrappers ---- */
 
+int img_io_plain_fd(const struct img_io *io)
+{
+	return io->ops == &fd_ops ? io->fd : -1;
+}
+
 /* Remember the highest end of file a write or truncate asked for. */
-static void note_end(struct img_io *io, uint64_t end)
+void img_io_note_end(struct img_io *io, uint64_t end)
 {
 	if (end > io->high_end)
 		io->high_end = end;
@@ -411,7 +416,7 @@ int img_io_pwrite(struct img_io *io, const void *buf, size_t len, uint64_t off)
 		return -EBADF;
 	n = io->ops->pwrite(io, buf, len, off);
 	if (n > 0)
-		note_end(io, off + (uint64_t)n);
+		img_io_note_end(io, off + (uint64_t)n);
 	if (n < 0)
 		return (int)n;
 	return (size_t)n == len ? 0 : -EIO;
@@ -430,7 +435,7 @@ int img_io_truncate(struct img_io *io, uint64_t size)
 		return -EOPNOTSUPP;
 	ret = io->ops->truncate(io, size);
 	if (ret == 0)
-		note_end(io, size);
+		img_io_note_end(io, size);
 	return ret;
 }
 

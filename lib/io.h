@@ -78,6 +78,12 @@ void img_io_close(struct img_io *io);
 uint64_t img_io_high_end(const struct img_io *io);
 void img_io_reset_high_end(struct img_io *io);
 
+/* The file descriptor of the plain file backend (no memory, no fault
+ * injection in between), for copying file to file in the kernel; else -1. */
+int img_io_plain_fd(const struct img_io *io);
+/* Account for bytes written to [.., end) other than by img_io_pwrite. */
+void img_io_note_end(struct img_io *io, uint64_t end);
+
 /* Read exactly len bytes; a short read (EOF) gives -ENODATA. */
 int img_io_read_exact(struct img_io *io, void *buf, size_t len, uint64_t off);
 /* Read len bytes, zero-filling whatever lies past end of file. */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copy.h"
 #include "relocate.h"
 
 /*
@@ -224,11 +225,22 @@ static size_t run_length(const struct batch *b, size_t i, unsigned bits)
 	return j - i;
 }
 
-static int copy_run(struct img_check_ctx *c, uint8_t *buf, uint64_t src,
-		    uint64_t dst, size_t len)
+/* A run is copied in the kernel where it can be (shared, not written
+ * again, on XFS and btrfs), else read and written here; the flush that
+ * follows the batch makes either durable. */
+static int copy_run(struct img_check_ctx *c, struct img_copier *cp,
+		    uint8_t *buf, uint64_t src, uint64_t dst, size_t len)
 {
 	struct img *img = c->img;
-	int ret = img_io_read_zfill(img->io, buf, len, src);
+	int ret = img_io_copy(cp, img->io, dst, img->io, src, len);
+
+	if (ret == 0)
+		return 0;
+	if (ret < 0)
+		return img_error(img, ret, "cannot copy clusters from 0x%llx to 0x%llx: %s",
+				 (unsigned long long)src,
+				 (unsigned long long)dst, img_strerror(ret));
+	ret = img_io_read_zfill(img->io, buf, len, src);
 
 	if (ret < 0)
 		return img_error(img, ret, "cannot read clusters at 0x%llx: %s",
@@ -261,6 +273,7 @@ static int copy_batch(struct img_check_ctx *c,
 		      const struct img_reloc_ops *ops, const struct batch *b,
 		      unsigned bits)
 {
+	struct img_copier cp = { .mode = IMG_COPY_AUTO };
 	uint8_t *buf;
 	int ret = 0;
 
@@ -279,7 +292,7 @@ static int copy_batch(struct img_check_ctx *c,
 		k = run_length(b, i, bits);
 		for (size_t j = i; j < i + k; j++)
 			n += b->m[j].n;
-		ret = copy_run(c, buf, b->m[i].src << bits,
+		ret = copy_run(c, &cp, buf, b->m[i].src << bits,
 			       b->m[i].dst << bits, (size_t)(n << bits));
 		if (ret == 0)
 			say_run(c, &b->m[i], n, bits);

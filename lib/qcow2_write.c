@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "endian.h"
+#include "copy.h"
 #include "imgint.h"
 #include "qcow2.h"
 #include "qcow2_write.h"
@@ -17,7 +18,7 @@
 int img_q2w_write_at(struct img *img, struct img_io *io, const char *what,
 		     const void *buf, uint64_t len, uint64_t off)
 {
-	int ret = img_io_pwrite(io, buf, (size_t)len, off);
+	int ret = img_write_data(img, io, buf, len, off);
 
 	if (ret < 0)
 		return img_error(img, ret, "cannot write %s at 0x%llx: %s", what,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "endian.h"
+#include "copy.h"
 #include "imgint.h"
 #include "qcow.h"
 #include "tcache.h"
@@ -206,7 +207,7 @@ static int write_runs(struct img *img, struct qcow_wstate *s, uint64_t off,
 			j++;
 		len = (j - i) * s->cs;
 		if (buf)
-			ret = img_io_pwrite(img->io, buf + i * s->cs, (size_t)len, h);
+			ret = img_write_data(img, img->io, buf + i * s->cs, len, h);
 		else
 			ret = is_new ? 0 : img_write_zeros(img->io, h, len);
 		if (ret < 0)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "endian.h"
+#include "copy.h"
 #include "imgint.h"
 #include "qed.h"
 #include "writer.h"
@@ -26,7 +27,7 @@ struct qed_writer {
 static int write_at(struct img *img, const char *what, const void *buf,
 		    uint64_t len, uint64_t off)
 {
-	int ret = img_io_pwrite(img->io, buf, (size_t)len, off);
+	int ret = img_write_data(img, img->io, buf, len, off);
 
 	if (ret < 0)
 		return img_error(img, ret, "cannot write %s at 0x%llx: %s", what,
