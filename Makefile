@@ -5,7 +5,7 @@
 #   deps     install missing build/test dependencies with apt-get
 #   check    build, then run every test in t/ with prove, and lint man pages
 #   demo     build, then run the main job on a small built-in example
-#   bench    side-by-side benchmarks against qemu-img (t/perf/)
+#   bench    side-by-side benchmarks against qemu-img and cp (t/perf/)
 #   fuzz     build the libFuzzer targets of t/fuzz/ with clang and run each
 #            for FUZZ_SECONDS on the generated seed corpus (t/fuzz/README)
 #   install  commands to $(DESTDIR)$(PREFIX)/bin, man pages to .../share/man
@@ -110,7 +110,7 @@ $(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/t/fuzz/fuzz-%.o \
 
 # Dependencies: installed only when something is missing.
 DEB_PKGS := build-essential pkg-config libpopt-dev libarchive-dev zlib1g-dev \
-	libzstd-dev nettle-dev qemu-utils perl groff-base strace xfsprogs \
+	libzstd-dev nettle-dev qemu-utils perl groff-base strace bc xfsprogs \
 	btrfs-progs e2fsprogs
 # Only make fuzz needs clang and its fuzzer runtime.
 FUZZ_DEB_PKGS := clang libclang-rt-14-dev
@@ -147,7 +147,7 @@ fuzz: fuzz-deps
 
 bench: check-deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)./t/perf/run.sh
+	$(Q)./t/perf/run.sh; r=$$?; ./t/perf/zerocopy.sh || r=1; exit $$r
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

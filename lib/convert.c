@@ -365,6 +365,9 @@ static int write_slot(struct img_pipe_slot *slot, void *arg)
 		i = j;
 	}
 	c->dst->copy_src = NULL;
+	if (ret < 0 && c->copier.clone_error)
+		ret = img_error(c->dst, ret, "cannot share data with '%s': %s (the file system cannot share extents between these files)",
+				c->src->path, img_strerror(c->copier.clone_error));
 	return ret;
 }
 

@@ -30,7 +30,7 @@ static int clone_range(struct img_copier *cp, int dfd, uint64_t doff,
 		return 0;
 	}
 	if (cp->mode == IMG_COPY_REFLINK)
-		return -errno;
+		return cp->clone_error = -errno;
 	cp->no_clone = 1;
 	return 1;
 }

@@ -16,6 +16,8 @@ struct img_copier {
 	enum img_copy_mode mode;
 	int no_clone;           /* FICLONERANGE failed: not tried again */
 	int no_kernel;          /* copy_file_range failed: not tried again */
+	int clone_error;        /* IMG_COPY_REFLINK: the -errno of the clone
+				 * that failed, for the caller's message */
 	uint64_t cloned;        /* bytes now shared with their source */
 	uint64_t kernel;        /* bytes copied by copy_file_range */
 };

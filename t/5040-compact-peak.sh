@@ -63,11 +63,14 @@ test_expect_success 'a table moved past the end: the peak says by how much' '
 	grep -E "^Peak file size: .* \(\+$(($2 - $1)) bytes during the run\)$" g2.out
 '
 
-# The highest end offset of the writes and truncates strace logs.
+# The highest end offset of the writes, in-kernel copies and truncates
+# strace logs.
 strace_peak() {
 	perl -ne '
 		$m = $1 + $2 if /pwrite64\(\d+, .*, (\d+), (\d+)\) = \d+/ && $1 + $2 > $m;
 		$m = $1 if /ftruncate\(\d+, (\d+)\) = 0/ && $1 > $m;
+		$m = $1 + $2 if /copy_file_range\(\d+, \[\d+\], \d+, \[(\d+)\], \d+, \d+\) = (\d+)/ && $1 + $2 > $m;
+		$m = $1 + $2 if /FICLONERANGE, \{.*src_length=(\d+), dest_offset=(\d+)\}\) = 0/ && $1 + $2 > $m;
 		END { print $m + 0, "\n" }' "$1"
 }
 
@@ -76,7 +79,7 @@ test_expect_success 'the peak is what the system calls did' '
 	cp grow.orig s.qed &&
 	before=$(stat -c %s s.qed) &&
 	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
-	strace -o s.trace -e trace=pwrite64,ftruncate img-compact \
+	strace -o s.trace -e trace=pwrite64,ftruncate,copy_file_range,ioctl img-compact \
 		--output=json s.qed >s.json &&
 	json_get s.json file-size-peak >s.peak &&
 	seen=$(strace_peak s.trace) &&
