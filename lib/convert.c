@@ -96,21 +96,6 @@ static int fill(struct conv *c, struct img *l, const struct img_extent *e,
 	return 0;
 }
 
-/* Whether extent e of layer l holds plain bytes that may be copied file to
- * file: not compressed, not encrypted, inside its file. */
-static int copyable(struct conv *c, struct img *l, const struct img_extent *e)
-{
-	uint64_t size;
-
-	if (!c->copy_ok || e->kind != IMG_EXT_DATA ||
-	    (e->flags & (IMG_EXT_F_COMPRESSED | IMG_EXT_F_ENCRYPTED)) ||
-	    !(e->flags & IMG_EXT_F_OFFSET) || l->encrypted || !l->data_io ||
-	    img_io_plain_fd(l->data_io) < 0 ||
-	    img_io_size(l->data_io, &size) < 0)
-		return 0;
-	return e->host <= size && e->length <= size - e->host;
-}
-
 /* Like fill() for stored data, but the whole clusters of [a, b) are
  * only noted (where they lie in l's file), not read. */
 static int defer(struct conv *c, struct img *l, const struct img_extent *e,
@@ -160,7 +145,7 @@ static int gather(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf,
 			what = SRC_SAME;
 		else
 			what = e.kind == IMG_EXT_DATA ? SRC_DATA : SRC_ZERO;
-		if (what == SRC_DATA && copyable(c, l, &e)) {
+		if (what == SRC_DATA && c->copy_ok && img_extent_copyable(l, &e)) {
 			ret = defer(c, l, &e, off, buf, p, a, b);
 		} else if (what == SRC_DATA) {
 			ret = fill(c, l, &e, off, buf, a, b);
@@ -366,8 +351,7 @@ static int write_slot(struct img_pipe_slot *slot, void *arg)
 	}
 	c->dst->copy_src = NULL;
 	if (ret < 0 && c->copier.clone_error)
-		ret = img_error(c->dst, ret, "cannot share data with '%s': %s (the file system cannot share extents between these files)",
-				c->src->path, img_strerror(c->copier.clone_error));
+		ret = img_copy_refused(c->dst, &c->copier, c->src->path, ret);
 	return ret;
 }
 

@@ -92,6 +92,28 @@ int img_io_copy(struct img_copier *cp, struct img_io *dst, uint64_t doff,
 	return ret;
 }
 
+int img_copy_refused(struct img *img, const struct img_copier *cp,
+		     const char *src_path, int err)
+{
+	if (!cp->clone_error)
+		return 0;
+	return img_error(img, err, "cannot share data with '%s': %s (the file system cannot share extents between these files)",
+			 src_path, img_strerror(cp->clone_error));
+}
+
+int img_extent_copyable(struct img *l, const struct img_extent *e)
+{
+	uint64_t size;
+
+	if (e->kind != IMG_EXT_DATA ||
+	    (e->flags & (IMG_EXT_F_COMPRESSED | IMG_EXT_F_ENCRYPTED)) ||
+	    !(e->flags & IMG_EXT_F_OFFSET) || l->encrypted || !l->data_io ||
+	    img_io_plain_fd(l->data_io) < 0 ||
+	    img_io_size(l->data_io, &size) < 0)
+		return 0;
+	return e->host <= size && e->length <= size - e->host;
+}
+
 /* Copy n bytes of cluster i (and on, contiguous in its source) to host;
  * read and write them here where the kernel cannot. */
 static int copy_clusters(const struct img_copy_src *s, struct img_io *io,

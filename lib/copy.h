@@ -7,6 +7,8 @@
 #include "img.h"
 #include "io.h"
 
+struct img_extent;
+
 /*
  * One copier per job: its mode (img.h, enum img_copy_mode), what it has
  * learned the file systems cannot do (so that a failing method is tried
@@ -34,6 +36,16 @@ struct img_copier {
  */
 int img_io_copy(struct img_copier *cp, struct img_io *dst, uint64_t doff,
 		struct img_io *src, uint64_t soff, uint64_t len);
+
+/* Record on img why the copier cp failed in IMG_COPY_REFLINK mode (data
+ * of src_path could not be shared) and return err; 0 when it did not. */
+int img_copy_refused(struct img *img, const struct img_copier *cp,
+		     const char *src_path, int err);
+
+/* Whether extent e of layer l holds plain bytes that may be copied file
+ * to file: stored data, not compressed, not encrypted, inside a plain
+ * file. */
+int img_extent_copyable(struct img *l, const struct img_extent *e);
 
 /*
  * Where the clusters of a writer's input buffer already lie, unchanged,

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "copy.h"
 #include "imgint.h"
 #include "pipeline.h"
 
@@ -102,15 +103,20 @@ static int sink_scan(struct sink *s, const uint8_t *buf, size_t n, size_t gran)
 
 /*
  * A slot carries a run of guest bytes as a list of pieces: stored data
- * (its bytes follow each other in the slot's buffer) and zero runs (no
- * bytes). Batching many small pieces per slot keeps the hand-over between
- * the threads rare even when data and holes alternate every cluster.
+ * (its bytes follow each other in the slot's buffer), zero runs (no
+ * bytes), and stored data to copy file to file (not read: where it lies).
+ * Batching many small pieces per slot keeps the hand-over between the
+ * threads rare even when data and holes alternate every cluster.
  */
 #define MAX_PIECES 512
 
+enum piece_kind { P_DATA, P_ZERO, P_COPY };
+
 struct piece {
 	uint64_t len;
-	int zero;
+	enum piece_kind kind;
+	struct img_io *from;    /* P_COPY: the file holding the bytes */
+	uint64_t host;          /* ...and where */
 };
 
 struct pieces {
@@ -121,7 +127,86 @@ struct pieces {
 struct export {
 	struct sink sink;
 	size_t gran;
+	int copy_ok;            /* stored data may go file to file */
+	struct img_copier copier;
+	uint8_t *scratch;       /* CHUNK bytes, for what the kernel cannot copy */
 };
+
+/* A copy piece is probed for zeros in units of this many bytes, each by
+ * its first 4 KiB: a unit whose first 4 KiB hold data is copied whole. */
+#define COPY_UNIT (64u << 10)
+
+/* Read and write [host, host+n) of from here: as zeros where it is. */
+static int copy_by_hand(struct export *x, struct img_io *from, uint64_t host,
+			uint64_t n)
+{
+	while (n) {
+		size_t k = n < CHUNK ? (size_t)n : CHUNK;
+		int ret = img_io_read_exact(from, x->scratch, k, host);
+
+		if (ret == 0)
+			ret = sink_scan(&x->sink, x->scratch, k, x->gran);
+		if (ret < 0)
+			return ret;
+		host += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* Copy n bytes from host in the kernel to the sink's position. */
+static int copy_run(struct export *x, struct img_io *from, uint64_t host,
+		    uint64_t n)
+{
+	int ret;
+
+	if (!n)
+		return 0;
+	ret = img_io_copy(&x->copier, x->sink.io, x->sink.pos, from, host, n);
+	if (ret == 1)
+		return copy_by_hand(x, from, host, n);
+	if (ret == 0)
+		x->sink.pos += n;
+	return ret;
+}
+
+/* A copy piece: units whose first 4 KiB are data are copied in runs;
+ * the others are read, and their zeros become holes. */
+static int sink_copy(struct export *x, const struct piece *pc)
+{
+	uint64_t done = 0, run = 0;
+
+	while (done < pc->len) {
+		uint64_t pos = x->sink.pos + run;
+		uint64_t n = img_min_u64(COPY_UNIT - pos % COPY_UNIT,
+					 pc->len - done);
+		size_t head = (size_t)img_min_u64(n, 4096);
+		int ret;
+
+		if (!x->gran) {
+			run += n;
+			done += n;
+			continue;
+		}
+		ret = img_io_read_exact(pc->from, x->scratch, head,
+					pc->host + done);
+		if (ret < 0)
+			return ret;
+		if (!img_is_zero(x->scratch, head)) {
+			run += n;
+			done += n;
+			continue;
+		}
+		ret = copy_run(x, pc->from, pc->host + done - run, run);
+		if (ret == 0)
+			ret = copy_by_hand(x, pc->from, pc->host + done, n);
+		if (ret < 0)
+			return ret;
+		run = 0;
+		done += n;
+	}
+	return copy_run(x, pc->from, pc->host + done - run, run);
+}
 
 /* Consumer thread: write one slot's pieces, in order. */
 static int write_slot(struct img_pipe_slot *slot, void *arg)
@@ -134,8 +219,10 @@ static int write_slot(struct img_pipe_slot *slot, void *arg)
 		const struct piece *pc = &ps->p[i];
 		int ret;
 
-		if (pc->zero) {
+		if (pc->kind == P_ZERO) {
 			ret = sink_zero(&x->sink, pc->len);
+		} else if (pc->kind == P_COPY) {
+			ret = sink_copy(x, pc);
 		} else {
 			ret = sink_scan(&x->sink, data, (size_t)pc->len, x->gran);
 			data += pc->len;
@@ -146,23 +233,29 @@ static int write_slot(struct img_pipe_slot *slot, void *arg)
 	return 0;
 }
 
-static void add_piece(struct pieces *ps, uint64_t len, int zero)
+static void add_piece(struct pieces *ps, uint64_t len, enum piece_kind kind,
+		      struct img_io *from, uint64_t host)
 {
 	struct piece *last = ps->n ? &ps->p[ps->n - 1] : NULL;
 
-	if (last && last->zero == zero)
+	if (last && last->kind == kind && kind != P_COPY)
+		last->len += len;
+	else if (last && kind == P_COPY && last->kind == P_COPY &&
+		 last->from == from && last->host + last->len == host)
 		last->len += len;
 	else
-		ps->p[ps->n++] = (struct piece){ len, zero };
+		ps->p[ps->n++] = (struct piece){ len, kind, from, host };
 }
 
 /* Fill slot with the guest bytes from off on, until its buffer or piece
- * list is full or the disk ends. */
+ * list is full or the disk ends. Data to copy counts against the buffer
+ * too, which bounds the work in one slot. */
 static int fill_slot(struct img *img, struct img_salvage *salvage,
-		     uint64_t off, struct img_pipe_slot *slot)
+		     const struct export *x, uint64_t off,
+		     struct img_pipe_slot *slot)
 {
 	struct pieces *ps = slot->aux;
-	uint64_t used = 0;
+	uint64_t used = 0, filled = 0;
 
 	slot->off = off;
 	slot->len = 0;
@@ -180,14 +273,22 @@ static int fill_slot(struct img *img, struct img_salvage *salvage,
 		if (e.kind == IMG_EXT_DATA) {
 			if (e.length > CHUNK - used)
 				e.length = CHUNK - used;
+			used += e.length;
+		}
+		if (e.kind == IMG_EXT_DATA && x->copy_ok &&
+		    img_extent_copyable(l, &e)) {
+			add_piece(ps, e.length, P_COPY, l->data_io, e.host);
+		} else if (e.kind == IMG_EXT_DATA) {
 			ret = img_salvage_read(salvage, img, l, &e, off,
-					       slot->buf + used,
+					       slot->buf + filled,
 					       (size_t)e.length);
 			if (ret < 0)
 				return ret;
-			used += e.length;
+			filled += e.length;
+			add_piece(ps, e.length, P_DATA, NULL, 0);
+		} else {
+			add_piece(ps, e.length, P_ZERO, NULL, 0);
 		}
-		add_piece(ps, e.length, e.kind != IMG_EXT_DATA);
 		slot->len += e.length;
 		off += e.length;
 	}
@@ -274,7 +375,8 @@ static void close_sink(struct sink *s)
 
 int img_export_raw(struct img *img, int fd, const struct img_convert_opts *o)
 {
-	struct export x = { .gran = (size_t)o->zero_gran };
+	struct export x = { .gran = (size_t)o->zero_gran,
+			    .copier = { .mode = o->copy_mode } };
 	struct img_salvage salvage;
 	struct img_pipeline *pipe;
 	uint64_t off = 0;
@@ -284,6 +386,9 @@ int img_export_raw(struct img *img, int fd, const struct img_convert_opts *o)
 	ret = open_sink(img, fd, o->zero_gran == 0, o, &x.sink);
 	if (ret < 0)
 		return ret;
+	/* Salvage needs the bytes in hand; a pipe cannot take a copy. */
+	x.copy_ok = o->copy_mode != IMG_COPY_READ_WRITE && x.sink.io &&
+		    !o->salvaged && (x.scratch = malloc(CHUNK)) != NULL;
 	ret = img_pipeline_start(&pipe, NSLOTS, CHUNK, sizeof(struct pieces),
 				 write_slot, &x);
 	if (ret < 0) {
@@ -300,7 +405,7 @@ int img_export_raw(struct img *img, int fd, const struct img_convert_opts *o)
 		ret = img_pipeline_get(pipe, &slot);
 		if (ret < 0)
 			break;          /* the writer failed: reported below */
-		ret = fill_slot(img, &salvage, off, slot);
+		ret = fill_slot(img, &salvage, &x, off, slot);
 		if (ret < 0)
 			break;
 		img_pipeline_put(pipe);
@@ -310,9 +415,12 @@ int img_export_raw(struct img *img, int fd, const struct img_convert_opts *o)
 	}
 	img_salvage_flush(&salvage);
 	werr = img_pipeline_finish(pipe);
-	if (werr < 0)
+	if (werr < 0 && x.copier.clone_error)
+		ret = img_copy_refused(img, &x.copier, img->path, werr);
+	else if (werr < 0)
 		ret = img_error(img, werr, "cannot write output: %s",
 				img_strerror(werr));
 	close_sink(&x.sink);
+	free(x.scratch);
 	return ret;
 }

@@ -12,7 +12,7 @@ cc -O2 -o wbytes "$TEST_DIRECTORY/perf/wbytes.c" || skip_all 'cannot build t/per
 # One file system of each kind; a kind that cannot be mounted here skips
 # its tests, saying why.
 for fs in xfs btrfs ext4; do
-	if fs_mount $fs "$fs"; then
+	if fs_mount $fs "$fs" 1G; then
 		test_set_prereq "$fs"
 	else
 		echo "# $fs tests skip: $fs_why"
@@ -28,7 +28,8 @@ written_by() {
 
 # make_sources DIR: src.qcow2 with plain data, stored zeros, zero
 # clusters, a compressed cluster and a partial cluster; src.qcow (4 KiB
-# clusters) and src.qed converted from it by qemu-img; a checksum of each.
+# clusters), src.qed and src.raw converted from it by qemu-img; a
+# checksum of each.
 make_sources() {
 	(cd "$1" &&
 	qemu-img create -q -f qcow2 src.qcow2 64M &&
@@ -37,21 +38,37 @@ make_sources() {
 		"write -c -P 0x33 32M 64k" "write -P 0x44 40M 100k" &&
 	qemu-img convert -O qcow src.qcow2 src.qcow &&
 	qemu-img convert -O qed src.qcow2 src.qed &&
-	md5sum src.qcow2 src.qcow src.qed >src.md5)
+	qemu-img convert -O raw src.qcow2 src.raw &&
+	md5sum src.qcow2 src.qcow src.qed src.raw >src.md5)
+}
+
+# raw_holes FILE: the raw FILE has holes over the source's stored zeros
+# (4M..5M) and zero clusters (6M..7M): all of it zero, none of it data.
+raw_holes() {
+	qemu-img map --output=json -f raw "$1" | perl -MJSON::PP -0 -ne '
+		for my $r ([4 << 20, 5 << 20], [6 << 20, 7 << 20]) {
+			for (@{decode_json($_)}) {
+				next if $_->{start} + $_->{length} <= $r->[0] ||
+					$_->{start} >= $r->[1];
+				exit 1 if $_->{data};
+			}
+		}'
 }
 
 # converts_same DIR SRC DST: in DIR, img-convert from SRC to DST format by
 # default (out.DST) and with --copy-mode=read-write (rw.DST): the two
-# files are identical (zero clusters found alike), the image reads as the
-# source and passes qemu-img check.
+# files are identical (zero clusters found alike; raw: the same bytes, and
+# holes where the source stores zeros), the image reads as the source and
+# passes qemu-img check.
 converts_same() {
 	(cd "$1" &&
 	rm -f out.$3 rw.$3 &&
 	img-convert -f $2 -O $3 src.$2 out.$3 &&
 	img-convert --copy-mode=read-write -f $2 -O $3 src.$2 rw.$3 &&
 	cmp out.$3 rw.$3 &&
+	{ test $3 != raw || raw_holes out.raw; } &&
 	qemu-img compare -q src.$2 out.$3 &&
-	{ test $3 = qcow || qemu-img check -q out.$3; })
+	case $3 in qcow|raw) ;; *) qemu-img check -q out.$3 ;; esac)
 }
 
 for fs in xfs btrfs ext4; do
@@ -59,7 +76,7 @@ for fs in xfs btrfs ext4; do
 		make_sources $fs
 	'
 	for pair in "qcow2 qed" "qcow qed" "qed qcow2" "qcow2 qcow2" \
-		    "qcow2 qcow" "qed qed"; do
+		    "qcow2 qcow" "qed qed" "raw qcow2" "qcow2 raw" "qcow raw"; do
 		set -- $pair
 		test_expect_success $fs "$fs: $1 -> $2 reads the same, as read-write makes it" "
 			converts_same $fs $1 $2 &&
@@ -70,6 +87,23 @@ for fs in xfs btrfs ext4; do
 			fi
 		"
 	done
+	test_expect_success $fs "$fs: -S 0 and -n into a written image give what read-write gives" '
+		(cd $fs &&
+		rm -f s0.qcow2 s0rw.qcow2 &&
+		img-convert -S 0 -O qcow2 src.qcow s0.qcow2 &&
+		img-convert -S 0 --copy-mode=read-write -O qcow2 src.qcow s0rw.qcow2 &&
+		cmp s0.qcow2 s0rw.qcow2 &&
+		qemu-img compare -q src.qcow s0.qcow2 &&
+		qemu-img create -q -f qcow2 n.qcow2 64M &&
+		qio qcow2 n.qcow2 "write -P 0x77 0 64M" &&
+		img-convert -n -O qcow2 src.qcow n.qcow2 &&
+		qemu-img compare -q src.qcow n.qcow2 &&
+		qemu-img check -q n.qcow2 &&
+		qemu-img create -q -f raw n.raw 64M &&
+		qio raw n.raw "write -P 0x77 0 64M" &&
+		img-convert -n src.qcow2 n.raw &&
+		qemu-img compare -q src.qcow2 n.raw)
+	'
 	test_expect_success $fs "$fs: writing to the output leaves the source as it was" '
 		(cd $fs &&
 		qio qed out.qed "write -P 0x99 0 8M" &&
