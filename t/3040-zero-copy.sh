@@ -177,5 +177,25 @@ for fs in xfs btrfs ext4; do
 	'
 done
 
+# A file system too small for the output: the kernel copy fails like a
+# write would, and nothing is left behind. (Messages go outside it: a
+# full file system cannot take them either.)
+if fs_mount ext4 small 24M; then
+	test_set_prereq SMALL
+else
+	echo "# small ext4 test skips: $fs_why"
+fi
+test_expect_success SMALL 'a full file system: one line naming the output, no debris' '
+	cp ext4/src.qcow small/ &&
+	printf "%s\n" lost+found src.qcow >small.want &&
+	(cd small &&
+	test_expect_code 1 img-convert -O qed src.qcow out.qed 2>../small.err &&
+	grep -x "img-convert: cannot convert '\''src.qcow'\'' to '\''out.qed'\'': cannot write data clusters at 0x[0-9a-f]*: No space left on device" ../small.err &&
+	ls -A >../small.ls && test_cmp ../small.want ../small.ls &&
+	test_expect_code 1 img-convert -O raw src.qcow out.raw 2>../small.err &&
+	grep -x "img-convert: cannot convert '\''src.qcow'\'' to '\''out.raw'\'': cannot write output: No space left on device" ../small.err &&
+	ls -A >../small.ls && test_cmp ../small.want ../small.ls)
+'
+
 cd "$TEST_DIRECTORY" && fs_unmount_under "$TRASH_DIRECTORY"
 test_done
