@@ -7,7 +7,7 @@ fs_unmount_under "$(dirname "$0")/trash.3040-zero-copy"
 . "$(dirname "$0")/lib.sh"
 trap 'cd "$TEST_DIRECTORY" && fs_unmount_under "$TRASH_DIRECTORY"' EXIT
 
-cc -O2 -o wbytes "$TEST_DIRECTORY/perf/wbytes.c" || skip_all 'cannot build t/perf/wbytes.c'
+cc -O2 -o maxrss "$TEST_DIRECTORY/perf/maxrss.c" || skip_all 'cannot build t/perf/maxrss.c'
 
 # One file system of each kind; a kind that cannot be mounted here skips
 # its tests, saying why.
@@ -23,7 +23,7 @@ done
 written_by() {
 	wb_out_=$1
 	shift
-	"$TRASH_DIRECTORY/wbytes" "$wb_out_" "$@"
+	"$TRASH_DIRECTORY/maxrss" -w "$wb_out_" /dev/null "$@"
 }
 
 # make_sources DIR: src.qcow2 with plain data, stored zeros, zero

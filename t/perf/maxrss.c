@@ -1,4 +1,4 @@
-/* maxrss.c: runs a command and writes its peak RSS in KiB to a file (fallback for GNU time -f %M). */
+/* maxrss.c: runs a command and writes its peak RSS in KiB to a file (fallback for GNU time -f %M), and with -w the bytes it dirtied. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,8 +14,20 @@ int main(int argc, char **argv)
 	pid_t pid;
 	FILE *f;
 
+	const char *wfile = NULL;
+
+	/* -w WFILE: the bytes the command dirtied for writing (its
+	 * /proc/PID/io write_bytes, threads and reaped children included,
+	 * which the kernel reports as ru_oublock in 512-byte units). Bytes
+	 * shared by reflink or written by other processes (the journal) are
+	 * not in it. */
+	if (argc > 2 && !strcmp(argv[1], "-w")) {
+		wfile = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 3) {
-		fprintf(stderr, "usage: maxrss FILE COMMAND [ARG...]\n");
+		fprintf(stderr, "usage: maxrss [-w WFILE] FILE COMMAND [ARG...]\n");
 		return 2;
 	}
 	pid = fork();
@@ -36,6 +48,11 @@ int main(int argc, char **argv)
 	f = fopen(argv[1], "w");
 	if (f) {
 		fprintf(f, "%ld\n", ru.ru_maxrss);
+		fclose(f);
+	}
+	f = wfile ? fopen(wfile, "w") : NULL;
+	if (f) {
+		fprintf(f, "%lld\n", (long long)ru.ru_oublock * 512);
 		fclose(f);
 	}
 	if (WIFSIGNALED(status))

@@ -14,7 +14,7 @@
 #   qemu-img -C        qemu-img convert -C -O qed (copy offloading)
 #   qemu-img           qemu-img convert -O qed
 #   img-compact        img-compact on a fresh copy of the fully allocated qcow2
-# "dirtied" is the command's write_bytes (t/perf/wbytes.c). Every output
+# "dirtied" is the command's write_bytes (t/perf/maxrss.c -w). Every output
 # must compare identical to the source (qemu-img compare) and pass
 # qemu-img check. Bars (PASS/FAIL lines, exit 1 on a FAIL): on XFS,
 # img-convert within 2x cp --reflink plus 50 ms, at least 10x faster than
@@ -36,7 +36,7 @@ die() { echo "zerocopy: $*" >&2; exit 1; }
 mkdir -p "$W" || die "cannot make $W"
 fs_unmount_under "$W"
 trap 'cd / && fs_unmount_under "$W"' EXIT
-for t in wbytes zfill; do
+for t in maxrss zfill; do
 	cc -O2 -o "$W/$t" "$perf/$t.c" || die "cannot build t/perf/$t.c"
 done
 if [ ! -f "$W/src.qcow" ] || [ ! -f "$W/zf.qcow2" ]; then
@@ -52,7 +52,7 @@ fi
 best=
 best_of() {
 	local i t0 t1 t
-	rm -f out.* && sync && "$W/wbytes" "$W/wb" "$@" >/dev/null ||
+	rm -f out.* && sync && "$W/maxrss" -w "$W/wb" /dev/null "$@" >/dev/null ||
 		die "failed: $*"
 	best=
 	for ((i = 0; i < RUNS; i++)); do
@@ -123,7 +123,7 @@ for fs in xfs ext4; do
 		rm -f out.* && cp --reflink=auto zf.before out.qcow2 && sync
 		t0=$EPOCHREALTIME
 		if [ $i = 0 ]; then
-			"$W/wbytes" "$W/wb" img-compact out.qcow2 >/dev/null
+			"$W/maxrss" -w "$W/wb" /dev/null img-compact out.qcow2 >/dev/null
 		else
 			img-compact out.qcow2 >/dev/null
 		fi || die "img-compact failed on $fs"
