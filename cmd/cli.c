@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -277,6 +278,51 @@ const char *cli_human_size(uint64_t n, char *buf, size_t len)
 
 static int progress_shown;
 int cli_show_progress;
+static const char *progress_format;
+
+struct poptOption cli_progress_options[] = {
+	{ "progress", 0, POPT_ARG_STRING, &progress_format, 0,
+	  "progress on stderr: human (as -p) or json (lines a script reads)",
+	  "FMT" },
+	POPT_TABLEEND
+};
+
+void cli_progress_setup(int p_flag, int quiet)
+{
+	cli_show_progress = p_flag ? CLI_PROGRESS_HUMAN : CLI_PROGRESS_NONE;
+	if (progress_format && !strcmp(progress_format, "json"))
+		cli_show_progress = CLI_PROGRESS_JSON;
+	else if (progress_format && !strcmp(progress_format, "human"))
+		cli_show_progress = CLI_PROGRESS_HUMAN;
+	else if (progress_format)
+		cli_die(EXIT_USAGE, "invalid progress format '%s': human or json",
+			progress_format);
+	if (quiet)
+		cli_show_progress = CLI_PROGRESS_NONE;
+}
+
+/* One JSON progress line, at most four a second (and the last always:
+ * cli_progress_end repeats it once the writes are done). */
+static uint64_t json_done, json_total;
+
+static void progress_json(uint64_t done, uint64_t total, int force)
+{
+	static double last = -1;
+	struct timespec ts;
+	double t;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t = ts.tv_sec + ts.tv_nsec / 1e9;
+	json_done = done;
+	json_total = total;
+	if (!force && done < total && last >= 0 && t - last < 0.25)
+		return;
+	last = t;
+	fprintf(stderr, "{\"done\": %llu, \"total\": %llu, \"bytes_written\": %llu}\n",
+		(unsigned long long)done, (unsigned long long)total,
+		(unsigned long long)img_bytes_written());
+	fflush(stderr);
+}
 
 void cli_progress(uint64_t done, uint64_t total, void *arg)
 {
@@ -284,7 +330,9 @@ void cli_progress(uint64_t done, uint64_t total, void *arg)
 	int pct = total ? (int)(done * 100 / total) : 100;
 
 	cli_progress_note(done, total);
-	if (!cli_show_progress || pct == last || !isatty(STDERR_FILENO))
+	if (cli_show_progress == CLI_PROGRESS_JSON)
+		progress_json(done, total, 0);
+	if (cli_show_progress != CLI_PROGRESS_HUMAN || pct == last)
 		return;
 	last = pct;
 	progress_shown = 1;
@@ -294,6 +342,8 @@ void cli_progress(uint64_t done, uint64_t total, void *arg)
 
 void cli_progress_end(void)
 {
+	if (cli_show_progress == CLI_PROGRESS_JSON && json_total)
+		progress_json(json_done, json_total, 1);
 	if (progress_shown) {
 		fputc('\n', stderr);
 		progress_shown = 0;

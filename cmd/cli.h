@@ -85,9 +85,17 @@ const char *cli_human_size(uint64_t n, char *buf, size_t len);
 
 /* Progress: the library calls cli_progress always, so that SIGUSR1 can
  * say how far the work is; it draws a bar on stderr when cli_show_progress
- * is set (-p) and stderr is a terminal. */
+ * is CLI_PROGRESS_HUMAN (-p, terminal or not, as qemu-img), or writes JSON
+ * lines when it is CLI_PROGRESS_JSON. */
+enum { CLI_PROGRESS_NONE, CLI_PROGRESS_HUMAN, CLI_PROGRESS_JSON };
 extern int cli_show_progress;
 void cli_progress(uint64_t done, uint64_t total, void *arg);
+/* --progress=human|json for the commands with -p: human is -p; json
+ * writes lines {"done": N, "total": N, "bytes_written": N} on stderr, at
+ * most four a second and the last one always. */
+extern struct poptOption cli_progress_options[];
+/* After parsing: progress as -p (p_flag) and --progress asked, unless -q. */
+void cli_progress_setup(int p_flag, int quiet);
 void cli_progress_end(void);
 
 /*

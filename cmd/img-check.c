@@ -27,7 +27,9 @@ static struct poptOption opts_table[] = {
 	{ NULL, 'q', POPT_ARG_NONE, &quiet, 0,
 	  "print nothing on standard output (the exit status says it)", NULL },
 	{ NULL, 'p', POPT_ARG_NONE, &progress, 0,
-	  "show progress on a terminal", NULL },
+	  "show progress on stderr", NULL },
+	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, cli_progress_options, 0, NULL,
+	  NULL },
 	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, cli_image_options, 0,
 	  "Image options:", NULL },
 	POPT_AUTOHELP
@@ -167,7 +169,7 @@ int main(int argc, const char **argv)
 	fix = parse_repair();
 	if (fix)
 		cli_refuse_force_share("with -r");
-	cli_show_progress = progress && !quiet;
+	cli_progress_setup(progress, quiet);
 	if (fix)
 		cli_signals_defer();    /* repairs stop at a safe point */
 	img = open_for_check(args[0], fix != IMG_CHECK_NO_FIX);

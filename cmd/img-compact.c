@@ -21,7 +21,9 @@ static struct poptOption opts_table[] = {
 	{ NULL, 'q', POPT_ARG_NONE, &quiet, 0,
 	  "print nothing on standard output", NULL },
 	{ NULL, 'p', POPT_ARG_NONE, &progress, 0,
-	  "show progress on a terminal", NULL },
+	  "show progress on stderr", NULL },
+	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, cli_progress_options, 0, NULL,
+	  NULL },
 	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, cli_image_options, 0,
 	  "Image options:", NULL },
 	POPT_AUTOHELP
@@ -118,7 +120,7 @@ int main(int argc, const char **argv)
 		cli_refuse_force_share("without --dry-run");
 	o.dry_run = dry_run;
 	o.progress = cli_progress;
-	cli_show_progress = progress && !quiet;
+	cli_progress_setup(progress, quiet);
 	if (!dry_run) {
 		/* in place: a signal stops the work at a safe point */
 		cli_signals_defer();

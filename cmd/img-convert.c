@@ -1,12 +1,14 @@
 /* img-convert: convert an image into raw, qcow, qcow2 or QED, as `qemu-img convert` does. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "cli.h"
 #include "lock.h"
 #include "opts.h"
@@ -19,6 +21,8 @@ static const char *backing, *backing_fmt;
 static int compress, no_create, target_is_zero, progress, quiet, durable;
 static int salvage;
 static const char *copy_mode = "auto";
+static const char *target_dir, *output;
+static int jobs, force;
 
 /* Exit status when --salvage had to write zeros for unreadable parts. */
 #define EXIT_SALVAGED 3
@@ -45,7 +49,9 @@ static struct poptOption opts_table[] = {
 	  "with -n: DST reads as zeros already, zeros need not be written",
 	  NULL },
 	{ NULL, 'p', POPT_ARG_NONE, &progress, 0,
-	  "show progress on a terminal", NULL },
+	  "show progress on stderr", NULL },
+	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, cli_progress_options, 0, NULL,
+	  NULL },
 	{ NULL, 'q', POPT_ARG_NONE, &quiet, 0, "quiet", NULL },
 	{ "salvage", 0, POPT_ARG_NONE, &salvage, 0,
 	  "write what cannot be read of SRC as zeros, saying where (exit 3)",
@@ -55,6 +61,15 @@ static struct poptOption opts_table[] = {
 	  "MODE" },
 	{ "sync", 0, POPT_ARG_NONE, &durable, 0,
 	  "make the output durable (fsync) before it appears", NULL },
+	{ NULL, 't', POPT_ARG_STRING, &target_dir, 0,
+	  "batch: convert every SRC into DIR (name.FMT), see -j, --force",
+	  "DIR" },
+	{ NULL, 'j', POPT_ARG_INT, &jobs, 0,
+	  "batch: conversions at a time (default: the number of CPUs)", "N" },
+	{ "force", 0, POPT_ARG_NONE, &force, 0,
+	  "batch: convert even where a complete output exists", NULL },
+	{ "output", 0, POPT_ARG_STRING, &output, 0,
+	  "batch: status lines as text (human, the default) or json", "FMT" },
 	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, cli_image_options, 0,
 	  "Source options:", NULL },
 	POPT_AUTOHELP
@@ -392,16 +407,102 @@ static enum img_copy_mode parse_copy_mode(const char *name)
 		name);
 }
 
+/* Batch: whether dst is already what converting src gives: it opens as
+ * the output format with the size the conversion would give it (outputs
+ * appear only when whole, so this tells a finished one from anything
+ * else of that name). */
+static int already_converted(struct img *src, const char *dst)
+{
+	struct img_open_opts oo = { .format = out_format, .no_backing = 1,
+				    .force_share = 1 };
+	struct img *d;
+	uint64_t want = img_size(src);
+	int same;
+
+	if (access(dst, F_OK) < 0 || !(d = img_new()))
+		return 0;
+	if (strcmp(out_format, "raw"))
+		want = (want + 511) / 512 * 512;
+	same = img_open(d, dst, &oo) == 0 && img_size(d) == want;
+	img_free(d);
+	return same;
+}
+
+static int convert_one(const char *src_path, const char *dst,
+		       struct img_convert_opts *co);
+
+/* Batch: one conversion in a child process (batch.c). */
+static int batch_job(const char *src_path, const char *dst, void *arg)
+{
+	struct img_convert_opts *co = arg;
+
+	if (!force) {
+		struct img *src = cli_open(src_path, CLI_METADATA_ONLY |
+						     CLI_NO_BACKING);
+		int done = already_converted(src, dst);
+
+		img_free(src);
+		if (done) {
+			cli_warn("'%s' is complete already (--force converts again)",
+				 dst);
+			return BATCH_SKIPPED;
+		}
+	}
+	return convert_one(src_path, dst, co);
+}
+
+/* -t DIR SRC...: every SRC into DIR, -j at a time. */
+static int convert_batch(const char **srcs, int n, struct img_convert_opts *co)
+{
+	struct batch_opts bo = { .jobs = jobs, .done_word = "converted" };
+	char **dsts = calloc((size_t)n, sizeof(*dsts));
+	struct stat st;
+	int ret;
+
+	if (!dsts)
+		cli_die(EXIT_FAIL, "out of memory");
+	if (no_create)
+		cli_die(EXIT_USAGE, "-t and -n cannot go together");
+	if (stat(target_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		cli_die(EXIT_FAIL, "cannot convert into '%s': %s", target_dir,
+			errno && stat(target_dir, &st) < 0 ? strerror(errno) :
+			"not a directory");
+	bo.json = output ? cli_output_json(output) : 0;
+	if (jobs < 0)
+		cli_die(EXIT_USAGE, "invalid number of jobs %d", jobs);
+	if (!bo.jobs) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		bo.jobs = cpus > 0 ? (int)cpus : 1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(srcs[i], "-"))
+			cli_die(EXIT_USAGE, "a batch reads files, not standard input");
+		dsts[i] = batch_output_name(target_dir, srcs[i], out_format);
+		if (!dsts[i])
+			cli_die(EXIT_FAIL, "out of memory");
+		for (int k = 0; k < i; k++)
+			if (!strcmp(dsts[k], dsts[i]))
+				cli_die(EXIT_USAGE, "'%s' and '%s' would both become '%s'",
+					srcs[k], srcs[i], dsts[i]);
+	}
+	cli_show_progress = 0;
+	ret = batch_run(srcs, dsts, n, batch_job, co, &bo);
+	for (int i = 0; i < n; i++)
+		free(dsts[i]);
+	free(dsts);
+	return ret;
+}
+
 int main(int argc, const char **argv)
 {
 	struct img_convert_opts co = { .zero_gran = 4096 };
-	struct salvage_tally tally = { 0 };
 	const char **args;
-	struct img *src;
-	int nargs, kind;
+	int nargs;
 
 	cli_init(argv[0]);
-	args = cli_parse(argc, argv, opts_table, "[OPTION...] SRC DST", 0, 2,
+	args = cli_parse(argc, argv, opts_table,
+			 "[OPTION...] SRC DST | -t DIR SRC...", 0, INT_MAX,
 			 &nargs);
 	for (int i = 0; options && options[i]; i++) {
 		if (!strcmp(options[i], "help") &&
@@ -410,7 +511,12 @@ int main(int argc, const char **argv)
 			return EXIT_OK;
 		}
 	}
-	cli_check_args(nargs, 2, 2);
+	if (target_dir)
+		cli_check_args(nargs, 1, INT_MAX);
+	else
+		cli_check_args(nargs, 2, 2);
+	if (!target_dir && (jobs || force || output))
+		cli_die(EXIT_USAGE, "-j, --force and --output go with -t DIR");
 	check_options();
 	if (sparse_size && (cli_parse_size(sparse_size, &co.zero_gran) < 0 ||
 			    co.zero_gran % 512 || co.zero_gran > (16u << 20)))
@@ -421,29 +527,43 @@ int main(int argc, const char **argv)
 	co.in_place = no_create;
 	co.target_is_zero = target_is_zero;
 	co.progress = cli_progress;
-	cli_show_progress = progress && !quiet;
-	kind = output_kind(args[1]);
-	src = cli_open(args[0], CLI_NO_WRITERS);
+	cli_progress_setup(progress, quiet);
+	if (target_dir)
+		return convert_batch(args, nargs, &co);
+	return convert_one(args[0], args[1], &co);
+}
+
+/* SRC to DST: the whole job of one conversion; dies on failure, returns
+ * EXIT_OK or EXIT_SALVAGED. */
+static int convert_one(const char *src_path, const char *dst,
+		       struct img_convert_opts *co)
+{
+	struct salvage_tally tally = { 0 };
+	struct img *src;
+	int kind;
+
+	kind = output_kind(dst);
+	src = cli_open(src_path, CLI_NO_WRITERS);
 	if (salvage) {
 		tally.src = img_path(src);
-		co.salvaged = report_salvaged;
-		co.salvaged_arg = &tally;
+		co->salvaged = report_salvaged;
+		co->salvaged_arg = &tally;
 	}
 	if (backing)
-		co.target_backing = open_target_backing(args[1]);
-	refuse_protected(src, co.target_backing, args[1]);
+		co->target_backing = open_target_backing(dst);
+	refuse_protected(src, co->target_backing, dst);
 	if (no_create) {
 		/* in place: a signal stops the copy at a safe point */
 		cli_signals_defer();
-		co.cancel = &cli_cancel;
+		co->cancel = &cli_cancel;
 	}
 	if (!strcmp(out_format, "raw"))
-		convert_to_raw(src, args[1], kind, &co);
+		convert_to_raw(src, dst, kind, co);
 	else if (no_create)
-		convert_in_place(src, args[1], &co);
+		convert_in_place(src, dst, co);
 	else
-		convert_to_new(src, args[1], &co);
-	img_free(co.target_backing);
+		convert_to_new(src, dst, co);
+	img_free(co->target_backing);
 	if (tally.ranges) {
 		cli_warn("'%s' converted with %llu unreadable range%s (%llu bytes) written as zeros",
 			 tally.src, (unsigned long long)tally.ranges,

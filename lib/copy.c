@@ -87,8 +87,10 @@ int img_io_copy(struct img_copier *cp, struct img_io *dst, uint64_t doff,
 		ret = clone_range(cp, dfd, doff, sfd, soff, len);
 	if (ret == 1 && !cp->no_kernel)
 		ret = kernel_copy(cp, dfd, doff, sfd, soff, len);
-	if (ret == 0)
+	if (ret == 0) {
 		img_io_note_end(dst, doff + len);
+		img_io_count_written(len);
+	}
 	return ret;
 }
 

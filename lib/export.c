@@ -41,6 +41,7 @@ static int sink_data(struct sink *s, const uint8_t *buf, size_t n)
 			if (w < 0)
 				return -errno;
 			done += (size_t)w;
+			img_io_count_written((uint64_t)w);
 		}
 	}
 	s->pos += n;

@@ -181,6 +181,10 @@ void img_get_info(const struct img *img, struct img_info *info);
 
 /* How a conversion writes its target (img-convert's options). */
 typedef void (*img_progress_fn)(uint64_t done, uint64_t total, void *arg);
+/* Bytes this process has written through libimg so far (to images,
+ * outputs, pipes; copies made in the kernel included), for progress
+ * reports; any thread may call it. */
+uint64_t img_bytes_written(void);
 
 /*
  * How data that moves unchanged between files (a conversion's stored

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "img.h"
 #include "io.h"
 
 /* ---- file descriptor backend ---- */
@@ -381,6 +382,19 @@ int img_io_mem_data(struct img_io *io, const void **data, size_t *len)
 
 /* ---- wrappers ---- */
 
+/* What img_bytes_written() reports; the writer threads add to it. */
+static _Atomic uint64_t bytes_written;
+
+void img_io_count_written(uint64_t n)
+{
+	bytes_written += n;
+}
+
+uint64_t img_bytes_written(void)
+{
+	return bytes_written;
+}
+
 int img_io_plain_fd(const struct img_io *io)
 {
 	return io->ops == &fd_ops ? io->fd : -1;
@@ -415,8 +429,10 @@ int img_io_pwrite(struct img_io *io, const void *buf, size_t len, uint64_t off)
 	if (io->flags & IMG_IO_RDONLY)
 		return -EBADF;
 	n = io->ops->pwrite(io, buf, len, off);
-	if (n > 0)
+	if (n > 0) {
 		img_io_note_end(io, off + (uint64_t)n);
+		img_io_count_written((uint64_t)n);
+	}
 	if (n < 0)
 		return (int)n;
 	return (size_t)n == len ? 0 : -EIO;

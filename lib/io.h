@@ -83,6 +83,8 @@ void img_io_reset_high_end(struct img_io *io);
 int img_io_plain_fd(const struct img_io *io);
 /* Account for bytes written to [.., end) other than by img_io_pwrite. */
 void img_io_note_end(struct img_io *io, uint64_t end);
+/* Add n to img_bytes_written() (img_io_pwrite does it itself). */
+void img_io_count_written(uint64_t n);
 
 /* Read exactly len bytes; a short read (EOF) gives -ENODATA. */
 int img_io_read_exact(struct img_io *io, void *buf, size_t len, uint64_t off);
