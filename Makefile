@@ -46,7 +46,7 @@ endif
 
 LIB_SRC := $(sort $(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:.c=.o)
-CLI_SRC := cmd/cli.c cmd/cli_signal.c cmd/json.c cmd/batch.c
+CLI_SRC := cmd/cli.c cmd/cli_signal.c cmd/cli_source.c cmd/json.c cmd/batch.c
 CLI_OBJ := $(CLI_SRC:.c=.o)
 CMD_SRC := $(sort $(wildcard cmd/img-*.c))
 CMDS := $(CMD_SRC:.c=)
@@ -111,7 +111,7 @@ $(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/t/fuzz/fuzz-%.o \
 # Dependencies: installed only when something is missing.
 DEB_PKGS := build-essential pkg-config libpopt-dev libarchive-dev zlib1g-dev \
 	libzstd-dev nettle-dev qemu-utils perl groff-base strace bc xfsprogs \
-	btrfs-progs e2fsprogs parallel
+	btrfs-progs e2fsprogs parallel xz-utils zstd bzip2 lz4 zip cpio p7zip-full
 # Only make fuzz needs clang and its fuzzer runtime.
 FUZZ_DEB_PKGS := clang libclang-rt-14-dev
 deps:

@@ -24,6 +24,8 @@ struct poptOption cli_image_options[] = {
 	{ "force-share", 'U', POPT_ARG_NONE, &cli_force_share, 0,
 	  "read the image even while another process (a VM) writes it",
 	  NULL },
+	{ "member", 0, POPT_ARG_STRING, &cli_member, 0,
+	  "the member of an archive (tar, zip, cpio, 7z) to read", "NAME" },
 	POPT_TABLEEND
 };
 
@@ -210,7 +212,8 @@ static uint8_t *read_key(const char *path, size_t *len)
 void cli_refuse_stdin(const char *path)
 {
 	if (!strcmp(path, "-"))
-		cli_die(EXIT_FAIL, "cannot read an image from standard input ('-'): reading streams is not supported yet");
+		cli_die(EXIT_FAIL, "cannot read an image from standard input ('-'): %s works on an image file in place",
+			cli_prog);
 }
 
 /* cli_die() exits with images still open: kept reachable from here, they
@@ -232,13 +235,15 @@ struct img *cli_open(const char *path, unsigned flags)
 
 	if (!img)
 		cli_die(EXIT_FAIL, "out of memory");
+	int unpacked;
+
 	opened[nopened++ % 8] = img;
-	cli_refuse_stdin(path);
 	if (cli_key_file) {
 		key = read_key(cli_key_file, &o.key_len);
 		o.key = key;
 	}
-	if (img_open(img, path, &o) < 0)
+	if (!cli_open_source(img, path, &o, &unpacked) &&
+	    img_open(img, path, &o) < 0)
 		cli_die_open(EXIT_FAIL, path, img);
 	free(key);
 	return img;

@@ -59,8 +59,19 @@ void cli_refuse_force_share(const char *why);
 void cli_die_open(int code, const char *path, const struct img *img)
 	__attribute__((noreturn));
 
-/* "-" names standard input, which cannot be read as an image yet: die. */
+/* "-" names standard input, which a command that works on a file in
+ * place (img-check, img-compact) refuses: die. */
 void cli_refuse_stdin(const char *path);
+
+/* --member NAME (cli_image_options): the member of an archive to read. */
+extern const char *cli_member;
+/* cli_source.c: if path is standard input ("-"), cannot seek, or is a
+ * compressed file or an archive, unpack it into a temporary file, open
+ * img from that (or die with one line), set *handled and return img;
+ * else return NULL for an ordinary open. */
+struct img_open_opts;
+struct img *cli_open_source(struct img *img, const char *path,
+			    const struct img_open_opts *o, int *handled);
 
 /* Open an image with the shared options, or die with a one-line message
  * (cli_refuse_stdin first). */

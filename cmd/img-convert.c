@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -242,6 +243,86 @@ static void convert_to_new(struct img *src, const char *dst,
 	commit_output(dst);
 }
 
+/* Send the whole file fd to to, in file order (holes as zeros). */
+static void send_file(int fd, int to, const char *dst)
+{
+	struct stat st;
+	off_t off = 0;
+	char buf[1 << 16];
+
+	if (fstat(fd, &st) < 0)
+		cli_die(EXIT_FAIL, "cannot read the temporary output: %s",
+			strerror(errno));
+	while (off < st.st_size) {
+		ssize_t n = sendfile(to, fd, &off, (size_t)(st.st_size - off));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+			/* not through sendfile here: read and write */
+			n = pread(fd, buf, sizeof(buf), off);
+			if (n > 0 && write(to, buf, (size_t)n) != n)
+				n = -1;
+			if (n > 0)
+				off += n;
+		}
+		if (n <= 0)
+			cli_die(EXIT_FAIL, "cannot write '%s': %s", dst,
+				n == 0 ? "unexpected end of the temporary output" :
+				strerror(errno));
+	}
+}
+
+/*
+ * qcow, qcow2 or QED to a pipe, FIFO or device: the image is made in an
+ * unnamed temporary file (the writers place tables and data where they
+ * can only know once all is seen), then sent in file order: the stream is
+ * byte for byte the file a regular DST would get.
+ */
+static void convert_to_stream(struct img *src, const char *dst,
+			      struct img_convert_opts *co)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	const char *name = strcmp(dst, "-") ? dst : "standard output";
+	struct img_open_opts wo = { .format = out_format, .writable = 1,
+				    .no_backing = 1 };
+	struct img *created = img_new(), *target = img_new();
+	struct img_opts o;
+	char num[32];
+	int fd, tmp, tfd;
+
+	if (!created || !target)
+		cli_die(EXIT_FAIL, "out of memory");
+	if (co->target_backing)
+		cli_die(EXIT_USAGE, "-B writes a backing file name relative to DST: not to a stream");
+	fd = strcmp(dst, "-") ? open(dst, O_WRONLY | O_CLOEXEC) : STDOUT_FILENO;
+	if (fd < 0)
+		cli_die(EXIT_FAIL, "cannot open '%s': %s", dst, strerror(errno));
+	if (isatty(fd))
+		cli_die(EXIT_USAGE, "refusing to write binary data to a terminal");
+	tmp = img_outfile_anon(tmpdir && *tmpdir ? tmpdir : "/tmp");
+	if (tmp < 0)
+		cli_die(EXIT_FAIL, "cannot make a temporary file in '%s': %s",
+			tmpdir && *tmpdir ? tmpdir : "/tmp", strerror(-tmp));
+	parse_create_options(&o);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)img_size(src));
+	set_option(&o, "size", num);
+	if (img_create_fd(created, name, tmp, out_format, &o, 0) < 0)
+		cli_die(EXIT_FAIL, "cannot create '%s': %s", name,
+			img_errmsg(created));
+	img_free(created);
+	img_opts_free(&o);
+	tfd = dup(tmp);
+	if (tfd < 0 || img_open_fd(target, name, tfd, NULL, &wo) < 0)
+		cli_die(EXIT_FAIL, "cannot reopen the temporary output: %s",
+			tfd < 0 ? strerror(errno) : img_errmsg(target));
+	fill_target(src, target, name, co);
+	send_file(tmp, fd, name);
+	close(tmp);
+	if (fd != STDOUT_FILENO && close(fd) < 0)
+		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(errno));
+}
+
 /* -n: write into the existing image dst, which must be as big. */
 static void convert_in_place(struct img *src, const char *dst,
 			     struct img_convert_opts *co)
@@ -379,17 +460,13 @@ static int output_kind(const char *dst)
 	int kind;
 
 	if (!strcmp(dst, "-")) {
-		if (strcmp(out_format, "raw"))
-			cli_die(EXIT_FAIL, "cannot write a %s image to standard output: only raw can be streamed for now",
-				out_format);
+		if (no_create)
+			cli_die(EXIT_USAGE, "-n writes into an existing image: not to standard output");
 		return IMG_OUT_SPECIAL;
 	}
 	kind = img_outfile_kind(dst);
 	if (kind < 0)
 		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(-kind));
-	if (kind == IMG_OUT_SPECIAL && strcmp(out_format, "raw") && !no_create)
-		cli_die(EXIT_FAIL, "cannot write a %s image to '%s': not a regular file (only raw is written to a device, FIFO or socket)",
-			out_format, dst);
 	return kind;
 }
 
@@ -559,6 +636,8 @@ static int convert_one(const char *src_path, const char *dst,
 	}
 	if (!strcmp(out_format, "raw"))
 		convert_to_raw(src, dst, kind, co);
+	else if (kind == IMG_OUT_SPECIAL && !no_create)
+		convert_to_stream(src, dst, co);
 	else if (no_create)
 		convert_in_place(src, dst, co);
 	else

@@ -407,10 +407,12 @@ static int open_driver(struct img *img)
 	return ret;
 }
 
+static int open_rest(struct img *img, const struct img_open_opts *o,
+		     const struct stat *origin);
+
 int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 {
 	static const struct img_open_opts none;
-	struct stat st;
 	int ret;
 
 	if (!o)
@@ -420,9 +422,37 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 		return ret;
 	ret = img_io_open_file(&img->io, path, o->writable ? 0 : IMG_IO_RDONLY);
 	if (ret == -ESPIPE)
-		return img_error(img, ret, "not seekable (a pipe, FIFO, socket or terminal): reading streams is not supported yet");
+		return img_error(img, ret, "not seekable (a pipe, FIFO, socket or terminal)");
 	if (ret < 0)
 		return img_error(img, ret, "%s", img_strerror(ret));
+	return open_rest(img, o, NULL);
+}
+
+int img_open_fd(struct img *img, const char *name, int fd,
+		const struct stat *origin, const struct img_open_opts *o)
+{
+	static const struct img_open_opts none;
+	int ret;
+
+	if (!o)
+		o = &none;
+	ret = open_begin(img, name, o);
+	if (ret == 0)
+		ret = img_io_from_fd(&img->io, fd, o->writable ? 0 : IMG_IO_RDONLY);
+	if (ret < 0) {
+		close(fd);
+		return ret == -ENOMEM ? img_error(img, ret, "out of memory") : ret;
+	}
+	return open_rest(img, o, origin);
+}
+
+/* img_open once img->io is there: identity, driver, locks, chain. */
+static int open_rest(struct img *img, const struct img_open_opts *o,
+		     const struct stat *origin)
+{
+	struct stat st;
+	int ret;
+
 	img->data_io = img->io;
 	if (fstat(img->io->fd, &st) == 0) {
 		if (S_ISDIR(st.st_mode))
@@ -430,6 +460,10 @@ int img_open(struct img *img, const char *path, const struct img_open_opts *o)
 		img->dev = st.st_dev;
 		img->ino = st.st_ino;
 		img->actual_size = (uint64_t)st.st_blocks * 512;
+	}
+	if (origin) {
+		img->dev = origin->st_dev;
+		img->ino = origin->st_ino;
 	}
 	ret = check_loop(img);
 	if (ret < 0)

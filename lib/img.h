@@ -66,6 +66,14 @@ struct img_open_opts {
 /* Handle life cycle: img_new() never fails short of memory (NULL). */
 struct img *img_new(void);
 int img_open(struct img *img, const char *path, const struct img_open_opts *o);
+/* Like img_open on fd (a seekable file, which the image then owns: it is
+ * closed with it, or on failure), named name in messages and for finding a
+ * backing file beside it. origin, if not NULL, is the file the bytes came
+ * from (unpacked from a pipe or archive: unpack.h): its identity is the
+ * image's, for the checks that no output replaces a source. */
+struct stat;
+int img_open_fd(struct img *img, const char *name, int fd,
+		const struct stat *origin, const struct img_open_opts *o);
 void img_free(struct img *img);
 
 /*

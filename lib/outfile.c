@@ -149,3 +149,21 @@ void img_outfile_abort(struct img_outfile *o)
 		/* the name is freed at exit; a handler must not call free() */
 	}
 }
+
+int img_outfile_anon(const char *dir)
+{
+	char *path;
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		return fd;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -errno;
+	if (asprintf(&path, "%s/imgtools-XXXXXX", dir) < 0)
+		return -ENOMEM;
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	free(path);
+	return fd >= 0 ? fd : -errno;
+}

@@ -45,4 +45,9 @@ int img_outfile_commit(struct img_outfile *o, int durable);
  * handler (only unlink and close are used). */
 void img_outfile_abort(struct img_outfile *o);
 
+/* A temporary file in dir with no name (O_TMPFILE, else named and removed
+ * at once): nothing is left to clean up, whatever happens. Returns the
+ * descriptor (read-write) or -errno. */
+int img_outfile_anon(const char *dir);
+
 #endif

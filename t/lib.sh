@@ -233,6 +233,12 @@ test_cmp() {
 	diff -u "$@"
 }
 
+# one_line FILE TEXT: FILE holds exactly the line TEXT.
+one_line() {
+	printf '%s\n' "$2" >one_line.expect &&
+	test_cmp one_line.expect "$1"
+}
+
 # test_line_count OP N FILE, e.g. test_line_count = 1 err
 test_line_count() {
 	test_lines_=$(wc -l <"$3")
