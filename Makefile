@@ -13,9 +13,12 @@
 # Knobs:
 #   V=1      show full command lines
 #   D=1      debug build: -O1 -g with AddressSanitizer and UBSan
+#   VERSION  what -V/--version prints (img-map (imgtools) VERSION); set here
+#            only, passed to the commands as IMG_VERSION
 #   PREFIX   install prefix (default /usr/local); DESTDIR for staging
 #   FUZZ_SECONDS  seconds per fuzz target (default 60); FUZZ_CC (clang)
 
+VERSION := 0.1
 PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
@@ -29,7 +32,8 @@ endif
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lz -lzstd -lnettle -lpopt -larchive) -lm
-ALL_CFLAGS = -std=gnu11 -pthread $(OPT) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Ilib $(PKG_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = -std=gnu11 -pthread $(OPT) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Ilib $(PKG_CFLAGS) \
+	-DIMG_VERSION='"$(VERSION)"' $(CFLAGS)
 ALL_LDFLAGS = $(OPT) -pthread $(LDFLAGS)
 
 ifneq ($(V),1)

@@ -11,6 +11,10 @@
 #include "cli.h"
 #include "opts.h"
 
+#ifndef IMG_VERSION
+#error "IMG_VERSION is not defined: the Makefile passes it (VERSION=...)"
+#endif
+
 const char *cli_prog = "img";
 const char *cli_format;
 const char *cli_key_file;
@@ -95,6 +99,30 @@ void cli_die(int code, const char *fmt, ...)
 	exit(code);
 }
 
+/* -V/--version, which every command takes: poptGetNextOpt answers
+ * VERSION_VAL, and cli_parse prints the version and exits at once, as
+ * popt does for --help. */
+enum { VERSION_VAL = 0x7656 };
+static struct poptOption version_options[] = {
+	{ "version", 'V', POPT_ARG_NONE, NULL, VERSION_VAL,
+	  "print the version and exit", NULL },
+	POPT_TABLEEND
+};
+
+/* The command's table, then the shared -V: with no heading of its own it
+ * is listed last in --help, under the command's "Help options:". */
+static struct poptOption all_options[] = {
+	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, NULL, 0, NULL, NULL },
+	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, version_options, 0, NULL, NULL },
+	POPT_TABLEEND
+};
+
+static void print_version(void)
+{
+	printf("%s (imgtools) %s\n", cli_prog, IMG_VERSION);
+	exit(EXIT_OK);
+}
+
 /* The context owns the positional arguments: freed only at exit. */
 static poptContext popt_ctx;
 static const char **parsed_args;
@@ -109,14 +137,17 @@ const char **cli_parse(int argc, const char **argv,
 		       const struct poptOption *opts, const char *args_help,
 		       int min, int max, int *nargs)
 {
-	poptContext ctx = poptGetContext(cli_prog, argc, argv, opts, 0);
+	poptContext ctx;
 	const char **args;
 	int rc, n = 0;
 
+	all_options[0].arg = (void *)opts;
+	ctx = poptGetContext(cli_prog, argc, argv, all_options, 0);
 	popt_ctx = ctx;
 	poptSetOtherOptionHelp(ctx, args_help);
 	while ((rc = poptGetNextOpt(ctx)) > 0)
-		;
+		if (rc == VERSION_VAL)
+			print_version();
 	/* Only now: --help and --usage free the context before exiting. */
 	atexit(free_popt);
 	if (rc < -1)

@@ -21,6 +21,8 @@ static struct poptOption options[] = {
 	POPT_TABLEEND
 };
 
+/* The members in any order: the writer prints them in qemu-img's
+ * (json_qemu_order). */
 static void json_info(struct json *j, const struct img *img)
 {
 	struct img_info in;
@@ -131,6 +133,96 @@ static void human_snapshots(const struct img_info *in)
 	}
 }
 
+/* One line "    key: value" of the format specific information, the
+ * key spelt with spaces as qemu-img spells it. */
+static void human_prop(const struct img_prop *p)
+{
+	char key[64];
+
+	snprintf(key, sizeof(key), "%s", p->key);
+	for (char *c = key; *c; c++)
+		if (*c == '-')
+			*c = ' ';
+	if (p->type == IMG_PROP_STR)
+		printf("    %s: %s\n", key, p->str);
+	else if (p->type == IMG_PROP_BOOL)
+		printf("    %s: %s\n", key, p->num ? "true" : "false");
+	else
+		printf("    %s: %" PRId64 "\n", key, p->num);
+}
+
+static void human_bitmaps(const struct img_info *in)
+{
+	printf("    bitmaps:\n");
+	for (int i = 0; i < in->nbitmaps; i++) {
+		const struct img_bitmap *bm = &in->bitmaps[i];
+		int k = 0;
+
+		printf("        [%d]:\n            flags:\n", i);
+		if (bm->in_use)
+			printf("                [%d]: in-use\n", k++);
+		if (bm->autom)
+			printf("                [%d]: auto\n", k++);
+		printf("            name: %s\n            granularity: %" PRIu32 "\n",
+		       bm->name, bm->granularity);
+	}
+}
+
+/* An entry of the format specific information: a property (index >= 0),
+ * the encryption or the bitmaps, in the order json_info writes them. */
+enum { FS_ENCRYPT = -1, FS_BITMAPS = -2 };
+struct fs_item {
+	unsigned rank;
+	int seq, index;
+};
+
+/* As json_qemu_order sorts: by rank, the later written first. */
+static int by_rank(const void *a, const void *b)
+{
+	const struct fs_item *x = a, *y = b;
+
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return y->seq - x->seq;
+}
+
+static void add_item(struct fs_item *item, int *n, const char *key, int index)
+{
+	item[*n] = (struct fs_item){ json_qemu_rank(key), *n, index };
+	(*n)++;
+}
+
+/*
+ * qemu-img prints the format specific information from the same hash
+ * table as the JSON "data" object, so in the same order: "bitmaps:" comes
+ * after "lazy refcounts", "encrypt:" after "data file".
+ */
+static void human_format_specific(const struct img_info *in)
+{
+	struct fs_item *item = calloc((size_t)in->nprops + 2, sizeof(*item));
+	int n = 0;
+
+	if (!item)
+		cli_die(EXIT_FAIL, "out of memory");
+	for (int i = 0; i < in->nprops; i++)
+		add_item(item, &n, in->props[i].key, i);
+	if (in->encryption)
+		add_item(item, &n, "encrypt", FS_ENCRYPT);
+	if (in->nbitmaps)
+		add_item(item, &n, "bitmaps", FS_BITMAPS);
+	qsort(item, (size_t)n, sizeof(*item), by_rank);
+	printf("Format specific information:\n");
+	for (int i = 0; i < n; i++) {
+		if (item[i].index == FS_ENCRYPT)
+			printf("    encrypt:\n        format: %s\n", in->encryption);
+		else if (item[i].index == FS_BITMAPS)
+			human_bitmaps(in);
+		else
+			human_prop(&in->props[item[i].index]);
+	}
+	free(item);
+}
+
 static void human_info(const struct img *img)
 {
 	struct img_info in;
@@ -157,41 +249,8 @@ static void human_info(const struct img *img)
 	}
 	if (in.nsnapshots)
 		human_snapshots(&in);
-	if (in.nprops) {
-		printf("Format specific information:\n");
-		for (int i = 0; i < in.nprops; i++) {
-			const struct img_prop *p = &in.props[i];
-			char key[64];
-			snprintf(key, sizeof(key), "%s", p->key);
-			for (char *c = key; *c; c++)
-				if (*c == '-')
-					*c = ' ';
-			if (p->type == IMG_PROP_STR)
-				printf("    %s: %s\n", key, p->str);
-			else if (p->type == IMG_PROP_BOOL)
-				printf("    %s: %s\n", key,
-				       p->num ? "true" : "false");
-			else
-				printf("    %s: %" PRId64 "\n", key, p->num);
-		}
-		if (in.encryption)
-			printf("    encrypt:\n        format: %s\n",
-			       in.encryption);
-		if (in.nbitmaps) {
-			printf("    bitmaps:\n");
-			for (int i = 0; i < in.nbitmaps; i++) {
-				const struct img_bitmap *bm = &in.bitmaps[i];
-				printf("        [%d]:\n            flags:\n", i);
-				int k = 0;
-				if (bm->in_use)
-					printf("                [%d]: in-use\n", k++);
-				if (bm->autom)
-					printf("                [%d]: auto\n", k++);
-				printf("            name: %s\n            granularity: %" PRIu32 "\n",
-				       bm->name, bm->granularity);
-			}
-		}
-	}
+	if (in.nprops)
+		human_format_specific(&in);
 }
 
 int main(int argc, const char **argv)
@@ -208,6 +267,7 @@ int main(int argc, const char **argv)
 	img = cli_open(args[0], CLI_METADATA_ONLY |
 			       (backing_chain ? 0 : CLI_NO_BACKING));
 	json_init(&j, stdout);
+	json_qemu_order(&j);
 	if (json && backing_chain)
 		json_array(&j, NULL);
 	for (struct img *l = img; l; l = backing_chain ? img_backing(l) : NULL) {
