@@ -245,6 +245,7 @@ void cli_refuse_stdin(const char *path)
 	if (!strcmp(path, "-"))
 		cli_die(EXIT_FAIL, "cannot read an image from standard input ('-'): %s works on an image file in place",
 			cli_prog);
+	cli_refuse_packed(path);
 }
 
 /* cli_die() exits with images still open: kept reachable from here, they

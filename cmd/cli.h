@@ -63,6 +63,10 @@ void cli_die_open(int code, const char *path, const struct img *img)
  * place (img-check, img-compact) refuses: die. */
 void cli_refuse_stdin(const char *path);
 
+/* A compressed file or an archive, which a command that works on a file
+ * in place cannot edit (and must not take for a raw disk): die. */
+void cli_refuse_packed(const char *path);
+
 /* --member NAME (cli_image_options): the member of an archive to read. */
 extern const char *cli_member;
 /* cli_source.c: if path is standard input ("-"), cannot seek, or is a

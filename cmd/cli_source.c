@@ -115,3 +115,22 @@ struct img *cli_open_source(struct img *img, const char *path,
 			 path, what, img_format(img), tmpdir);
 	return img;
 }
+
+void cli_refuse_packed(const char *path)
+{
+	uint8_t head[512];
+	const char *packed;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+
+	if (fd < 0)
+		return;         /* opening says why */
+	n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ?
+	    pread(fd, head, sizeof(head), 0) : 0;
+	close(fd);
+	packed = n > 0 ? img_packed_format(head, (size_t)n) : NULL;
+	if (packed)
+		cli_die(EXIT_FAIL, "cannot open '%s': %s data, not an image: %s works on an image file in place",
+			path, packed, cli_prog);
+}

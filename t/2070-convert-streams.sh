@@ -154,10 +154,12 @@ test_expect_success 'streamed outputs: through cat and gzip | gunzip, as the fil
 	test_line_count = 1 err
 '
 
-test_expect_success 'img-check and img-compact work on files: standard input is refused' '
+test_expect_success 'img-check and img-compact work on files: standard input and compressed files are refused' '
 	for c in img-check img-compact; do
 		test_expect_code 1 $c - <disk.qcow2 2>err &&
-		one_line err "$c: cannot read an image from standard input ('\''-'\''): $c works on an image file in place" ||
+		one_line err "$c: cannot read an image from standard input ('\''-'\''): $c works on an image file in place" &&
+		test_expect_code 1 $c disk.raw.xz 2>err &&
+		one_line err "$c: cannot open '\''disk.raw.xz'\'': xz data, not an image: $c works on an image file in place" ||
 		return 1
 	done
 '
