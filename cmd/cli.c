@@ -267,14 +267,12 @@ struct img *cli_open(const char *path, unsigned flags)
 
 	if (!img)
 		cli_die(EXIT_FAIL, "out of memory");
-	int unpacked;
-
 	opened[nopened++ % 8] = img;
 	if (cli_key_file) {
 		key = read_key(cli_key_file, &o.key_len);
 		o.key = key;
 	}
-	if (!cli_open_source(img, path, &o, &unpacked) &&
+	if (!cli_open_source(img, path, &o) &&
 	    img_open(img, path, &o) < 0)
 		cli_die_open(EXIT_FAIL, path, img);
 	free(key);

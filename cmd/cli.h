@@ -71,11 +71,11 @@ void cli_refuse_packed(const char *path);
 extern const char *cli_member;
 /* cli_source.c: if path is standard input ("-"), cannot seek, or is a
  * compressed file or an archive, unpack it into a temporary file, open
- * img from that (or die with one line), set *handled and return img;
- * else return NULL for an ordinary open. */
+ * img from that (or die with one line) and return img; else return NULL
+ * for an ordinary open. */
 struct img_open_opts;
 struct img *cli_open_source(struct img *img, const char *path,
-			    const struct img_open_opts *o, int *handled);
+			    const struct img_open_opts *o);
 
 /* Open an image with the shared options, or die with a one-line message
  * (cli_refuse_stdin first). */

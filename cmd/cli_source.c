@@ -69,7 +69,7 @@ static void describe(const struct img_unpacked *u, const struct stat *st,
 }
 
 struct img *cli_open_source(struct img *img, const char *path,
-			    const struct img_open_opts *o, int *handled)
+			    const struct img_open_opts *o)
 {
 	struct img_unpacked u;
 	const char *packed, *tmpdir = getenv("TMPDIR");
@@ -77,14 +77,12 @@ struct img *cli_open_source(struct img *img, const char *path,
 	char err[768], what[400];
 	int fd, ret;
 
-	*handled = 0;
 	classify(path, &fd, &st, &packed);
 	if (fd < 0 && cli_member)
 		cli_die(EXIT_FAIL, "cannot open '%s': --member is for archives, and this is not one",
 			path);
 	if (fd < 0 && !strcmp(path, "-")) {
 		/* standard input is a file: read it where it is */
-		*handled = 1;
 		fd = dup(STDIN_FILENO);
 		if (fd < 0 || img_open_fd(img, path, fd, NULL, o) < 0)
 			cli_die_open(EXIT_FAIL, path, img);
@@ -92,7 +90,6 @@ struct img *cli_open_source(struct img *img, const char *path,
 	}
 	if (fd < 0)
 		return NULL;
-	*handled = 1;
 	if (!tmpdir || !*tmpdir)
 		tmpdir = "/tmp";
 	if (isatty(fd))
