@@ -11,6 +11,16 @@
 
 const char *cli_member;
 
+/* The packing (compression or archive format) a regular file starts
+ * with, by its first bytes; NULL for anything else. */
+static const char *packing_of(int fd, const struct stat *st)
+{
+	uint8_t head[512];
+	ssize_t n = S_ISREG(st->st_mode) ? pread(fd, head, sizeof(head), 0) : 0;
+
+	return n > 0 ? img_packed_format(head, (size_t)n) : NULL;
+}
+
 /* Whether path must be unpacked: standard input ("-"), anything that
  * cannot seek, or a file that starts like a compressed stream or an
  * archive. Then its descriptor (*fd), identity (*st) and, for a packed
@@ -18,9 +28,6 @@ const char *cli_member;
 static void classify(const char *path, int *fd, struct stat *st,
 		     const char **packed)
 {
-	uint8_t head[512];
-	ssize_t n;
-
 	*packed = NULL;
 	/* A named FIFO is opened waiting for a writer, as cat does; anything
 	 * else without waiting (a device that would block is not ours). */
@@ -41,11 +48,9 @@ static void classify(const char *path, int *fd, struct stat *st,
 			fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK);
 		return;
 	}
-	n = pread(*fd, head, sizeof(head), 0);
-	if (n > 0 && (*packed = img_packed_format(head, (size_t)n)) != NULL &&
-	    lseek(*fd, 0, SEEK_SET) == 0)
+	*packed = packing_of(*fd, st);
+	if (*packed)
 		return;
-	*packed = NULL;
 plain:
 	close(*fd);
 	*fd = -1;
@@ -115,18 +120,15 @@ struct img *cli_open_source(struct img *img, const char *path,
 
 void cli_refuse_packed(const char *path)
 {
-	uint8_t head[512];
-	const char *packed;
-	ssize_t n;
+	const char *packed = NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 
 	if (fd < 0)
 		return;         /* opening says why */
-	n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ?
-	    pread(fd, head, sizeof(head), 0) : 0;
+	if (fstat(fd, &st) == 0)
+		packed = packing_of(fd, &st);
 	close(fd);
-	packed = n > 0 ? img_packed_format(head, (size_t)n) : NULL;
 	if (packed)
 		cli_die(EXIT_FAIL, "cannot open '%s': %s data, not an image: %s works on an image file in place",
 			path, packed, cli_prog);
