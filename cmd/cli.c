@@ -339,22 +339,28 @@ void cli_progress_setup(int p_flag, int quiet)
 /* One JSON progress line, at most four a second (and the last always:
  * cli_progress_end repeats it once the writes are done). */
 static uint64_t json_done, json_total;
+static int json_seen;
 
 static void progress_json(uint64_t done, uint64_t total, int force)
 {
+	char t[24] = "null";    /* total 0: not known (a stream) */
+
 	static double last = -1;
 	struct timespec ts;
-	double t;
+	double now;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	t = ts.tv_sec + ts.tv_nsec / 1e9;
+	now = ts.tv_sec + ts.tv_nsec / 1e9;
 	json_done = done;
 	json_total = total;
-	if (!force && done < total && last >= 0 && t - last < 0.25)
+	json_seen = 1;
+	if (!force && (done < total || !total) && last >= 0 && now - last < 0.25)
 		return;
-	last = t;
-	fprintf(stderr, "{\"done\": %llu, \"total\": %llu, \"bytes_written\": %llu}\n",
-		(unsigned long long)done, (unsigned long long)total,
+	last = now;
+	if (total || !done)
+		snprintf(t, sizeof(t), "%llu", (unsigned long long)total);
+	fprintf(stderr, "{\"done\": %llu, \"total\": %s, \"bytes_written\": %llu}\n",
+		(unsigned long long)done, t,
 		(unsigned long long)img_bytes_written());
 	fflush(stderr);
 }
@@ -362,12 +368,28 @@ static void progress_json(uint64_t done, uint64_t total, int force)
 void cli_progress(uint64_t done, uint64_t total, void *arg)
 {
 	static int last = -1;
+	static uint64_t last_mib = UINT64_MAX;
 	int pct = total ? (int)(done * 100 / total) : 100;
 
+	(void)arg;
 	cli_progress_note(done, total);
 	if (cli_show_progress == CLI_PROGRESS_JSON)
 		progress_json(done, total, 0);
-	if (cli_show_progress != CLI_PROGRESS_HUMAN || pct == last)
+	if (cli_show_progress != CLI_PROGRESS_HUMAN)
+		return;
+	if (!total && done) {
+		/* a stream, whose length is known at its end: bytes so far */
+		char h[32];
+
+		if (done >> 20 == last_mib)
+			return;
+		last_mib = done >> 20;
+		progress_shown = 1;
+		fprintf(stderr, "\r    (%s)   ", cli_human_size(done, h, sizeof(h)));
+		fflush(stderr);
+		return;
+	}
+	if (pct == last)
 		return;
 	last = pct;
 	progress_shown = 1;
@@ -377,7 +399,7 @@ void cli_progress(uint64_t done, uint64_t total, void *arg)
 
 void cli_progress_end(void)
 {
-	if (cli_show_progress == CLI_PROGRESS_JSON && json_total)
+	if (cli_show_progress == CLI_PROGRESS_JSON && json_seen)
 		progress_json(json_done, json_total, 1);
 	if (progress_shown) {
 		fputc('\n', stderr);

@@ -76,6 +76,15 @@ extern const char *cli_member;
 struct img_open_opts;
 struct img *cli_open_source(struct img *img, const char *path,
 			    const struct img_open_opts *o);
+/* For img-convert, which converts a raw disk as it comes: if path is
+ * such a source holding a raw disk (-f raw, or no image format in its
+ * first bytes), and not an archive whose member is to be chosen, the
+ * stream, open; *st is the file it comes from. Else NULL: cli_open then opens path, taking over
+ * a stream opened here. cli_close_stream closes it. */
+struct img_stream;
+struct stat;
+struct img_stream *cli_open_raw_stream(const char *path, struct stat *st);
+void cli_close_stream(void);
 
 /* Open an image with the shared options, or die with a one-line message
  * (cli_refuse_stdin first). */

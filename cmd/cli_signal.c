@@ -75,6 +75,10 @@ static void on_usr1(int sig)
 		n = put_str(line, n, cap, " bytes (");
 		n = put_num(line, n, cap, done * 100 / total);
 		n = put_str(line, n, cap, "%)");
+	} else if (done) {
+		/* a stream: its length is known at its end */
+		n = put_num(line, n, cap, done);
+		n = put_str(line, n, cap, " bytes");
 	} else {
 		n = put_str(line, n, cap, "working, no progress to report yet");
 	}

@@ -1,4 +1,4 @@
-/* cli_source.c: sources that are not seekable image files (standard input, pipes, FIFOs, compressed files, archives), unpacked into a temporary file before they are opened. */
+/* cli_source.c: sources that are not seekable image files (standard input, pipes, FIFOs, compressed files, archives): read as they come, or unpacked into a temporary file first. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "stream.h"
 #include "unpack.h"
 
 const char *cli_member;
@@ -56,66 +57,137 @@ plain:
 	*fd = -1;
 }
 
-/* A short description of what was unpacked: "xz-compressed", "tar
- * member 'disk.img'", "a pipe". */
-static void describe(const struct img_unpacked *u, const struct stat *st,
-		     char *buf, size_t len)
+/* A stream being read: one per process (a command has one source). */
+static struct {
+	const char *path;       /* NULL: none open */
+	struct img_stream *s;
+	int fd;
+	struct stat st;         /* the file it comes from */
+	char what[400];         /* "xz-compressed", "tar member 'a.img'" */
+} cur;
+
+/* A short description of what is read: "xz-compressed", "tar member
+ * 'disk.img'", "a pipe". */
+static void describe(const struct img_stream *s, const char *member,
+		     const struct stat *st, char *buf, size_t len)
 {
-	if (*u->format && *u->filter && strcmp(u->filter, "none"))
-		snprintf(buf, len, "%s member '%s' (%s-compressed)", u->format,
-			 u->member, u->filter);
-	else if (*u->format)
-		snprintf(buf, len, "%s member '%s'", u->format, u->member);
-	else if (*u->filter)
-		snprintf(buf, len, "%s-compressed", u->filter);
+	const char *filter = img_stream_filter(s), *format = img_stream_format(s);
+
+	if (*format && *filter && strcmp(filter, "none"))
+		snprintf(buf, len, "%s member '%s' (%s-compressed)", format,
+			 member, filter);
+	else if (*format)
+		snprintf(buf, len, "%s member '%s'", format, member);
+	else if (*filter)
+		snprintf(buf, len, "%s-compressed", filter);
 	else
 		snprintf(buf, len, "%s", S_ISFIFO(st->st_mode) ? "a pipe" :
 			 S_ISSOCK(st->st_mode) ? "a socket" : "a stream");
 }
 
-struct img *cli_open_source(struct img *img, const char *path,
-			    const struct img_open_opts *o)
+void cli_close_stream(void)
 {
-	struct img_unpacked u;
-	const char *packed, *tmpdir = getenv("TMPDIR");
-	struct stat st;
-	char err[768], what[400];
+	if (!cur.path)
+		return;
+	img_stream_close(cur.s);
+	close(cur.fd);
+	cur.path = NULL;
+}
+
+/* Open path as a stream (cur), or return 0 if it is an ordinary file. */
+static int open_stream(const char *path)
+{
+	char err[768];
+	const char *packed;
 	int fd, ret;
 
-	classify(path, &fd, &st, &packed);
+	if (cur.path && !strcmp(cur.path, path))
+		return 1;       /* cli_open_raw_stream opened it */
+	cli_close_stream();
+	classify(path, &fd, &cur.st, &packed);
 	if (fd < 0 && cli_member)
 		cli_die(EXIT_FAIL, "cannot open '%s': --member is for archives, and this is not one",
 			path);
-	if (fd < 0 && !strcmp(path, "-")) {
+	if (fd < 0)
+		return 0;
+	if (isatty(fd))
+		cli_die(EXIT_FAIL, "cannot read an image from a terminal ('%s')",
+			path);
+	ret = img_stream_open(fd, cli_member, &cur.s, err, sizeof(err));
+	if (ret < 0)
+		cli_die(EXIT_FAIL, "cannot read '%s': %s", path, err);
+	if (cli_member && !*img_stream_format(cur.s))
+		cli_die(EXIT_FAIL, "cannot open '%s': --member is for archives, and this is not one",
+			path);
+	cur.path = path;
+	cur.fd = fd;
+	describe(cur.s, img_stream_member(cur.s), &cur.st, cur.what,
+		 sizeof(cur.what));
+	return 1;
+}
+
+/* The stream in cur into a temporary file, opened as img. */
+static struct img *spool(struct img *img, const char *path,
+			 const struct img_open_opts *o)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	struct img_unpacked u;
+	char err[768];
+
+	if (!tmpdir || !*tmpdir)
+		tmpdir = "/tmp";
+	if (img_unpack_stream(cur.s, tmpdir, &u, err, sizeof(err)) < 0)
+		cli_die(EXIT_FAIL, "cannot read '%s': %s", path, err);
+	/* the member chosen on the way is known only now */
+	describe(cur.s, u.member, &cur.st, cur.what, sizeof(cur.what));
+	cli_close_stream();
+	if (img_open_fd(img, path, u.fd, &cur.st, o) < 0)
+		cli_die(EXIT_FAIL, "cannot open '%s' (%s): %s", path, cur.what,
+			img_errmsg(img));
+	/* An image file needs random access, which only the copy gives. */
+	if (strcmp(img_format(img), "raw"))
+		cli_warn("'%s' (%s) holds a %s image: read through a temporary file in %s",
+			 path, cur.what, img_format(img), tmpdir);
+	return img;
+}
+
+struct img *cli_open_source(struct img *img, const char *path,
+			    const struct img_open_opts *o)
+{
+	if (!open_stream(path)) {
+		int fd;
+
+		if (strcmp(path, "-"))
+			return NULL;
 		/* standard input is a file: read it where it is */
 		fd = dup(STDIN_FILENO);
 		if (fd < 0 || img_open_fd(img, path, fd, NULL, o) < 0)
 			cli_die_open(EXIT_FAIL, path, img);
 		return img;
 	}
-	if (fd < 0)
+	return spool(img, path, o);
+}
+
+struct img_stream *cli_open_raw_stream(const char *path, struct stat *st)
+{
+	uint8_t head[64 << 10];
+	const char *fmt;
+	long n;
+
+	if (!open_stream(path))
 		return NULL;
-	if (!tmpdir || !*tmpdir)
-		tmpdir = "/tmp";
-	if (isatty(fd))
-		cli_die(EXIT_FAIL, "cannot read an image from a terminal ('%s')",
-			path);
-	ret = img_unpack(fd, cli_member, tmpdir, &u, err, sizeof(err));
-	close(fd);
-	if (ret < 0)
-		cli_die(EXIT_FAIL, "cannot read '%s': %s", path, err);
-	if (cli_member && !*u.format)
-		cli_die(EXIT_FAIL, "cannot open '%s': --member is for archives, and this is not one",
-			path);
-	describe(&u, &st, what, sizeof(what));
-	if (img_open_fd(img, path, u.fd, &st, o) < 0)
-		cli_die(EXIT_FAIL, "cannot open '%s' (%s): %s", path, what,
-			img_errmsg(img));
-	/* An image file needs random access, which only the copy gives. */
-	if (strcmp(img_format(img), "raw"))
-		cli_warn("'%s' (%s) holds a %s image: read through a temporary file in %s",
-			 path, what, img_format(img), tmpdir);
-	return img;
+	if (img_stream_must_choose(cur.s))
+		return NULL;    /* which member is known only at the end */
+	n = img_stream_peek(cur.s, head, sizeof(head));
+	if (n < 0)
+		cli_die(EXIT_FAIL, "cannot read '%s' (%s): %s", path, cur.what,
+			img_stream_error(cur.s));
+	fmt = cli_format ? cli_format :
+	      img_probe_format(path, head, (size_t)n);
+	if (!fmt || strcmp(fmt, "raw"))
+		return NULL;
+	*st = cur.st;
+	return cur.s;
 }
 
 void cli_refuse_packed(const char *path)

@@ -14,6 +14,8 @@
 #include "lock.h"
 #include "opts.h"
 #include "outfile.h"
+#include "stream.h"
+#include "unpack.h"
 
 static const char *out_format = "raw";
 static const char **options;   /* every -o, in order */
@@ -195,31 +197,56 @@ static struct img *open_target_backing(const char *dst)
 	return b;
 }
 
-/* Copy src into the opened target (named dst for messages), then close it. */
-static void fill_target(struct img *src, struct img *target, const char *dst,
-			struct img_convert_opts *co)
-{
-	int ret = img_convert(src, target, co);
+/* What is converted: an image, or a raw disk read as it comes. */
+struct source {
+	struct img *img;
+	struct img_stream *stream;
+	const char *name;
+};
 
+/* The size to create the target with: the source's, or for a stream
+ * one the format shrinks from once the stream has ended. */
+static void set_target_size(struct img_opts *o, const struct source *src)
+{
+	char num[32];
+	uint64_t size = src->img ? img_size(src->img) :
+			img_create_stream_size(out_format, o);
+
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)size);
+	set_option(o, "size", num);
+}
+
+/* Copy src into the opened target (named dst for messages), then close it. */
+static void fill_target(const struct source *src, struct img *target,
+			const char *dst, struct img_convert_opts *co)
+{
+	uint64_t size;
+	int ret = src->img ? img_convert(src->img, target, co) :
+		  img_convert_stream(src->stream, src->name, target, co, &size);
+
+	if (ret == 0 && src->stream && co->progress)
+		co->progress(size, size, NULL);    /* the length, known now */
 	cli_progress_end();
 	if (co->in_place)
 		check_interrupted(ret, dst);
+	if (ret < 0 && src->stream && img_stream_failed(src->stream))
+		cli_die(EXIT_FAIL, "cannot read '%s': %s", src->name,
+			img_stream_error(src->stream));
 	if (ret < 0)
 		cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s",
-			img_path(src), dst, img_errmsg(target));
+			src->name, dst, img_errmsg(target));
 	img_free(target);
 }
 
 /* A new image of out_format as big as src, then filled by the format
  * writer under a temporary name. */
-static void convert_to_new(struct img *src, const char *dst,
+static void convert_to_new(const struct source *src, const char *dst,
 			   struct img_convert_opts *co)
 {
 	struct img_opts o;
 	struct img *created = img_new(), *target = img_new();
 	struct img_open_opts wo = { .format = out_format, .writable = 1,
 				    .no_backing = 1 };
-	char num[32];
 
 	if (!created || !target)
 		cli_die(EXIT_FAIL, "out of memory");
@@ -228,8 +255,7 @@ static void convert_to_new(struct img *src, const char *dst,
 		set_option(&o, "backing_file", backing);
 		set_option(&o, "backing_fmt", img_format(co->target_backing));
 	}
-	snprintf(num, sizeof(num), "%llu", (unsigned long long)img_size(src));
-	set_option(&o, "size", num);
+	set_target_size(&o, src);
 	start_output(dst);
 	if (img_create_fd(created, dst, out.fd, out_format, &o, 0) < 0)
 		cli_die(EXIT_FAIL, "cannot create '%s': %s", dst,
@@ -279,7 +305,7 @@ static void send_file(int fd, int to, const char *dst)
  * can only know once all is seen), then sent in file order: the stream is
  * byte for byte the file a regular DST would get.
  */
-static void convert_to_stream(struct img *src, const char *dst,
+static void convert_to_stream(const struct source *src, const char *dst,
 			      struct img_convert_opts *co)
 {
 	const char *tmpdir = getenv("TMPDIR");
@@ -288,7 +314,6 @@ static void convert_to_stream(struct img *src, const char *dst,
 				    .no_backing = 1 };
 	struct img *created = img_new(), *target = img_new();
 	struct img_opts o;
-	char num[32];
 	int fd, tmp, tfd;
 
 	if (!created || !target)
@@ -305,8 +330,7 @@ static void convert_to_stream(struct img *src, const char *dst,
 		cli_die(EXIT_FAIL, "cannot make a temporary file in '%s': %s",
 			tmpdir && *tmpdir ? tmpdir : "/tmp", strerror(-tmp));
 	parse_create_options(&o);
-	snprintf(num, sizeof(num), "%llu", (unsigned long long)img_size(src));
-	set_option(&o, "size", num);
+	set_target_size(&o, src);
 	if (img_create_fd(created, name, tmp, out_format, &o, 0) < 0)
 		cli_die(EXIT_FAIL, "cannot create '%s': %s", name,
 			img_errmsg(created));
@@ -324,7 +348,7 @@ static void convert_to_stream(struct img *src, const char *dst,
 }
 
 /* -n: write into the existing image dst, which must be as big. */
-static void convert_in_place(struct img *src, const char *dst,
+static void convert_in_place(const struct source *src, const char *dst,
 			     struct img_convert_opts *co)
 {
 	struct img_open_opts wo = { .format = out_format, .writable = 1,
@@ -371,10 +395,30 @@ static int is_block_device(int fd)
 	return fstat(fd, &st) == 0 && S_ISBLK(st.st_mode);
 }
 
+/* A raw disk read as it comes, into fd: a new file (sparse) or a pipe,
+ * FIFO or device (every byte, in order). */
+static void stream_to_raw(const struct source *src, int fd, int sparse,
+			  const char *dst, struct img_convert_opts *co)
+{
+	char err[768] = "";
+	uint64_t size;
+
+	if (img_unpack_to(src->stream, fd, sparse, co->progress, NULL, &size,
+			  err, sizeof(err)) < 0 && img_stream_failed(src->stream))
+		cli_die(EXIT_FAIL, "cannot read '%s': %s", src->name,
+			img_stream_error(src->stream));
+	else if (*err)
+		cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s", src->name,
+			strcmp(dst, "-") ? dst : "standard output", err);
+	if (co->progress)
+		co->progress(size, size, NULL);    /* the length, known now */
+	cli_progress_end();
+}
+
 /* raw: bytes to a new file, an existing file or device (-n), or stdout. */
 
-static void convert_to_raw(struct img *src, const char *dst, int kind,
-			   struct img_convert_opts *co)
+static void convert_to_raw(const struct source *src, const char *dst,
+			   int kind, struct img_convert_opts *co)
 {
 	const char *prealloc;
 	struct img_opts o;
@@ -410,13 +454,18 @@ static void convert_to_raw(struct img *src, const char *dst, int kind,
 		fd = out.fd;
 	}
 	img_opts_free(&o);
-	ret = img_export_raw(src, fd, co);
-	cli_progress_end();
-	if (no_create)
-		check_interrupted(ret, dst);
-	if (ret < 0)
-		cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s", img_path(src),
-			strcmp(dst, "-") ? dst : "standard output", img_errmsg(src));
+	if (src->stream) {
+		stream_to_raw(src, fd, out.fd >= 0 && co->zero_gran, dst, co);
+	} else {
+		ret = img_export_raw(src->img, fd, co);
+		cli_progress_end();
+		if (no_create)
+			check_interrupted(ret, dst);
+		if (ret < 0)
+			cli_die(EXIT_FAIL, "cannot convert '%s' to '%s': %s",
+				src->name, strcmp(dst, "-") ? dst : "standard output",
+				img_errmsg(src->img));
+	}
 	if (out.fd >= 0)
 		commit_output(dst);
 	else if (fd != STDOUT_FILENO &&
@@ -430,7 +479,8 @@ static void convert_to_raw(struct img *src, const char *dst, int kind,
  * the files the source depends on, nor (with -B) any file of the new
  * backing chain. Asked before any output is created or written.
  */
-static void refuse_protected(struct img *src, struct img *tb, const char *dst)
+static void refuse_protected(struct img *src, const struct stat *from,
+			     struct img *tb, const char *dst)
 {
 	struct stat st;
 	const char *role;
@@ -438,7 +488,11 @@ static void refuse_protected(struct img *src, struct img *tb, const char *dst)
 
 	if (!strcmp(dst, "-") ? fstat(STDOUT_FILENO, &st) < 0 : stat(dst, &st) < 0)
 		return;         /* nothing there yet, or opening says why */
-	if (img_depends_on(src, st.st_dev, st.st_ino, &role) >= 0) {
+	if (from && S_ISREG(from->st_mode) && from->st_dev == st.st_dev &&
+	    from->st_ino == st.st_ino)
+		cli_die(EXIT_FAIL, "'%s' is the source: refusing to overwrite it",
+			dst);
+	if (src && img_depends_on(src, st.st_dev, st.st_ino, &role) >= 0) {
 		if (!strcmp(role, "the image itself"))
 			cli_die(EXIT_FAIL, "'%s' is the source: refusing to overwrite it",
 				dst);
@@ -613,47 +667,75 @@ int main(int argc, const char **argv)
 	return convert_one(args[0], args[1], &co);
 }
 
+/* Whether a raw disk arriving on a stream can be converted as it comes
+ * (else it is unpacked into a temporary file first, then converted):
+ * not into an existing image (-n), and into a format that can make an
+ * image before knowing its size. */
+static int can_stream(void)
+{
+	struct img_opts o;
+	int yes;
+
+	if (no_create)
+		return 0;
+	parse_create_options(&o);
+	if (!strcmp(out_format, "raw"))
+		yes = !strcmp(img_opt_str(&o, "preallocation"), "off");
+	else
+		yes = img_create_stream_size(out_format, &o) > 0;
+	img_opts_free(&o);
+	return yes;
+}
+
 /* SRC to DST: the whole job of one conversion; dies on failure, returns
  * EXIT_OK or EXIT_SALVAGED. */
 static int convert_one(const char *src_path, const char *dst,
 		       struct img_convert_opts *co)
 {
 	struct salvage_tally tally = { 0 };
-	struct img *src;
+	struct source src = { .name = src_path };
+	struct stat from;
 	int kind;
 
 	kind = output_kind(dst);
-	src = cli_open(src_path, CLI_NO_WRITERS);
+	src.stream = can_stream() ? cli_open_raw_stream(src_path, &from) :
+		     NULL;
+	if (!src.stream) {
+		src.img = cli_open(src_path, CLI_NO_WRITERS);
+		src.name = img_path(src.img);
+	}
 	if (salvage) {
-		tally.src = img_path(src);
+		tally.src = src.name;
 		co->salvaged = report_salvaged;
 		co->salvaged_arg = &tally;
 	}
 	if (backing)
 		co->target_backing = open_target_backing(dst);
-	refuse_protected(src, co->target_backing, dst);
+	refuse_protected(src.img, src.stream ? &from : NULL,
+			 co->target_backing, dst);
 	if (no_create) {
 		/* in place: a signal stops the copy at a safe point */
 		cli_signals_defer();
 		co->cancel = &cli_cancel;
 	}
 	if (!strcmp(out_format, "raw"))
-		convert_to_raw(src, dst, kind, co);
+		convert_to_raw(&src, dst, kind, co);
 	else if (kind == IMG_OUT_SPECIAL && !no_create)
-		convert_to_stream(src, dst, co);
+		convert_to_stream(&src, dst, co);
 	else if (no_create)
-		convert_in_place(src, dst, co);
+		convert_in_place(&src, dst, co);
 	else
-		convert_to_new(src, dst, co);
+		convert_to_new(&src, dst, co);
 	img_free(co->target_backing);
+	cli_close_stream();
 	if (tally.ranges) {
 		cli_warn("'%s' converted with %llu unreadable range%s (%llu bytes) written as zeros",
 			 tally.src, (unsigned long long)tally.ranges,
 			 tally.ranges == 1 ? "" : "s",
 			 (unsigned long long)tally.bytes);
-		img_free(src);
+		img_free(src.img);
 		return EXIT_SALVAGED;
 	}
-	img_free(src);
+	img_free(src.img);
 	return EXIT_OK;
 }

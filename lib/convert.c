@@ -6,6 +6,7 @@
 #include "copy.h"
 #include "imgint.h"
 #include "pipeline.h"
+#include "stream.h"
 #include "writer.h"
 
 #define CHUNK (2u << 20)
@@ -58,6 +59,12 @@ struct conv {
 	struct img_salvage salvage;
 	int copy_ok;            /* clusters may be copied file to file */
 	struct img_copier copier;
+	/* A stream source (img_convert_stream): read in order through cur;
+	 * src is then a stand-in holding its name and errors, and the
+	 * length is known at the end (stream_size). */
+	struct img_stream_cursor *cur;
+	uint64_t stream_size;
+	int too_long;           /* the stream outgrew the target */
 };
 
 static size_t aux_size(const struct conv *c)
@@ -239,6 +246,34 @@ static int probe(struct conv *c, struct plan *p, uint64_t i, uint64_t g,
 	return 0;
 }
 
+/* A stream's next chunk at off: as many bytes as it still has, up to
+ * len (*len shrinks at its end), each cluster stored data. */
+static int gather_stream(struct conv *c, uint64_t off, uint64_t *len,
+			 uint8_t *buf, struct plan *p)
+{
+	size_t got;
+	int ret = img_stream_read(c->cur, off, buf, (size_t)*len, &got);
+
+	if (ret < 0)
+		return img_error(c->src, ret, "%s", img_stream_error(c->cur->s));
+	if (got < *len) {
+		c->stream_size = off + got;
+		*len = got;
+	}
+	if (off + got > c->dst->size) {
+		c->too_long = 1;
+		return img_error(c->dst, -EFBIG,
+				 "the stream is longer than %llu bytes, the most a %s image with %llu-byte clusters takes from a stream (a larger cluster_size takes more)",
+				 (unsigned long long)c->dst->size,
+				 c->dst->drv->name, (unsigned long long)c->cs);
+	}
+	p->ncl = (got + c->cs - 1) / c->cs;
+	memset(buf + got, 0, (size_t)(p->ncl * c->cs - got));
+	memset(p->src, SRC_DATA, p->ncl);
+	memset(p->from, 0, p->ncl * sizeof(*p->from));
+	return 0;
+}
+
 /* Decide what each cluster of the slot becomes. */
 static int decide(struct conv *c, uint64_t off, uint8_t *buf, struct plan *p)
 {
@@ -369,7 +404,7 @@ static int setup(struct conv *c)
 		return img_error(dst, IMG_E_UNSUPPORTED,
 				 "the %s format does not support compression",
 				 dst->drv->name);
-	if (dst->size < c->src->size)
+	if (!c->cur && dst->size < c->src->size)
 		return img_error(dst, -EINVAL,
 				 "target is smaller than the source (%llu < %llu bytes)",
 				 (unsigned long long)dst->size,
@@ -377,12 +412,13 @@ static int setup(struct conv *c)
 	c->chunk = c->cs > CHUNK ? c->cs : CHUNK;
 	c->maxcl = c->chunk / c->cs;
 	c->tb = c->o->target_backing;
-	c->tb_depth = c->tb ? img_chain_find(c->src, c->tb->dev, c->tb->ino) : -1;
+	c->tb_depth = c->tb && !c->cur ?
+		      img_chain_find(c->src, c->tb->dev, c->tb->ino) : -1;
 	/* Compressing, comparing with a backing file outside the chain and
 	 * salvaging all need the bytes in hand. */
 	c->copy_ok = c->o->copy_mode != IMG_COPY_READ_WRITE &&
 		     !c->o->compress && !(c->tb && c->tb_depth < 0) &&
-		     !c->o->salvaged;
+		     !c->o->salvaged && !c->cur;
 	c->copier.mode = c->o->copy_mode;
 	if (c->tb) {
 		c->tbuf = malloc(c->cs);
@@ -408,6 +444,13 @@ static void skip_unwritten(struct conv *c, uint64_t off, uint64_t *next)
 	if (!o->zero_gran || (o->in_place && !o->target_is_zero) ||
 	    (c->tb && c->tb_depth < 0))
 		return;
+	if (c->cur) {
+		/* a stream: over its holes (sparse tar members) */
+		if (img_stream_data_after(c->cur, off, &pos) == 0 &&
+		    pos / c->chunk * c->chunk > off)
+			*next = pos / c->chunk * c->chunk;
+		return;
+	}
 	while (pos < size) {
 		struct img_extent e;
 		struct img *l;
@@ -433,7 +476,8 @@ static void skip_unwritten(struct conv *c, uint64_t off, uint64_t *next)
 /* Fill and hand over one slot per chunk of the source; 1 if cancelled. */
 static int produce(struct conv *c, struct img_pipeline *pipe)
 {
-	uint64_t size = c->src->size, off = 0;
+	uint64_t size = c->cur ? UINT64_MAX : c->src->size, off = 0;
+	uint64_t total = c->cur ? 0 : size;     /* 0: not known */
 
 	while (off < size) {
 		struct img_pipe_slot *slot;
@@ -449,7 +493,7 @@ static int produce(struct conv *c, struct img_pipeline *pipe)
 		if (next > off) {
 			off = next;
 			if (c->o->progress)
-				c->o->progress(off, size, c->o->progress_arg);
+				c->o->progress(off, total, c->o->progress_arg);
 			continue;
 		}
 		len = img_min_u64(c->chunk, size - off);
@@ -459,8 +503,14 @@ static int produce(struct conv *c, struct img_pipeline *pipe)
 		p = slot_plan(c, slot);
 		p->ncl = (len + c->cs - 1) / c->cs;
 		slot->off = off;
+		if (c->cur) {
+			ret = gather_stream(c, off, &len, slot->buf, p);
+			if (c->stream_size != UINT64_MAX)
+				size = c->stream_size;
+		} else {
+			ret = gather(c, off, len, slot->buf, p);
+		}
 		slot->len = len;
-		ret = gather(c, off, len, slot->buf, p);
 		if (ret == 0)
 			ret = decide(c, off, slot->buf, p);
 		if (ret < 0)
@@ -470,36 +520,53 @@ static int produce(struct conv *c, struct img_pipeline *pipe)
 		img_pipeline_put(pipe);
 		off += len;
 		if (c->o->progress)
-			c->o->progress(off, size, c->o->progress_arg);
+			c->o->progress(off, total, c->o->progress_arg);
 	}
 	return 0;
 }
 
-int img_convert(struct img *src, struct img *dst,
-		const struct img_convert_opts *o)
+/* A stream has ended: the target's size becomes the stream's length
+ * (in whole sectors, as for any image made), below the provisional size
+ * it was created with. */
+static int settle_size(struct conv *c)
 {
-	struct conv c = { .src = src, .dst = dst, .o = o };
+	uint64_t size = (c->stream_size + 511) / 512 * 512;
+
+	if (size == c->dst->size)
+		return 0;
+	if (!c->w->set_size)
+		return img_error(c->dst, IMG_E_UNSUPPORTED,
+				 "%s images cannot be written from a stream",
+				 c->dst->drv->name);
+	return c->w->set_size(c->dst, size);
+}
+
+/* The conversion c describes, from the writer's begin to its finish. */
+static int run(struct conv *c)
+{
+	struct img *src = c->src, *dst = c->dst;
+	const struct img_convert_opts *o = c->o;
 	struct img_pipeline *pipe;
 	int ret, werr, cancelled;
 
-	img_salvage_init(&c.salvage, o);
-	ret = setup(&c);
+	img_salvage_init(&c->salvage, o);
+	ret = setup(c);
 	dst->write_in_place = o->in_place;
 	if (ret == 0)
-		ret = c.w->begin(dst);
+		ret = c->w->begin(dst);
 	if (ret < 0) {
-		free(c.tbuf);
+		free(c->tbuf);
 		return ret;
 	}
-	ret = img_pipeline_start(&pipe, c.chunk > CHUNK ? 2 : NSLOTS, c.chunk,
-				 aux_size(&c), write_slot, &c);
+	ret = img_pipeline_start(&pipe, c->chunk > CHUNK ? 2 : NSLOTS, c->chunk,
+				 aux_size(c), write_slot, c);
 	if (ret < 0) {
-		free(c.tbuf);
+		free(c->tbuf);
 		return img_error(dst, ret, "cannot start writer: %s",
 				 img_strerror(ret));
 	}
-	ret = produce(&c, pipe);
-	img_salvage_flush(&c.salvage);
+	ret = produce(c, pipe);
+	img_salvage_flush(&c->salvage);
 	cancelled = ret == 1;
 	if (cancelled)
 		ret = 0;
@@ -509,16 +576,48 @@ int img_convert(struct img *src, struct img *dst,
 		 * settled (tables written, the in-place mark cleared), so
 		 * that the target is left as usable as it was. */
 		if (werr == 0)
-			c.w->finish(dst);
-		img_error(dst, ret, "cannot read '%s': %s", src->path,
-			  img_errmsg(src));
+			c->w->finish(dst);
+		if (!c->too_long)
+			img_error(dst, ret, "cannot read '%s': %s", src->path,
+				  img_errmsg(src));
 	}
 	if (ret == 0 && werr < 0)
 		ret = werr;
+	if (ret == 0 && c->cur)
+		ret = settle_size(c);
 	if (ret == 0)
-		ret = c.w->finish(dst);
+		ret = c->w->finish(dst);
 	if (ret == 0 && cancelled)
 		ret = img_cancel_point(dst, o->cancel);
-	free(c.tbuf);
+	free(c->tbuf);
+	return ret;
+}
+
+int img_convert(struct img *src, struct img *dst,
+		const struct img_convert_opts *o)
+{
+	struct conv c = { .src = src, .dst = dst, .o = o };
+
+	return run(&c);
+}
+
+int img_convert_stream(struct img_stream *s, const char *name,
+		       struct img *dst, const struct img_convert_opts *o,
+		       uint64_t *size)
+{
+	struct img_stream_cursor cur = { .s = s };
+	struct conv c = { .dst = dst, .o = o, .cur = &cur,
+			  .stream_size = UINT64_MAX };
+	int ret;
+
+	/* a stand-in source: the stream's name and its errors */
+	c.src = img_new();
+	if (!c.src || !(c.src->path = strdup(name))) {
+		img_free(c.src);
+		return img_error(dst, -ENOMEM, "out of memory");
+	}
+	ret = run(&c);
+	*size = c.stream_size;
+	img_free(c.src);
 	return ret;
 }

@@ -9,12 +9,23 @@
 #include "imgint.h"
 #include "opts.h"
 #include "outfile.h"
+#include "qcow2.h"
+#include "qed.h"
 
 const struct img_opt_desc *img_create_options(const char *fmt)
 {
 	const struct img_driver *drv = img_driver_by_name(fmt);
 
 	return drv && drv->create ? drv->create_opts : NULL;
+}
+
+uint64_t img_create_stream_size(const char *fmt, const struct img_opts *o)
+{
+	if (!strcmp(fmt, "qed"))
+		return img_qed_stream_size(o);
+	if (!strcmp(fmt, "qcow2"))
+		return img_qcow2_stream_size(o);
+	return 0;
 }
 
 /* The new image must not replace a file its own backing chain needs

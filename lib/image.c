@@ -130,12 +130,41 @@ static const char *foreign_format(const char *name, const uint8_t *b,
 	return NULL;
 }
 
+/* The driver whose probe scores highest on head, else raw. */
+static const struct img_driver *best_driver(const uint8_t *head, size_t n,
+					    int *score)
+{
+	const struct img_driver *drv = &img_raw_driver;
+
+	*score = 0;
+	for (size_t i = 0; i < NDRIVERS; i++) {
+		int sc = drivers[i] && drivers[i]->probe
+				 ? drivers[i]->probe(head, n) : 0;
+		if (sc > *score) {
+			*score = sc;
+			drv = drivers[i];
+		}
+	}
+	return drv;
+}
+
+const char *img_probe_format(const char *name, const uint8_t *head,
+			     size_t len)
+{
+	int score;
+	const struct img_driver *drv = best_driver(head, len, &score);
+
+	if (score <= 1 && foreign_format(name, head, len))
+		return NULL;
+	return drv->name;
+}
+
 static int pick_driver(struct img *img, const char *format)
 {
 	uint8_t head[512];
 	const char *other;
 	ssize_t n;
-	int best = 0;
+	int best;
 
 	if (format) {
 		img->drv = img_driver_by_name(format);
@@ -148,15 +177,7 @@ static int pick_driver(struct img *img, const char *format)
 	if (n < 0)
 		return img_error(img, (int)n, "cannot read header: %s",
 				 img_strerror((int)n));
-	img->drv = &img_raw_driver;
-	for (size_t i = 0; i < NDRIVERS; i++) {
-		int score = drivers[i] && drivers[i]->probe
-				    ? drivers[i]->probe(head, (size_t)n) : 0;
-		if (score > best) {
-			best = score;
-			img->drv = drivers[i];
-		}
-	}
+	img->drv = best_driver(head, (size_t)n, &best);
 	other = best > 1 ? NULL : foreign_format(img->path, head, (size_t)n);
 	if (other)
 		return img_error(img, IMG_E_UNSUPPORTED,

@@ -66,6 +66,11 @@ struct img_open_opts {
 /* Handle life cycle: img_new() never fails short of memory (NULL). */
 struct img *img_new(void);
 int img_open(struct img *img, const char *path, const struct img_open_opts *o);
+/* The format the first len bytes of a file named name say it is
+ * ("qcow2"..., "raw" when none), as img_open probes; NULL for a format
+ * we do not read (vmdk, vhdx...). */
+const char *img_probe_format(const char *name, const uint8_t *head,
+			     size_t len);
 /* Like img_open on fd (a seekable file, which the image then owns: it is
  * closed with it, or on failure), named name in messages and for finding a
  * backing file beside it. origin, if not NULL, is the file the bytes came
@@ -291,6 +296,11 @@ int img_create(struct img *img, const char *path, const char *fmt,
  * caller makes it appear. For img-convert's temporary output. */
 int img_create_fd(struct img *img, const char *path, int fd, const char *fmt,
 		  struct img_opts *o, unsigned flags);
+/* For a source whose length is known only at its end (a stream, see
+ * stream.h's img_convert_stream): the size to create fmt with, shrunk
+ * to the stream's length once it ends; 0 where fmt (or these options:
+ * preallocation, a data file) needs the size from the start. */
+uint64_t img_create_stream_size(const char *fmt, const struct img_opts *o);
 /* "fmt=qcow2 cluster_size=65536 ... size=N", as qemu-img create says. */
 int img_create_describe(const char *fmt, const struct img_opts *o, char *buf,
 			size_t len);

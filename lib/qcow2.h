@@ -181,6 +181,10 @@ int img_qcow2_compact(struct img *img, const struct img_compact_opts *o,
 #include "opts.h"
 extern const struct img_opt_desc img_qcow2_create_opts[];
 int img_qcow2_create(struct img *img, const struct img_opts *o);
+/* The size to make an image that a stream of unknown length fills (its
+ * L1 table cut to the real size at the end), or 0 where the options
+ * need the size from the start (preallocation, a data file). */
+uint64_t img_qcow2_stream_size(const struct img_opts *o);
 
 /* qcow2_write.c: the sequential cluster writer (writer.h). */
 struct img_writer_ops;

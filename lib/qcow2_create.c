@@ -10,6 +10,10 @@
 #include "opts.h"
 #include "qcow2.h"
 
+/* A stream's image gets an L1 table of this many entries (1 MiB), cut
+ * to the size at the end: 64 TiB with 64 KiB clusters, 4 GiB with 512. */
+#define STREAM_L1_ENTRIES 131072u
+
 static const char *const compression_types[] = { "zlib", "zstd", NULL };
 static const char *const compat_levels[] = { "0.10", "1.1", "v2", "v3", NULL };
 static const char *const prealloc_modes[] = {
@@ -429,4 +433,17 @@ int img_qcow2_create(struct img *img, const struct img_opts *o)
 	if (ret == 0 && c.l1_size && strcmp(c.prealloc, "off"))
 		ret = write_tables(img, &c);
 	return ret;
+}
+
+uint64_t img_qcow2_stream_size(const struct img_opts *o)
+{
+	uint64_t cs = img_opt_num(o, "cluster_size");
+	uint64_t entries = cs / (img_opt_num(o, "extended_l2") ? 16 : 8);
+	const char *prealloc = img_opt_str(o, "preallocation");
+	const char *data_file = img_opt_str(o, "data_file");
+
+	if ((prealloc && strcmp(prealloc, "off")) || (data_file && *data_file) ||
+	    cs < 512 || cs > (2u << 20))
+		return 0;
+	return cs * entries * STREAM_L1_ENTRIES;
 }

@@ -639,6 +639,36 @@ static int put_l1(struct img *img, struct q2_writer *w)
 	return ret;
 }
 
+/* The disk shrinks to size: the header's size and L1 length, and the
+ * clusters of the L1 table past the new length lose their reference
+ * (free space in the file; nothing past size was ever mapped). */
+static int q2w_set_size(struct img *img, uint64_t size)
+{
+	struct q2_writer *w = img->wstate;
+	struct img_qcow2 *q = w->q;
+	uint64_t n = (size + (1ull << w->l1_shift) - 1) >> w->l1_shift;
+	uint64_t keep = q2w_round_up(n * 8, w->cs) >> w->cb;
+	uint64_t had = q2w_round_up((uint64_t)q->h.l1_size * 8, w->cs) >> w->cb;
+	uint8_t b[8];
+	int ret;
+
+	if (n > q->h.l1_size)
+		return img_error(img, -EINVAL, "cannot grow to %llu bytes",
+				 (unsigned long long)size);
+	put_be64(b, size);
+	ret = img_q2w_write_at(img, img->io, "header", b, 8, 24);
+	put_be32(b, (uint32_t)n);
+	if (ret == 0)
+		ret = img_q2w_write_at(img, img->io, "header", b, 4, 36);
+	for (uint64_t k = keep; ret == 0 && k < had; k++)
+		ret = img_q2w_drop_ref(img, w, (q->h.l1_offset >> w->cb) + k);
+	if (ret < 0)
+		return ret;
+	q->h.size = img->size = size;
+	q->h.l1_size = (uint32_t)n;
+	return 0;
+}
+
 /* The file ends at the last cluster in use. */
 static int set_file_end(struct img *img, struct q2_writer *w)
 {
@@ -695,6 +725,7 @@ const struct img_writer_ops img_qcow2_writer = {
 	.data = q2w_data,
 	.compressed = q2w_compressed,
 	.zero = q2w_zero,
+	.set_size = q2w_set_size,
 	.finish = q2w_finish,
 	.end = q2w_end,
 };

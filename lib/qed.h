@@ -84,6 +84,9 @@ uint64_t img_qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
 struct img;
 extern const struct img_opt_desc img_qed_create_opts[];
 int img_qed_create(struct img *img, const struct img_opts *o);
+/* The size to make an image that a stream of unknown length fills: the
+ * most the L1 table maps (its room does not depend on the size). */
+uint64_t img_qed_stream_size(const struct img_opts *o);
 
 /* qed_write.c: the sequential writer (writer.h). */
 struct img_writer_ops;

@@ -147,3 +147,9 @@ int img_qed_create(struct img *img, const struct img_opts *o)
 				 img_strerror(ret));
 	return 0;
 }
+
+uint64_t img_qed_stream_size(const struct img_opts *o)
+{
+	return qemu_max_image_size(img_opt_num(o, "cluster_size"),
+				   img_opt_num(o, "table_size")) / 512 * 512;
+}

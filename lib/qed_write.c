@@ -11,6 +11,7 @@
 
 #define NO_TABLE UINT64_MAX
 #define FEATURES_OFFSET 16   /* of the features field in the header */
+#define SIZE_OFFSET 48       /* of image_size */
 
 struct qed_writer {
 	struct qed *q;
@@ -262,6 +263,23 @@ static int put_l1(struct img *img)
 	return ret;
 }
 
+/* The L1 table has the same room whatever the size: only the header's
+ * size changes (the L1 entries past it are zero, never used). */
+static int qed_set_size(struct img *img, uint64_t size)
+{
+	struct qed *q = img->priv;
+	uint8_t buf[8];
+	int ret;
+
+	put_le64(buf, size);
+	ret = write_at(img, "header", buf, 8, SIZE_OFFSET);
+	if (ret < 0)
+		return ret;
+	q->h.image_size = img->size = size;
+	q->l1_entries = size ? ((size - 1) >> q->l1_shift) + 1 : 0;
+	return 0;
+}
+
 static int qed_finish(struct img *img)
 {
 	struct qed_writer *w = img->wstate;
@@ -293,6 +311,7 @@ const struct img_writer_ops img_qed_writer = {
 	.begin = qed_begin,
 	.data = qed_data,
 	.zero = qed_zero,
+	.set_size = qed_set_size,
 	.finish = qed_finish,
 	.end = qed_end,
 };

@@ -1,6 +1,4 @@
-/* unpack.c: reading pipes, compressed files and archives through libarchive into a sparse temporary file. */
-#include <archive.h>
-#include <archive_entry.h>
+/* unpack.c: pipes, compressed files and archives written out as they come: into a sparse temporary file, or as a raw disk into the output. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -8,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "imgint.h"
 #include "outfile.h"
+#include "stream.h"
 #include "unpack.h"
 
 #define BLOCK 4096u
@@ -114,123 +112,62 @@ static int write_sparse(int fd, const uint8_t *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-struct gz;
-static uint64_t in_offset(struct archive *a, const struct gz *g);
-
-static const char *archive_why(struct archive *a)
+/* The stream's bytes into fd from offset 0, holes kept, sized at the end. */
+static int copy_member(struct img_stream *s, int fd, uint64_t *size,
+		       char *err, size_t errlen)
 {
-	const char *s = archive_error_string(a);
-
-	return s ? s : "unknown error";
-}
-
-/* The name of a's compression: its outermost filter but "none". */
-static void note_filter(struct archive *a, struct img_unpacked *u)
-{
-	int n = archive_filter_count(a);
-
-	if (*u->filter)
-		return;         /* gzip, inflated before libarchive */
-	for (int i = 0; i < n; i++) {
-		const char *name = archive_filter_name(a, i);
-
-		if (name && strcmp(name, "none")) {
-			snprintf(u->filter, sizeof(u->filter), "%s", name);
-			return;
-		}
-	}
-}
-
-/* Copy the current entry's data into u->fd. */
-static int copy_entry(struct archive *a, const struct gz *g,
-		      struct img_unpacked *u, char *err, size_t errlen,
-		      int64_t declared)
-{
-	const void *buf;
+	const uint8_t *buf;
 	size_t len;
-	la_int64_t off;
-	uint64_t end = 0;
+	uint64_t off;
 	int r, ret;
 
-	while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK) {
-		if (off < 0)
-			return fail(err, errlen, IMG_E_CORRUPT,
-				    "negative offset in the archive");
-		ret = write_sparse(u->fd, buf, len, (uint64_t)off);
+	if (ftruncate(fd, 0) < 0)
+		return fail(err, errlen, -errno,
+			    "cannot reset a temporary file: %s", strerror(errno));
+	while ((r = img_stream_next(s, &buf, &len, &off)) == 1) {
+		ret = write_sparse(fd, buf, len, off);
 		if (ret < 0)
 			return fail(err, errlen, ret,
 				    "cannot write a temporary file: %s",
 				    strerror(-ret));
-		if ((uint64_t)off + len > end)
-			end = (uint64_t)off + len;
 	}
-	if (r != ARCHIVE_EOF)
-		return fail(err, errlen, IMG_E_CORRUPT, "%s at offset %llu",
-			    archive_why(a),
-			    (unsigned long long)in_offset(a, g));
-	/* a sparse member may end in a hole */
-	if (declared > 0 && (uint64_t)declared > end)
-		end = (uint64_t)declared;
-	if (ftruncate(u->fd, (off_t)end) < 0)
+	if (r < 0)
+		return fail(err, errlen, r, "%s", img_stream_error(s));
+	*size = img_stream_size(s);
+	if (ftruncate(fd, (off_t)*size) < 0)
 		return fail(err, errlen, -errno,
 			    "cannot size a temporary file: %s", strerror(errno));
-	u->size = end;
 	return 0;
 }
 
-/* Read the archive from its first entry e on, into u: the member named
- * member, or without a name the only regular file, or the only one named
- * like a disk image. The archive is read once, so the choice is made on
- * the way: a disk-like member found after another file replaces it. */
-static int read_archive(struct archive *a, const struct gz *g,
-			struct archive_entry *e, const char *member,
-			struct img_unpacked *u, char *err, size_t errlen)
+/* From an archive without a member name: the only regular file, or the
+ * only one named like a disk image. The archive is read once, so the
+ * choice is made on the way: a disk-like member found after another
+ * file replaces it. */
+static int choose_member(struct img_stream *s, struct img_unpacked *u,
+			 char *err, size_t errlen)
 {
 	char names[512] = "";
-	int nfiles = 0, ndisk = 0, taken = 0, r = ARCHIVE_OK, ret;
+	int nfiles = 0, ndisk = 0, taken = 0, r, ret;
 
-	for (; r == ARCHIVE_OK; r = archive_read_next_header(a, &e)) {
-		const char *name = archive_entry_pathname(e);
+	do {
+		const char *name = img_stream_member(s);
 		size_t l = strlen(names);
-		int take;
 
-		if (archive_entry_filetype(e) != AE_IFREG)
-			continue;
-		if (!name)
-			name = "";
 		snprintf(names + l, sizeof(names) - l, "%s%s", l ? ", " : "",
 			 name);
 		nfiles++;
 		ndisk += disk_like(name);
-		if (member)
-			take = !strcmp(name, member);
-		else
-			take = !taken || (!disk_like(u->member) && disk_like(name));
-		if (!take)
+		if (taken && (disk_like(u->member) || !disk_like(name)))
 			continue;
-		if (ftruncate(u->fd, 0) < 0)
-			return fail(err, errlen, -errno,
-				    "cannot reset a temporary file: %s",
-				    strerror(errno));
 		snprintf(u->member, sizeof(u->member), "%s", name);
-		ret = copy_entry(a, g, u, err, errlen,
-				 archive_entry_size_is_set(e) ?
-				 archive_entry_size(e) : -1);
+		ret = copy_member(s, u->fd, &u->size, err, errlen);
 		if (ret < 0)
 			return ret;
 		taken = 1;
-		if (member)
-			return 0;
-	}
-	if (r != ARCHIVE_EOF)
-		return fail(err, errlen, IMG_E_CORRUPT, "%s at offset %llu",
-			    archive_why(a),
-			    (unsigned long long)in_offset(a, g));
-	if (member)
-		return fail(err, errlen, -ENOENT, "no member '%s' (members: %s)",
-			    member, *names ? names : "none");
-	if (!nfiles)
-		return fail(err, errlen, -ENOENT, "no file in the archive");
+	} while ((r = img_stream_next_member(s)) == 1);
+	if (r < 0)
+		return fail(err, errlen, r, "%s", img_stream_error(s));
 	if (nfiles > 1 && ndisk != 1)
 		return fail(err, errlen, -EINVAL,
 			    "%d members, say which with --member: %s", nfiles,
@@ -238,262 +175,111 @@ static int read_archive(struct archive *a, const struct gz *g,
 	return 0;
 }
 
-/*
- * gzip is inflated here, with zlib, not by libarchive: its gzip reader
- * does not check the CRC, and a corrupted .gz would convert without a
- * word. zlib checks each member's CRC and length; members follow each
- * other (as gzip -c a b makes); zeros after the last one are padding.
- */
-#define GZ_IN (1u << 16)
-#define GZ_OUT (1u << 20)
-
-struct gz {
-	int fd;
-	z_stream z;
-	uint8_t in[GZ_IN];
-	uint8_t out[GZ_OUT];
-	uint64_t in_off;        /* compressed bytes consumed, for messages */
-	int eof_in, ended;
-	int plain;              /* not gzip: the bytes as they come */
-	size_t nhead;           /* plain: bytes read ahead, at in */
-};
-
-/* Plain input: the bytes read ahead, then the rest of fd. */
-static la_ssize_t plain_read(struct archive *a, struct gz *g,
-			     const void **buf)
+int img_unpack_stream(struct img_stream *s, const char *tmpdir,
+		      struct img_unpacked *u, char *err, size_t errlen)
 {
-	ssize_t n;
-
-	if (g->nhead) {
-		*buf = g->in;
-		n = (ssize_t)g->nhead;
-		g->nhead = 0;
-		return n;
-	}
-	do
-		n = read(g->fd, g->out, GZ_OUT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		archive_set_error(a, errno, "cannot read: %s", strerror(errno));
-		return -1;
-	}
-	*buf = g->out;
-	return n;
-}
-
-static int gz_fill(struct archive *a, struct gz *g)
-{
-	ssize_t n;
-
-	if (g->z.avail_in || g->eof_in)
-		return 0;
-	do
-		n = read(g->fd, g->in, GZ_IN);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		archive_set_error(a, errno, "cannot read: %s", strerror(errno));
-		return -1;
-	}
-	g->z.next_in = g->in;
-	g->z.avail_in = (uInt)n;
-	g->eof_in = n == 0;
-	return 0;
-}
-
-/* After a member: another one follows, or padding zeros, or the end. */
-static int gz_next_member(struct archive *a, struct gz *g)
-{
-	for (;;) {
-		if (gz_fill(a, g) < 0)
-			return -1;
-		if (!g->z.avail_in) {
-			g->ended = 1;
-			return 0;
-		}
-		if (g->z.next_in[0] == 0x1f) {
-			inflateReset(&g->z);
-			return 0;
-		}
-		if (!img_is_zero(g->z.next_in, g->z.avail_in)) {
-			archive_set_error(a, EINVAL,
-					  "gzip: trailing garbage");
-			return -1;
-		}
-		g->in_off += g->z.avail_in;
-		g->z.avail_in = 0;
-	}
-}
-
-static la_ssize_t gz_read(struct archive *a, void *arg, const void **buf)
-{
-	struct gz *g = arg;
-
-	if (g->plain)
-		return plain_read(a, g, buf);
-	g->z.next_out = g->out;
-	g->z.avail_out = GZ_OUT;
-	while (g->z.avail_out == GZ_OUT && !g->ended) {
-		uInt before;
-		int r;
-
-		if (gz_fill(a, g) < 0)
-			return -1;
-		if (g->eof_in && !g->z.avail_in) {
-			archive_set_error(a, EINVAL,
-					  "gzip: truncated input");
-			return -1;
-		}
-		before = g->z.avail_in;
-		r = inflate(&g->z, Z_NO_FLUSH);
-		g->in_off += before - g->z.avail_in;
-		if (r == Z_STREAM_END) {
-			if (gz_next_member(a, g) < 0)
-				return -1;
-		} else if (r != Z_OK && r != Z_BUF_ERROR) {
-			archive_set_error(a, EINVAL, "gzip: %s",
-					  g->z.msg ? g->z.msg : "bad data");
-			return -1;
-		}
-	}
-	*buf = g->out;
-	return (la_ssize_t)(GZ_OUT - g->z.avail_out);
-}
-
-/* Open a on fd, through zlib when fd starts with gzip's magic (then *gp
- * holds the state, to free after a). */
-static int open_input(struct archive *a, int fd, struct gz **gp)
-{
-	uint8_t m[2];
-	ssize_t n;
-
-	*gp = NULL;
-	do
-		n = read(fd, m, 2);
-	while (n < 0 && errno == EINTR);
-	if (n == 0)
-		return -ENODATA;
-	if (n == 2 && m[0] == 0x1f && m[1] == 0x8b) {
-		struct gz *g = calloc(1, sizeof(*g));
-
-		if (!g || inflateInit2(&g->z, 16 + MAX_WBITS) != Z_OK) {
-			free(g);
-			return -ENOMEM;
-		}
-		g->fd = fd;
-		memcpy(g->in, m, 2);
-		g->z.next_in = g->in;
-		g->z.avail_in = 2;
-		*gp = g;
-		return archive_read_open(a, g, NULL, gz_read, NULL);
-	}
-	/* not gzip: a file libarchive reads itself (7z needs to seek), a
-	 * pipe through us, the bytes read ahead first */
-	if (lseek(fd, 0, SEEK_SET) == 0)
-		return archive_read_open_fd(a, fd, 1 << 20);
-	{
-		struct gz *g = calloc(1, sizeof(*g));
-
-		if (!g)
-			return -ENOMEM;
-		g->fd = fd;
-		g->plain = 1;
-		g->nhead = n > 0 ? (size_t)n : 0;
-		memcpy(g->in, m, g->nhead);
-		*gp = g;
-		return archive_read_open(a, g, NULL, gz_read, NULL);
-	}
-}
-
-/* How far into the input (the compressed bytes) reading went. */
-static uint64_t in_offset(struct archive *a, const struct gz *g)
-{
-	if (g && !g->plain)
-		return g->in_off;
-	return (uint64_t)archive_filter_bytes(a, -1);
-}
-
-static const char *format_name(struct archive *a)
-{
-	switch (archive_format(a) & ARCHIVE_FORMAT_BASE_MASK) {
-	case ARCHIVE_FORMAT_TAR:
-		return "tar";
-	case ARCHIVE_FORMAT_ZIP:
-		return "zip";
-	case ARCHIVE_FORMAT_CPIO:
-		return "cpio";
-	case ARCHIVE_FORMAT_7ZIP:
-		return "7z";
-	}
-	return "archive";
-}
-
-int img_unpack(int fd, const char *member, const char *tmpdir,
-	       struct img_unpacked *u, char *err, size_t errlen)
-{
-	struct archive *a = archive_read_new();
-	struct archive_entry *e;
-	struct gz *g = NULL;
-	int r, ret;
+	int ret;
 
 	memset(u, 0, sizeof(*u));
-	u->fd = -1;
-	if (!a)
-		return fail(err, errlen, -ENOMEM, "out of memory");
-	archive_read_support_filter_all(a);
-	/* Only these: others (iso9660, ar, mtree...) would take raw disks
-	 * and image files for archives. "raw" is the bytes as they are. */
-	archive_read_support_format_tar(a);
-	archive_read_support_format_zip_streamable(a);
-	archive_read_support_format_cpio(a);
-	archive_read_support_format_7zip(a);
-	archive_read_support_format_raw(a);
-	ret = img_outfile_anon(tmpdir);
-	if (ret < 0) {
-		archive_read_free(a);
-		return fail(err, errlen, ret, "cannot make a temporary file in '%s': %s",
-			    tmpdir, strerror(-ret));
-	}
-	u->fd = ret;
-	ret = open_input(a, fd, &g);
-	if (ret == -ENODATA) {
-		ret = fail(err, errlen, ret, "no data (an empty input)");
-		goto out;
-	}
-	if (ret == -ENOMEM) {
-		ret = fail(err, errlen, ret, "out of memory");
-		goto out;
-	}
-	if (ret != ARCHIVE_OK) {
-		ret = fail(err, errlen, IMG_E_CORRUPT, "%s", archive_why(a));
-		goto out;
-	}
-	if (g && !g->plain)
-		snprintf(u->filter, sizeof(u->filter), "gzip");
-	r = archive_read_next_header(a, &e);
-	note_filter(a, u);
-	if (r == ARCHIVE_EOF) {
-		ret = 0;        /* an empty stream: a disk of 0 bytes */
-		goto out;
-	}
-	if (r != ARCHIVE_OK) {
-		ret = fail(err, errlen, IMG_E_CORRUPT, "%s%s%s", u->filter,
-			   *u->filter ? ": " : "", archive_why(a));
-		goto out;
-	}
-	if (archive_format(a) == ARCHIVE_FORMAT_RAW) {
-		ret = copy_entry(a, g, u, err, errlen, -1);
-	} else {
-		snprintf(u->format, sizeof(u->format), "%s", format_name(a));
-		ret = read_archive(a, g, e, member, u, err, errlen);
-	}
-out:
-	archive_read_free(a);
-	if (g && !g->plain)
-		inflateEnd(&g->z);
-	free(g);
+	snprintf(u->filter, sizeof(u->filter), "%s", img_stream_filter(s));
+	snprintf(u->format, sizeof(u->format), "%s", img_stream_format(s));
+	snprintf(u->member, sizeof(u->member), "%s", img_stream_member(s));
+	u->fd = img_outfile_anon(tmpdir);
+	if (u->fd < 0)
+		return fail(err, errlen, u->fd,
+			    "cannot make a temporary file in '%s': %s", tmpdir,
+			    strerror(-u->fd));
+	if (img_stream_must_choose(s))
+		ret = choose_member(s, u, err, errlen);
+	else
+		ret = copy_member(s, u->fd, &u->size, err, errlen);
 	if (ret < 0) {
 		close(u->fd);
 		u->fd = -1;
 	}
 	return ret;
+}
+
+int img_unpack(int fd, const char *member, const char *tmpdir,
+	       struct img_unpacked *u, char *err, size_t errlen)
+{
+	struct img_stream *s;
+	int ret = img_stream_open(fd, member, &s, err, errlen);
+
+	if (ret < 0) {
+		memset(u, 0, sizeof(*u));
+		u->fd = -1;
+		return ret;
+	}
+	ret = img_unpack_stream(s, tmpdir, u, err, errlen);
+	img_stream_close(s);
+	return ret;
+}
+
+/* Write all of [0, size) of the stream to fd in order, zeros included
+ * (a pipe, a FIFO, a device). */
+static int write_dense(int fd, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+static int write_zeros(int fd, uint64_t n)
+{
+	static const uint8_t zeros[1 << 16];
+
+	while (n) {
+		size_t k = (size_t)img_min_u64(n, sizeof(zeros));
+		int ret = write_dense(fd, zeros, k);
+
+		if (ret < 0)
+			return ret;
+		n -= k;
+	}
+	return 0;
+}
+
+int img_unpack_to(struct img_stream *s, int fd, int sparse,
+		  img_progress_fn progress, void *arg, uint64_t *size,
+		  char *err, size_t errlen)
+{
+	const uint8_t *buf;
+	size_t len;
+	uint64_t off, at = 0;
+	int r, ret = 0;
+
+	while ((r = img_stream_next(s, &buf, &len, &off)) == 1) {
+		if (sparse) {
+			ret = write_sparse(fd, buf, len, off);
+		} else {
+			ret = write_zeros(fd, off - at);
+			if (ret == 0)
+				ret = write_dense(fd, buf, len);
+		}
+		if (ret < 0)
+			return fail(err, errlen, ret, "cannot write: %s",
+				    strerror(-ret));
+		at = off + len;
+		if (progress)
+			progress(at, 0, arg);
+	}
+	if (r < 0)
+		return fail(err, errlen, r, "%s", img_stream_error(s));
+	*size = img_stream_size(s);
+	if (sparse && ftruncate(fd, (off_t)*size) < 0)
+		ret = -errno;
+	else if (!sparse)
+		ret = write_zeros(fd, *size - at);
+	if (ret < 0)
+		return fail(err, errlen, ret, "cannot write: %s", strerror(-ret));
+	return 0;
 }

@@ -1,9 +1,13 @@
-/* unpack.h: sources that are not seekable image files (pipes, compressed files, archives) unpacked into a temporary file. */
+/* unpack.h: sources that are not seekable image files (pipes, compressed files, archives) written out: into a temporary file, or as a raw disk. */
 #ifndef IMG_UNPACK_H
 #define IMG_UNPACK_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "img.h"
+
+struct img_stream;
 
 /*
  * Whether the first len bytes of a file look like a compressed stream
@@ -34,5 +38,18 @@ struct img_unpacked {
  */
 int img_unpack(int fd, const char *member, const char *tmpdir,
 	       struct img_unpacked *u, char *err, size_t errlen);
+/* The same from a stream opened (and maybe peeked at) by stream.h. */
+int img_unpack_stream(struct img_stream *s, const char *tmpdir,
+		      struct img_unpacked *u, char *err, size_t errlen);
+
+/*
+ * The stream as a raw disk into fd, from its offset 0: sparse (a new
+ * regular file: zero blocks and holes are not written, the file sized at
+ * the end) or dense (a pipe: every byte in order). progress gets the
+ * bytes done so far (total 0: unknown). *size is the disk's length.
+ */
+int img_unpack_to(struct img_stream *s, int fd, int sparse,
+		  img_progress_fn progress, void *arg, uint64_t *size,
+		  char *err, size_t errlen);
 
 #endif

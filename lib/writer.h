@@ -41,6 +41,12 @@ struct img_writer_ops {
 	 * holds: zero entries where the format has them, else unallocated
 	 * (no backing file) or written zeros. */
 	int (*zero)(struct img *img, uint64_t off, uint64_t len);
+	/* The disk ends at size (a multiple of 512, at most the size the
+	 * image was made with), for a source whose length is known only
+	 * at its end (a stream): the image was made big enough, and shrinks
+	 * to size now, after the last data call and before finish. NULL
+	 * where the format's tables depend on the size from the start. */
+	int (*set_size)(struct img *img, uint64_t size);
 	/* Write back every pending table, refcounts and header; flush when
 	 * in place; the image is then complete and consistent. */
 	int (*finish)(struct img *img);
