@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "lock.h"
 #include "opts.h"
+#include "emit.h"
 #include "outfile.h"
 #include "stream.h"
 #include "unpack.h"
@@ -216,9 +217,10 @@ static void set_target_size(struct img_opts *o, const struct source *src)
 	set_option(o, "size", num);
 }
 
-/* Copy src into the opened target (named dst for messages), then close it. */
+/* Copy src into the opened target (named dst for messages), then close
+ * it; last: the progress shown ends with it. */
 static void fill_target(const struct source *src, struct img *target,
-			const char *dst, struct img_convert_opts *co)
+			const char *dst, struct img_convert_opts *co, int last)
 {
 	uint64_t size;
 	int ret = src->img ? img_convert(src->img, target, co) :
@@ -226,7 +228,8 @@ static void fill_target(const struct source *src, struct img *target,
 
 	if (ret == 0 && src->stream && co->progress)
 		co->progress(size, size, NULL);    /* the length, known now */
-	cli_progress_end();
+	if (last || ret < 0)
+		cli_progress_end();
 	if (co->in_place)
 		check_interrupted(ret, dst);
 	if (ret < 0 && src->stream && img_stream_failed(src->stream))
@@ -264,7 +267,7 @@ static void convert_to_new(const struct source *src, const char *dst,
 	if (img_open(target, out.tmp, &wo) < 0)
 		cli_die(EXIT_FAIL, "cannot reopen '%s': %s", out.tmp,
 			img_errmsg(target));
-	fill_target(src, target, dst, co);
+	fill_target(src, target, dst, co, 1);
 	img_opts_free(&o);
 	commit_output(dst);
 }
@@ -299,36 +302,27 @@ static void send_file(int fd, int to, const char *dst)
 	}
 }
 
-/*
- * qcow, qcow2 or QED to a pipe, FIFO or device: the image is made in an
- * unnamed temporary file (the writers place tables and data where they
- * can only know once all is seen), then sent in file order: the stream is
- * byte for byte the file a regular DST would get.
- */
-static void convert_to_stream(const struct source *src, const char *dst,
-			      struct img_convert_opts *co)
+/* A new target image in an unnamed temporary file, opened writable as
+ * *target; returns the file's descriptor (the target has its own). */
+static int temporary_target(const struct source *src, const char *name,
+			    struct img **target)
 {
 	const char *tmpdir = getenv("TMPDIR");
-	const char *name = strcmp(dst, "-") ? dst : "standard output";
 	struct img_open_opts wo = { .format = out_format, .writable = 1,
 				    .no_backing = 1 };
-	struct img *created = img_new(), *target = img_new();
+	struct img *created = img_new();
 	struct img_opts o;
-	int fd, tmp, tfd;
+	int tmp, tfd;
 
-	if (!created || !target)
+	*target = img_new();
+	if (!created || !*target)
 		cli_die(EXIT_FAIL, "out of memory");
-	if (co->target_backing)
-		cli_die(EXIT_USAGE, "-B writes a backing file name relative to DST: not to a stream");
-	fd = strcmp(dst, "-") ? open(dst, O_WRONLY | O_CLOEXEC) : STDOUT_FILENO;
-	if (fd < 0)
-		cli_die(EXIT_FAIL, "cannot open '%s': %s", dst, strerror(errno));
-	if (isatty(fd))
-		cli_die(EXIT_USAGE, "refusing to write binary data to a terminal");
-	tmp = img_outfile_anon(tmpdir && *tmpdir ? tmpdir : "/tmp");
+	if (!tmpdir || !*tmpdir)
+		tmpdir = "/tmp";
+	tmp = img_outfile_anon(tmpdir);
 	if (tmp < 0)
 		cli_die(EXIT_FAIL, "cannot make a temporary file in '%s': %s",
-			tmpdir && *tmpdir ? tmpdir : "/tmp", strerror(-tmp));
+			tmpdir, strerror(-tmp));
 	parse_create_options(&o);
 	set_target_size(&o, src);
 	if (img_create_fd(created, name, tmp, out_format, &o, 0) < 0)
@@ -337,12 +331,72 @@ static void convert_to_stream(const struct source *src, const char *dst,
 	img_free(created);
 	img_opts_free(&o);
 	tfd = dup(tmp);
-	if (tfd < 0 || img_open_fd(target, name, tfd, NULL, &wo) < 0)
+	if (tfd < 0 || img_open_fd(*target, name, tfd, NULL, &wo) < 0)
 		cli_die(EXIT_FAIL, "cannot reopen the temporary output: %s",
-			tfd < 0 ? strerror(errno) : img_errmsg(target));
-	fill_target(src, target, name, co);
-	send_file(tmp, fd, name);
-	close(tmp);
+			tfd < 0 ? strerror(errno) : img_errmsg(*target));
+	return tmp;
+}
+
+/* Progress over the two passes of an image sent to a pipe: each is half
+ * the work. */
+static int emit_pass;
+
+static void progress_two_passes(uint64_t done, uint64_t total, void *arg)
+{
+	cli_progress(emit_pass * (total / 2) + done / 2, total, arg);
+}
+
+/*
+ * qcow, qcow2 or QED to a pipe, FIFO or device, in file order. From an
+ * image, without holding the output anywhere (emit.h): a first pass
+ * plans the tables in a sparse temporary file (no data), a second sends
+ * the image, byte for byte the file a regular DST would get. From a raw
+ * stream, which can be read only once, the image is made whole in a
+ * temporary file, then sent.
+ */
+static void convert_to_stream(const struct source *src, const char *dst,
+			      struct img_convert_opts *co)
+{
+	const char *name = strcmp(dst, "-") ? dst : "standard output";
+	struct img_emit plan = { .planning = 1 }, emit = { .pos = 0 };
+	img_progress_fn shown = co->progress;
+	struct img *target;
+	int fd, tmp, ret;
+
+	if (co->target_backing)
+		cli_die(EXIT_USAGE, "-B writes a backing file name relative to DST: not to a stream");
+	fd = strcmp(dst, "-") ? open(dst, O_WRONLY | O_CLOEXEC) : STDOUT_FILENO;
+	if (fd < 0)
+		cli_die(EXIT_FAIL, "cannot open '%s': %s", dst, strerror(errno));
+	if (isatty(fd))
+		cli_die(EXIT_USAGE, "refusing to write binary data to a terminal");
+	if (src->stream) {
+		tmp = temporary_target(src, name, &target);
+		fill_target(src, target, name, co, 1);
+		send_file(tmp, fd, name);
+		close(tmp);
+	} else {
+		if (shown)
+			co->progress = progress_two_passes;
+		emit.plan_fd = temporary_target(src, name, &target);
+		img_emit_attach(target, &plan);
+		fill_target(src, target, name, co, 0);
+		emit_pass = 1;
+		emit.out = fd;
+		tmp = temporary_target(src, name, &target);
+		img_emit_attach(target, &emit);
+		fill_target(src, target, name, co, 1);
+		ret = img_emit_finish(&emit, tmp);
+		if (ret == -EPROTO)
+			cli_die(EXIT_FAIL, "cannot write '%s': the image sent differs from its plan (a bug: convert to a file instead)",
+				name);
+		if (ret < 0)
+			cli_die(EXIT_FAIL, "cannot write '%s': %s", name,
+				strerror(-ret));
+		close(tmp);
+		close(emit.plan_fd);
+		co->progress = shown;
+	}
 	if (fd != STDOUT_FILENO && close(fd) < 0)
 		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(errno));
 }
@@ -367,7 +421,7 @@ static void convert_in_place(const struct source *src, const char *dst,
 			 dst);
 	if (img_open(target, dst, &wo) < 0)
 		cli_die_open(EXIT_FAIL, dst, target);
-	fill_target(src, target, dst, co);
+	fill_target(src, target, dst, co, 1);
 }
 
 /* -n into a raw file or block device: QEMU's write locks, taken on a

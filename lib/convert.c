@@ -355,7 +355,14 @@ static int write_slot(struct img_pipe_slot *slot, void *arg)
 	};
 	int ret = 0;
 
-	c->dst->copy_src = c->copy_ok ? &from : NULL;
+	/* always there: an emitter (emit.h) tells data writes by it */
+	if (!c->copy_ok)
+		from.from = NULL;
+	if (c->o->compress) {
+		from.zbase = p->zbuf;
+		from.zlen = p->ncl * cs;
+	}
+	c->dst->copy_src = &from;
 	if (c->o->compress)
 		compress_half(c, slot->buf, p, 1);
 	for (uint64_t i = 0; i < p->ncl && ret == 0;) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "copy.h"
+#include "emit.h"
 #include "imgint.h"
 
 /* Cloning works on whole file system blocks; 4 KiB is XFS's and btrfs's
@@ -138,7 +139,9 @@ int img_write_data(struct img *img, struct img_io *io, const uint8_t *buf,
 	const struct img_copy_src *s = img->copy_src;
 	uint64_t first, pos = 0;
 
-	if (!s || buf < s->base || buf >= s->base + s->ncl * s->cs)
+	if (img->emit && io == img->io && img_emit_is_data(s, buf))
+		return img_emit_data(img, buf, len, host);
+	if (!s || !s->from || buf < s->base || buf >= s->base + s->ncl * s->cs)
 		return img_io_pwrite(io, buf, (size_t)len, host);
 	/* Writers hand over whole clusters of the buffer */
 	if ((uint64_t)(buf - s->base) % s->cs ||

@@ -60,6 +60,8 @@ struct img_copy_src {
 	struct img_io *const *from;
 	const uint64_t *from_off;
 	struct img_copier *copier;
+	const uint8_t *zbase;   /* the chunk's compressed clusters, if any */
+	uint64_t zlen;
 };
 
 /*

@@ -149,6 +149,7 @@ struct img {
 				  * flush its writes, and mark the image
 				  * dirty while it works */
 	void *wstate;            /* the format writer's state */
+	struct img_emit *emit;   /* img-convert to a pipe (emit.h), or NULL */
 	struct img_copy_src *copy_src; /* img-convert: where the data being
 				  * written already lies (copy.h) */
 

@@ -314,7 +314,7 @@ static int qcow_w_compressed(struct img *img, uint64_t off, const uint8_t *z,
 		return img_error(img, IMG_E_TOOBIG,
 				 "compressed cluster at 0x%llx: offset too large for a qcow entry",
 				 (unsigned long long)host);
-	ret = img_io_pwrite(img->io, z, zlen, host);
+	ret = img_write_data(img, img->io, z, zlen, host);
 	if (ret < 0)
 		return img_error(img, ret,
 				 "cannot write compressed cluster at 0x%llx: %s",

@@ -164,4 +164,30 @@ test_expect_success 'img-check and img-compact work on files: standard input and
 	done
 '
 
+# A 4 MiB tmpfs as TMPDIR (root only: mounting it): an image sent to a
+# pipe is not held in a temporary file (48 MiB of data would not fit),
+# only its tables are.
+mkdir -p small
+if test "$(id -u)" = 0 && mount -t tmpfs -o size=4m tmpfs small 2>/dev/null; then
+	test_set_prereq SMALLTMP
+else
+	echo "# SMALLTMP: not root or cannot mount a tmpfs: the small-TMPDIR test is skipped"
+fi
+test_expect_success SMALLTMP 'an image to a pipe holds only its tables in TMPDIR, and is the file byte for byte' '
+	qemu-img create -q -f qcow2 big.qcow2 1G &&
+	qio qcow2 big.qcow2 "write -P 0x41 0 32M" "write -z 100M 1M" "write -P 0x43 900M 16M" &&
+	for f in qcow2 qed qcow; do
+		TMPDIR=$PWD/small img-convert -O $f big.qcow2 - | cat >piped.$f &&
+		img-convert -O $f big.qcow2 file.$f &&
+		cmp file.$f piped.$f || return 1
+	done &&
+	TMPDIR=$PWD/small img-convert -c -O qcow2 big.qcow2 - | gzip -1 | gunzip >pc.qcow2 &&
+	img-convert -c -O qcow2 big.qcow2 fc.qcow2 &&
+	cmp fc.qcow2 pc.qcow2 &&
+	qemu-img check -q pc.qcow2 &&
+	qemu-img compare -q big.qcow2 pc.qcow2 &&
+	test "$(ls -A small)" = ""
+'
+umount small 2>/dev/null
+
 test_done
