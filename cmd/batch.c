@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,15 +40,37 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Whether the n bytes at name end with suffix (case ignored). */
+static int ends_with(const char *name, size_t n, const char *suffix)
+{
+	size_t k = strlen(suffix);
+
+	return n > k && !strncasecmp(name + n - k, suffix, k);
+}
+
 char *batch_output_name(const char *dir, const char *src, const char *ext)
 {
+	static const char *const packing[] = {
+		".gz", ".xz", ".zst", ".bz2", ".lz4", ".tar", ".zip", ".cpio",
+		".7z", NULL,
+	};
 	const char *base = strrchr(src, '/') ? strrchr(src, '/') + 1 : src;
 	size_t n = strlen(base);
-	const char *dot = strrchr(base, '.');
 	char *out;
 
-	if (dot && dot != base)
-		n = (size_t)(dot - base);
+	/* disk.raw.xz and disk.tar.gz become disk.EXT, as disk.raw does */
+	for (int i = 0; packing[i]; i++) {
+		if (ends_with(base, n, packing[i])) {
+			n -= strlen(packing[i]);
+			i = -1;
+		}
+	}
+	for (size_t k = n; k > 1; k--) {
+		if (base[k - 1] == '.') {
+			n = k - 1;
+			break;
+		}
+	}
 	if (asprintf(&out, "%s/%.*s.%s", dir, (int)n, base, ext) < 0)
 		return NULL;
 	return out;

@@ -66,6 +66,9 @@ void cli_refuse_stdin(const char *path);
 /* A compressed file or an archive, which a command that works on a file
  * in place cannot edit (and must not take for a raw disk): die. */
 void cli_refuse_packed(const char *path);
+/* Whether path is read as a stream (compressed, an archive, a pipe):
+ * what it holds is known only by reading it all. */
+int cli_is_packed(const char *path);
 
 /* --member NAME (cli_image_options): the member of an archive to read. */
 extern const char *cli_member;

@@ -190,6 +190,21 @@ struct img_stream *cli_open_raw_stream(const char *path, struct stat *st)
 	return cur.s;
 }
 
+int cli_is_packed(const char *path)
+{
+	const char *packed = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0)
+		packed = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ?
+			 packing_of(fd, &st) : "a stream";
+	close(fd);
+	return packed != NULL;
+}
+
 void cli_refuse_packed(const char *path)
 {
 	const char *packed = NULL;

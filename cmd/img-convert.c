@@ -593,23 +593,36 @@ static enum img_copy_mode parse_copy_mode(const char *name)
 }
 
 /* Batch: whether dst is already what converting src gives: it opens as
- * the output format with the size the conversion would give it (outputs
- * appear only when whole, so this tells a finished one from anything
- * else of that name). */
-static int already_converted(struct img *src, const char *dst)
+ * the output format (outputs appear only when whole, so this tells a
+ * finished one from anything else of that name), with the size the
+ * conversion would give it; for a compressed source or an archive, whose
+ * size is known only by reading it all, instead no older than it. */
+static int already_converted(const char *src_path, const char *dst)
 {
 	struct img_open_opts oo = { .format = out_format, .no_backing = 1,
 				    .force_share = 1 };
-	struct img *d;
-	uint64_t want = img_size(src);
+	struct stat s, d;
+	struct img *src, *made;
+	uint64_t want;
 	int same;
 
-	if (access(dst, F_OK) < 0 || !(d = img_new()))
+	if (stat(dst, &d) < 0 || !(made = img_new()))
 		return 0;
-	if (strcmp(out_format, "raw"))
-		want = (want + 511) / 512 * 512;
-	same = img_open(d, dst, &oo) == 0 && img_size(d) == want;
-	img_free(d);
+	same = img_open(made, dst, &oo) == 0;
+	if (same && cli_is_packed(src_path)) {
+		same = stat(src_path, &s) == 0 &&
+		       (d.st_mtim.tv_sec > s.st_mtim.tv_sec ||
+			(d.st_mtim.tv_sec == s.st_mtim.tv_sec &&
+			 d.st_mtim.tv_nsec >= s.st_mtim.tv_nsec));
+	} else if (same) {
+		src = cli_open(src_path, CLI_METADATA_ONLY | CLI_NO_BACKING);
+		want = img_size(src);
+		if (strcmp(out_format, "raw"))
+			want = (want + 511) / 512 * 512;
+		same = img_size(made) == want;
+		img_free(src);
+	}
+	img_free(made);
 	return same;
 }
 
@@ -622,12 +635,7 @@ static int batch_job(const char *src_path, const char *dst, void *arg)
 	struct img_convert_opts *co = arg;
 
 	if (!force) {
-		struct img *src = cli_open(src_path, CLI_METADATA_ONLY |
-						     CLI_NO_BACKING);
-		int done = already_converted(src, dst);
-
-		img_free(src);
-		if (done) {
+		if (already_converted(src_path, dst)) {
 			cli_warn("'%s' is complete already (--force converts again)",
 				 dst);
 			return BATCH_SKIPPED;

@@ -57,6 +57,22 @@ test_expect_success 'an unfinished file of the output name is converted over' '
 	converted_ok 3 4
 '
 
+test_expect_success 'compressed sources: read once, skipped when the output is newer' '
+	qemu-img convert -O raw a1.qcow z1.raw &&
+	xz -1 -c z1.raw >z1.raw.xz && gzip -1 -c z1.raw >z2.raw.gz &&
+	img-convert -O qed -t out z1.raw.xz z2.raw.gz >st 2>err &&
+	grep "^2 images: 2 converted, 0 with warnings, 0 skipped, 0 failed$" st &&
+	test ! -s err &&
+	qemu-img compare -q z1.raw out/z1.qed &&
+	qemu-img compare -q z1.raw out/z2.qed &&
+	img-convert -O qed -t out z1.raw.xz z2.raw.gz >st 2>err &&
+	grep "^2 images: 0 converted, 0 with warnings, 2 skipped, 0 failed$" st &&
+	touch -d "+1 hour" z2.raw.gz &&
+	img-convert -O qed -t out z1.raw.xz z2.raw.gz >st 2>err &&
+	grep "^2 images: 1 converted, 0 with warnings, 1 skipped, 0 failed$" st &&
+	grep -q "^z2.raw.gz -> out/z2.qed: converted" st
+'
+
 test_expect_success '--output=json: one line per image' '
 	test_expect_code 1 img-convert -O qed -t out --force --output=json a1.qcow bad.qcow >st &&
 	test_line_count = 2 st &&
