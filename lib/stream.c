@@ -249,6 +249,10 @@ static uint64_t in_offset(const struct img_stream *s)
 
 static int read_error(struct img_stream *s)
 {
+	if (*s->format && s->in_member)
+		return fail(s, IMG_E_CORRUPT, "%s member '%s': %s at offset %llu",
+			    s->format, s->member, archive_why(s->a),
+			    (unsigned long long)in_offset(s));
 	return fail(s, IMG_E_CORRUPT, "%s at offset %llu", archive_why(s->a),
 		    (unsigned long long)in_offset(s));
 }

@@ -126,7 +126,7 @@ test_expect_success 'truncated .xz, corrupt .gz, truncated tar, empty input: one
 	one_line err "img-convert: cannot read '\''-'\'': gzip: truncated input at offset 300000" &&
 	tar cf big.tar noise.raw && head -c 600000 big.tar >cut.tar &&
 	test_expect_code 1 img-convert cut.tar out.raw 2>err &&
-	grep -x "img-convert: cannot read '\''cut.tar'\'': .* at offset [0-9]*" err &&
+	grep -x "img-convert: cannot read '\''cut.tar'\'': tar member '\''noise.raw'\'': .* at offset [0-9]*" err &&
 	: | test_expect_code 1 img-convert - out.raw 2>err &&
 	one_line err "img-convert: cannot read '\''-'\'': no data (an empty input)" &&
 	! test -e out.raw && ! test -e out.qcow2 &&

@@ -93,6 +93,15 @@ test_expect_success 'a sparse tar member: its holes are skipped, not read as zer
 	test $(du -k out.raw | cut -f1) -lt 1024
 '
 
+test_expect_success 'a truncated member read as it comes: the archive, the member and the offset; no output' '
+	tar cf two.tar disk.raw.gz disk.raw &&
+	xz -1 -c two.tar | head -c 400000 >cut.tar.xz &&
+	test_expect_code 1 img-convert -O qcow2 --member disk.raw cut.tar.xz cut.qcow2 2>err &&
+	one_line err "img-convert: cannot read '\''cut.tar.xz'\'': tar member '\''disk.raw'\'': Lzma library error:  No progress is possible at offset 400000" &&
+	! test -e cut.qcow2 &&
+	test "$(ls -A | grep "^\.")" = ""
+'
+
 test_expect_success 'an archive without --member, an image format, qcow output: through a temporary file' '
 	tar cf one.tar disk.raw &&
 	test_expect_code 1 nospool img-convert -O qed one.tar out.qed 2>err &&
