@@ -303,6 +303,8 @@ static void enter(struct img_stream *s)
 	s->in_member = 1;
 	s->end = 0;
 	s->ended = 0;
+	s->head_pending = 0;    /* a peek was at the member before */
+	s->rest_len = 0;
 }
 
 int img_stream_next_member(struct img_stream *s)
@@ -314,6 +316,8 @@ int img_stream_next_member(struct img_stream *s)
 	for (;;) {
 		r = s->fresh ? ARCHIVE_OK : archive_read_next_header(s->a, &s->e);
 		s->fresh = 0;
+		if (r == ARCHIVE_WARN)
+			r = ARCHIVE_OK; /* e.g. an unknown pax keyword: read on */
 		s->in_member = 0;
 		if (r == ARCHIVE_EOF)
 			return 0;
@@ -429,6 +433,8 @@ static int open_archive(struct img_stream *s, int fd, const char *fmt)
 	if (r != ARCHIVE_OK)
 		return read_error(s);
 	r = archive_read_next_header(a, &s->e);
+	if (r == ARCHIVE_WARN)
+		r = ARCHIVE_OK;
 	if (r == ARCHIVE_EOF)
 		return fail(s, -ENOENT, "no file in the archive");
 	if (r != ARCHIVE_OK)

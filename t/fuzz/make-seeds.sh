@@ -11,7 +11,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 PATH=$top/t/helper:$PATH
 mkdir -p "$dir"
 cd "$dir"
-rm -f ./*.qcow2 ./*.qed ./*.qcow ./*.raw ./*.tmp
+rm -f ./*.qcow2 ./*.qed ./*.qcow ./*.raw ./*.tmp ./*.gz ./*.xz ./*.zst ./*.bz2 \
+	./*.lz4 ./*.tar ./*.zip ./*.cpio ./*.7z
 
 mk() {   # mk FMT NAME SIZE [OPTIONS]
 	qemu-img create -q -f "$1" ${4:+-o "$4"} "$2" "$3"
@@ -122,5 +123,22 @@ cp plain.qcow leak.qcow
 unlink_entry leak.qcow 4096 4096 be
 mk qcow backing.qcow 256k backing_file=base.tmp,backing_fmt=raw
 io qcow backing.qcow 'write -P 0xd3 0 4k'
+
+# ---- compressed files and archives (the stream target) ------------------
+gzip -c plain.raw >plain.raw.gz
+xz -c plain.raw >plain.raw.xz
+zstd -q -c plain.raw >plain.raw.zst
+bzip2 -c plain.raw >plain.raw.bz2
+lz4 -q -c plain.raw >plain.raw.lz4
+cp plain.raw disk.img.tmp
+qemu-img create -q -f raw hole.tmp 1M
+qemu-io -f raw -c 'write -P 0x7e 512k 4k' hole.tmp >/dev/null
+mkdir -p pack.tmp && cp plain.raw pack.tmp/disk.img && cp hole.tmp pack.tmp/hole.img
+(cd pack.tmp && tar --sparse -cf ../two.tar disk.img hole.img &&
+	zip -q ../two.zip disk.img hole.img &&
+	printf 'disk.img\nhole.img\n' | cpio -o -H newc --quiet >../two.cpio &&
+	7z a -bd -bso0 ../two.7z disk.img >/dev/null)
+gzip -c two.tar >two.tar.gz
+rm -rf pack.tmp disk.img.tmp hole.tmp
 
 rm -f base.tmp
