@@ -8,6 +8,8 @@
 # with xz -1 -T0 and gzip -1 (kept in the work directory). Best of
 # IMG_PERF_RUNS (default 3) runs each:
 #   xz -dc                 xz -dc disk.raw.xz >/dev/null
+#   xz -dc | cat           xz -dc disk.raw.xz | cat >/dev/null (what the pipe
+#                          itself costs: writing to /dev/null copies nothing)
 #   xz -dc | img-convert   xz -dc disk.raw.xz | img-convert -f raw -O qed - out.qed
 #   img-convert .xz        img-convert -O qed disk.raw.xz out.qed (libarchive, one process)
 # and the same for gzip. qemu-img cannot read a pipe or a compressed file;
@@ -78,12 +80,14 @@ echo "raw disk of $MIB MiB: $(stat -c %s disk.raw.xz) bytes as xz, $(stat -c %s 
 for z in xz gzip; do
 	f=disk.raw.$([ $z = xz ] && echo xz || echo gz)
 	best_of "$z -dc $f"; dec=$best
+	best_of "$z -dc $f | cat"; cat=$best
 	best_of "$z -dc $f | img-convert -f raw -O qed - out.qed"; pipe=$best
 	$z -dc $f | img-convert -f raw -O qed - out.qed && same_disk out.qed
 	best_of "img-convert -O qed $f out.qed"; direct=$best
 	best_of "$z -dc $f >out.raw && qemu-img convert -f raw -O qed out.raw out.qed"; qemu=$best
 	ratio=$(echo "scale=3; $pipe / $dec" | bc)
 	row "$z -dc" "$dec"
+	row "$z -dc | cat" "$cat" "x$(echo "scale=3; $cat / $dec" | bc) of $z -dc alone"
 	row "$z -dc | img-convert -O qed -" "$pipe" "x$ratio of $z -dc alone"
 	row "img-convert -O qed $f" "$direct"
 	row "$z -dc >file; qemu-img convert" "$qemu" "x$(echo "scale=2; $qemu / $pipe" | bc) our pipe's time"
