@@ -1,0 +1,799 @@
+/* qcow2_demote.c: the qcow2 driver's demote: v3 features removed in place (zero clusters in every tree, bitmaps, lazy refcounts, the dirty bit, header extensions), the v2 header written last in one write. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "endian.h"
+#include "qcow2.h"
+#include "relocate.h"
+#include "walk.h"
+
+/* What becomes of one zero-cluster entry. */
+enum act_kind {
+	ACT_UNALLOC,    /* entry 0: the chain reads zeros there */
+	ACT_IN_PLACE,   /* preallocated: its cluster gets zeros, flag off */
+	ACT_ALLOC,      /* a new cluster of zeros, refcount as its table's */
+};
+struct act {
+	uint64_t entry_off;     /* host offset of the L2 entry */
+	uint64_t old;           /* the entry as stored */
+	uint64_t refs;          /* ACT_ALLOC: refcount of its L2 table */
+	uint64_t host;          /* ACT_ALLOC: the new cluster (when writing) */
+	enum act_kind kind;
+};
+
+struct q2demote {
+	struct img *img;
+	struct img_qcow2 *q;
+	const struct img_demote_opts *o;
+	struct img_check_ctx c;
+	struct img_check res;
+	uint8_t *buf;                /* one cluster of scratch */
+	uint64_t l2_refs;            /* refcount of the table walked */
+	struct act *acts;
+	size_t nacts, cap;
+	uint64_t allocs, in_place, tables, compressed;
+	uint8_t *hdr;                /* cluster 0 as stored */
+	int has_feature_table;
+	int was_dirty;               /* the dirty bit was set at the start */
+};
+
+/* ---- finding zero clusters in every tree ------------------------------ */
+
+static int chain_reads_zero(struct q2demote *k, uint64_t guest, int beyond)
+{
+	struct img *img = k->img;
+	int zero = 1, ret;
+
+	if (beyond || !img->backing_name)
+		return 1;
+	ret = img_backing_reads_zero(img, guest,
+				     img_min_u64(img->cluster_size,
+						 img->size - guest),
+				     k->buf, &zero);
+	return ret < 0 ? ret : zero;
+}
+
+static int on_table(struct img *img, uint64_t l1i, uint64_t l2_off, void *arg)
+{
+	struct q2demote *k = arg;
+	int ret = img_qcow2_refcount(img, l2_off / k->q->cluster_size,
+				     &k->l2_refs);
+
+	return ret < 0 ? ret : 0;
+}
+
+static int add_act(struct q2demote *k, const struct act *a)
+{
+	if (k->nacts == k->cap) {
+		size_t cap = k->cap ? 2 * k->cap : 256;
+		struct act *p = realloc(k->acts, cap * sizeof(*p));
+
+		if (!p)
+			return img_error(k->img, -ENOMEM, "out of memory");
+		k->acts = p;
+		k->cap = cap;
+	}
+	k->acts[k->nacts++] = *a;
+	return 0;
+}
+
+static int on_entry(struct img *img, struct img_walk_entry *e, void *arg)
+{
+	struct q2demote *k = arg;
+	uint64_t v = get_be64(e->raw), host = v & QCOW2_OFFSET_MASK, rc = 0;
+	struct act a = { .entry_off = e->entry_offset, .old = v };
+	int zero, ret;
+
+	if (v & QCOW2_OFLAG_COMPRESSED) {
+		k->compressed++;
+		return 0;
+	}
+	if (!(v & QCOW2_OFLAG_ZERO))
+		return 0;
+	if (k->o->progress && !e->beyond)
+		k->o->progress(e->guest, img->size, k->o->progress_arg);
+	zero = chain_reads_zero(k, e->guest, e->beyond);
+	if (zero < 0)
+		return zero;
+	if (host) {
+		ret = img_qcow2_refcount(img, host / k->q->cluster_size, &rc);
+		if (ret < 0)
+			return ret;
+	}
+	/* A preallocated cluster only this entry names gets zeros where it
+	 * is; one named elsewhere too is let go of (the leak repair at the
+	 * end lowers its refcount). */
+	if (host && rc == k->l2_refs && !e->beyond)
+		a.kind = ACT_IN_PLACE;
+	else if (zero)
+		a.kind = ACT_UNALLOC;
+	else
+		a.kind = ACT_ALLOC;
+	a.refs = k->l2_refs;
+	return add_act(k, &a);
+}
+
+static const struct img_walk_cb find_cb = {
+	.table = on_table,
+	.entry = on_entry,
+};
+
+static int read_l1(struct q2demote *k, uint64_t off, uint32_t n, uint64_t **l1)
+{
+	uint8_t *raw = malloc(n ? (size_t)n * 8 : 1);
+	int ret;
+
+	*l1 = malloc(n ? (size_t)n * 8 : 1);
+	if (!raw || !*l1) {
+		free(raw);
+		return img_error(k->img, -ENOMEM, "out of memory");
+	}
+	ret = img_read_meta(k->img, "snapshot L1 table", raw, (size_t)n * 8, off);
+	for (uint32_t i = 0; ret == 0 && i < n; i++)
+		(*l1)[i] = get_be64(raw + 8 * (size_t)i);
+	free(raw);
+	return ret;
+}
+
+static int cmp_act(const void *a, const void *b)
+{
+	const struct act *x = a, *y = b;
+
+	return x->entry_off < y->entry_off ? -1 : x->entry_off > y->entry_off;
+}
+
+/* The active tree and every snapshot's; a table shared by several is
+ * seen once per tree, its entries kept once. */
+static int find_zero_clusters(struct q2demote *k)
+{
+	struct img_walk_layout lay;
+	int ret = img_qcow2_walk_layout(k->img, &lay);
+	size_t n = 0;
+
+	lay.past_size = 1;
+	if (ret == 0)
+		ret = img_walk(k->img, &lay, &find_cb, k);
+	for (uint32_t i = 0; ret == 0 && i < k->q->h.nb_snapshots; i++) {
+		uint64_t *l1;
+		struct img_walk_layout sl = lay;
+
+		ret = read_l1(k, k->q->snap_l1[i].offset, k->q->snap_l1[i].size,
+			      &l1);
+		sl.l1 = l1;
+		sl.l1_entries = k->q->snap_l1[i].size;
+		if (ret == 0)
+			ret = img_walk(k->img, &sl, &find_cb, k);
+		free(l1);
+	}
+	if (ret < 0)
+		return ret;
+	if (k->nacts)
+		qsort(k->acts, k->nacts, sizeof(*k->acts), cmp_act);
+	for (size_t i = 0; i < k->nacts; i++) {
+		if (n && k->acts[n - 1].entry_off == k->acts[i].entry_off)
+			continue;
+		k->acts[n++] = k->acts[i];
+	}
+	k->nacts = n;
+	for (size_t i = 0; i < n; i++) {
+		k->allocs += k->acts[i].kind == ACT_ALLOC;
+		k->in_place += k->acts[i].kind == ACT_IN_PLACE;
+		if (!i || k->acts[i].entry_off / k->q->cluster_size !=
+			  k->acts[i - 1].entry_off / k->q->cluster_size)
+			k->tables++;
+	}
+	return 0;
+}
+
+/* ---- the checker --------------------------------------------------------- */
+
+static int run_check(struct q2demote *k, enum img_check_fix fix)
+{
+	struct img_check_ctx c = {
+		.img = k->img, .fix = fix, .res = &k->res,
+		.msg = fix ? k->o->msg : NULL, .msg_arg = k->o->msg_arg,
+		.cancel = k->o->cancel,
+	};
+	int ret;
+
+	memset(&k->res, 0, sizeof(k->res));
+	ret = img_qcow2_check(&c);
+	if (ret < 0)
+		return ret;
+	if (k->res.corruptions || k->res.check_errors)
+		return img_error(k->img, IMG_E_CORRUPT,
+				 "'%s' has %llu errors (repair it first: img-check -r all)",
+				 k->img->path,
+				 (unsigned long long)(k->res.corruptions +
+						      k->res.check_errors));
+	return 0;
+}
+
+/* Refcounts made exact: a dirty image repaired as QEMU repairs one it
+ * opens, then leaks given back; errors refuse the image. */
+static int exact_refcounts(struct q2demote *k)
+{
+	int ret = 0;
+
+	if (k->q->h.incompat & QCOW2_INCOMPAT_DIRTY)
+		ret = run_check(k, IMG_CHECK_FIX_ALL);
+	if (ret == 0)
+		ret = run_check(k, IMG_CHECK_NO_FIX);
+	if (ret == 0 && k->res.leaks)
+		ret = run_check(k, IMG_CHECK_FIX_LEAKS);
+	if (ret == 0 && k->res.leaks)
+		ret = run_check(k, IMG_CHECK_NO_FIX);
+	if (ret == 0 && k->res.leaks)
+		ret = img_error(k->img, IMG_E_CORRUPT,
+				"'%s' still leaks %llu clusters after a repair",
+				k->img->path, (unsigned long long)k->res.leaks);
+	return ret;
+}
+
+/* ---- writing the zero clusters ------------------------------------------- */
+
+struct rt {
+	uint64_t *e;             /* the refcount table, decoded */
+	uint64_t n;
+	unsigned rb_bits;        /* log2 of entries per refcount block */
+};
+
+static int load_reftable(struct q2demote *k, struct rt *t)
+{
+	const struct img_qcow2_header *h = &k->q->h;
+	uint64_t n = (uint64_t)h->reftable_clusters * k->q->cluster_size / 8;
+	uint8_t *raw = malloc(n ? n * 8 : 1);
+	int ret;
+
+	t->e = malloc((n ? n : 1) * sizeof(*t->e));
+	t->n = n;
+	t->rb_bits = h->cluster_bits + 3 - h->refcount_order;
+	if (!raw || !t->e) {
+		free(raw);
+		return img_error(k->img, -ENOMEM, "out of memory");
+	}
+	ret = img_read_meta(k->img, "refcount table", raw, n * 8,
+			    h->reftable_offset);
+	for (uint64_t i = 0; ret == 0 && i < n; i++)
+		t->e[i] = get_be64(raw + 8 * i) & ~QCOW2_REFTABLE_RESERVED;
+	free(raw);
+	return ret;
+}
+
+static int write_meta(struct q2demote *k, const char *what, const void *buf,
+		      size_t len, uint64_t off)
+{
+	int ret = img_io_pwrite(k->img->io, buf, len, off);
+
+	if (ret < 0)
+		return img_error(k->img, ret, "cannot write %s at 0x%llx: %s",
+				 what, (unsigned long long)off,
+				 img_strerror(ret));
+	return 0;
+}
+
+/*
+ * The new clusters go at the end of the file, one after another; a range
+ * without a refcount block gets one there too (right after them). Order:
+ * zeros and refcount blocks written and flushed, then the refcount table
+ * entries of new blocks, flushed: until an L2 entry names them, the new
+ * clusters are leaks at worst.
+ */
+static int allocate(struct q2demote *k)
+{
+	struct img_qcow2 *q = k->q;
+	uint64_t cs = q->cluster_size, size, first, next, *newblk = NULL, *arefs = NULL;
+	unsigned cb = q->h.cluster_bits, order = q->h.refcount_order;
+	struct rt t = { 0 };
+	uint64_t nnew = 0;
+	int ret;
+
+	if (!k->allocs)
+		return 0;
+	ret = img_io_size(k->img->io, &size);
+	if (ret < 0)
+		return img_error(k->img, ret, "cannot get size: %s",
+				 img_strerror(ret));
+	ret = load_reftable(k, &t);
+	if (ret < 0)
+		goto out;
+	first = (size + cs - 1) / cs;
+	next = first + k->allocs;
+	/* Ranges without a block: new blocks after the data, which may
+	 * need blocks of their own (found by going on until none lacks). */
+	for (uint64_t c = first; c < next; c++) {
+		uint64_t b = c >> t.rb_bits;
+
+		if (b >= t.n) {
+			ret = img_error(k->img, IMG_E_UNSUPPORTED,
+					"the refcount table of '%s' would have to grow (not supported yet)",
+					k->img->path);
+			goto out;
+		}
+		if (t.e[b])
+			continue;
+		t.e[b] = next++ << cb;
+		newblk = realloc(newblk, (nnew + 1) * sizeof(*newblk));
+		if (!newblk) {
+			ret = img_error(k->img, -ENOMEM, "out of memory");
+			goto out;
+		}
+		newblk[nnew++] = b;
+	}
+	/* Data clusters: zeros. Each ACT_ALLOC takes the next one. */
+	ret = img_write_zeros(k->img->io, first << cb, k->allocs << cb);
+	if (ret < 0) {
+		ret = img_error(k->img, ret, "cannot write zero clusters at 0x%llx: %s",
+				(unsigned long long)(first << cb), img_strerror(ret));
+		goto out;
+	}
+	arefs = malloc(k->allocs * sizeof(*arefs));
+	if (!arefs) {
+		ret = img_error(k->img, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0, j = 0; i < k->nacts; i++)
+		if (k->acts[i].kind == ACT_ALLOC) {
+			arefs[j] = k->acts[i].refs ? k->acts[i].refs : 1;
+			k->acts[i].host = (first + j++) << cb;
+		}
+	/* Refcounts, block by block: each new cluster counts as many
+	 * references as its table has; a new block counts itself. */
+	for (uint64_t c = first; ret == 0 && c < next;) {
+		uint64_t b = c >> t.rb_bits, blk = t.e[b];
+		uint64_t end = img_min_u64(next, (b + 1) << t.rb_bits);
+		int fresh = 0;
+
+		for (uint64_t x = 0; x < nnew; x++)
+			fresh |= newblk[x] == b;
+		if (fresh)
+			memset(k->buf, 0, cs);
+		else
+			ret = img_read_meta(k->img, "refcount block", k->buf, cs,
+					    blk);
+		for (; ret == 0 && c < end; c++) {
+			uint64_t v = 1, slot = c & ((1ull << t.rb_bits) - 1);
+
+			if (c < first + k->allocs)
+				v = arefs[c - first];
+			img_qcow2_refblock_set(k->buf, slot, order, v);
+		}
+		if (ret == 0)
+			ret = write_meta(k, "refcount block", k->buf, cs, blk);
+	}
+	if (ret == 0)
+		ret = img_check_flush(&k->c);
+	for (uint64_t x = 0; ret == 0 && x < nnew; x++)
+		ret = img_write_entry(&k->c, 0, "refcount table entry",
+				      q->h.reftable_offset + newblk[x] * 8,
+				      t.e[newblk[x]]);
+	if (ret == 0 && nnew)
+		ret = img_check_flush(&k->c);
+	/* the reader's cached refcounts are stale now */
+	free(q->reftable);
+	q->reftable = NULL;
+	q->reftable_entries = 0;
+	img_tcache_free(q->refblock_cache);
+	q->refblock_cache = NULL;
+out:
+	free(arefs);
+	free(newblk);
+	free(t.e);
+	return ret;
+}
+
+/* Preallocated zero clusters get their zeros, before any flag goes. */
+static int zero_in_place(struct q2demote *k)
+{
+	int ret = 0;
+
+	for (size_t i = 0; ret == 0 && i < k->nacts; i++) {
+		uint64_t host = k->acts[i].old & QCOW2_OFFSET_MASK;
+
+		if (k->acts[i].kind != ACT_IN_PLACE)
+			continue;
+		ret = img_write_zeros(k->img->io, host, k->q->cluster_size);
+		if (ret < 0)
+			ret = img_error(k->img, ret,
+					"cannot write zeros at 0x%llx: %s",
+					(unsigned long long)host,
+					img_strerror(ret));
+	}
+	return ret;
+}
+
+static uint64_t new_entry(const struct act *a)
+{
+	switch (a->kind) {
+	case ACT_UNALLOC:
+		return 0;
+	case ACT_IN_PLACE:
+		return a->old & ~QCOW2_OFLAG_ZERO;
+	default:
+		return a->host | (a->refs == 1 ? QCOW2_OFLAG_COPIED : 0);
+	}
+}
+
+/* Each L2 table with zero entries read, changed and written whole. */
+static int rewrite_tables(struct q2demote *k)
+{
+	uint64_t cs = k->q->cluster_size;
+	int ret = 0;
+
+	for (size_t i = 0; ret == 0 && i < k->nacts;) {
+		uint64_t t = k->acts[i].entry_off / cs * cs;
+
+		ret = img_cancel_point(k->img, k->o->cancel);
+		if (ret == 0)
+			ret = img_read_meta(k->img, "L2 table", k->buf, cs, t);
+		for (; ret == 0 && i < k->nacts &&
+		       k->acts[i].entry_off / cs * cs == t; i++)
+			put_be64(k->buf + (k->acts[i].entry_off - t),
+				 new_entry(&k->acts[i]));
+		if (ret == 0)
+			ret = write_meta(k, "L2 table", k->buf, cs, t);
+	}
+	if (ret == 0)
+		ret = img_check_flush(&k->c);
+	img_tcache_free(k->q->l2_cache);
+	k->q->l2_cache = NULL;
+	k->q->l2 = NULL;
+	k->q->l2_offset = 0;
+	return ret;
+}
+
+/* ---- the header ----------------------------------------------------------- */
+
+/* A header field of 8 bytes (offset off), written and flushed. */
+static int set_field(struct q2demote *k, const char *what, uint64_t off,
+		     uint64_t v)
+{
+	int ret = img_write_entry(&k->c, 0, what, off, v);
+
+	return ret < 0 ? ret : img_check_flush(&k->c);
+}
+
+/*
+ * Cluster 0 rebuilt: version (2: the 72-byte header, no feature fields),
+ * the extensions kept (backing format, unknown ones; the feature name
+ * table unless keep_names, bitmaps and data file never), the end mark,
+ * the backing file name; written in one write over what was there.
+ */
+static int write_header(struct q2demote *k, int version, int keep_names)
+{
+	struct img_qcow2 *q = k->q;
+	const struct img_qcow2_header *h = &q->h;
+	uint64_t cs = q->cluster_size, len = version >= 3 ? h->header_length :
+							    QCOW2_V2_HEADER_LEN;
+	uint64_t pos = h->header_length, old_end = h->header_length;
+	uint64_t end = h->backing_offset ? h->backing_offset : cs;
+	uint8_t *n = calloc(1, cs);
+	int ret;
+
+	if (!n)
+		return img_error(k->img, -ENOMEM, "out of memory");
+	/* as it is now: repairs may have moved the refcount table */
+	ret = img_io_read_zfill(k->img->io, k->hdr, cs, 0);
+	if (ret < 0) {
+		free(n);
+		return img_error(k->img, ret, "cannot read the header: %s",
+				 img_strerror(ret));
+	}
+	memcpy(n, k->hdr, len);
+	put_be32(n + 4, (uint32_t)version);
+	while (pos + 8 <= end) {
+		uint32_t type = get_be32(k->hdr + pos), elen = get_be32(k->hdr + pos + 4);
+		uint64_t total = 8 + img_qcow2_align8(elen);
+		int keep = type != QCOW2_EXT_BITMAPS && type != QCOW2_EXT_DATA_FILE &&
+			   (type != QCOW2_EXT_FEATURES || keep_names);
+
+		if (type == QCOW2_EXT_END || total > end - pos)
+			break;
+		if (keep && len + total + 8 <= cs) {
+			memcpy(n + len, k->hdr + pos, total);
+			len += total;
+		}
+		pos += total;
+	}
+	old_end = pos + 8;
+	len += 8;       /* the end mark: zeros */
+	if (h->backing_offset && h->backing_size) {
+		if (len + h->backing_size > cs) {
+			free(n);
+			return img_error(k->img, IMG_E_UNSUPPORTED,
+					 "the header of '%s' does not fit its first cluster",
+					 k->img->path);
+		}
+		memcpy(n + len, k->hdr + h->backing_offset, h->backing_size);
+		put_be64(n + 8, len);
+		old_end = h->backing_offset + h->backing_size;
+		len += h->backing_size;
+	}
+	ret = img_check_flush(&k->c);
+	if (ret == 0)
+		ret = write_meta(k, "header", n, img_max_u64(len, old_end), 0);
+	if (ret == 0)
+		ret = img_check_flush(&k->c);
+	if (ret == 0)
+		memcpy(k->hdr, n, cs);
+	free(n);
+	return ret;
+}
+
+static int read_header(struct q2demote *k)
+{
+	uint64_t cs = k->q->cluster_size, pos = k->q->h.header_length;
+	uint64_t end = k->q->h.backing_offset ? k->q->h.backing_offset : cs;
+	int ret;
+
+	k->hdr = malloc(cs);
+	if (!k->hdr)
+		return img_error(k->img, -ENOMEM, "out of memory");
+	ret = img_io_read_zfill(k->img->io, k->hdr, cs, 0);
+	if (ret < 0)
+		return img_error(k->img, ret, "cannot read the header: %s",
+				 img_strerror(ret));
+	while (pos + 8 <= end) {
+		uint32_t type = get_be32(k->hdr + pos), elen = get_be32(k->hdr + pos + 4);
+
+		if (type == QCOW2_EXT_END)
+			break;
+		k->has_feature_table |= type == QCOW2_EXT_FEATURES;
+		pos += 8 + img_qcow2_align8(elen);
+	}
+	return 0;
+}
+
+/* ---- what the image uses -------------------------------------------------- */
+
+static struct img_feature *cannot(struct img_feature *f, const char *why)
+{
+	f->removable = 0;
+	f->why_not = why;
+	return f;
+}
+
+static void list_features(struct q2demote *k, struct img_demote_result *r)
+{
+	const struct img_qcow2 *q = k->q;
+	const struct img_qcow2_header *h = &q->h;
+	uint64_t cs = q->cluster_size;
+	struct img_feature *f;
+
+	r->version_before = h->version >= 3 ? "1.1" : "0.10";
+	r->version_after = "0.10";
+	if (h->version < 3)
+		return;
+	if (h->incompat & QCOW2_INCOMPAT_CORRUPT)
+		cannot(img_demote_add(r, "corrupt", IMG_FEATURE_INCOMPATIBLE),
+		       "repair the image first: img-check -r all");
+	if (k->was_dirty) {
+		f = img_demote_add(r, "dirty", IMG_FEATURE_INCOMPATIBLE);
+		f->bytes = 8;
+		snprintf(f->note, sizeof(f->note),
+			 "the refcounts are repaired first");
+	}
+	if (k->nacts) {
+		f = img_demote_add(r, "zero-clusters", IMG_FEATURE_INCOMPATIBLE);
+		f->entries = k->nacts;
+		f->growth = k->allocs * cs;
+		f->bytes = (k->allocs + k->in_place + k->tables) * cs;
+		snprintf(f->note, sizeof(f->note),
+			 "%llu unallocated, %llu preallocated written as zeros, %llu stored as zero clusters",
+			 (unsigned long long)(k->nacts - k->allocs - k->in_place),
+			 (unsigned long long)k->in_place,
+			 (unsigned long long)k->allocs);
+	}
+	if (h->compression_type != 0) {
+		f = img_demote_add(r, "zstd", IMG_FEATURE_INCOMPATIBLE);
+		f->entries = k->compressed;
+		if (k->compressed)
+			cannot(f, "recompressing zstd clusters is not supported yet");
+	}
+	if (q->extended_l2)
+		cannot(img_demote_add(r, "extended-l2", IMG_FEATURE_INCOMPATIBLE),
+		       "rewriting extended L2 tables is not supported yet");
+	if (q->has_data_file)
+		cannot(img_demote_add(r, "external-data-file",
+				      IMG_FEATURE_INCOMPATIBLE),
+		       "moving the data into the image is not supported yet");
+	if (h->refcount_order != 4)
+		cannot(img_demote_add(r, "refcount-bits", IMG_FEATURE_INCOMPATIBLE),
+		       "rebuilding the refcounts at 16 bits is not supported yet");
+	if (h->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) {
+		f = img_demote_add(r, "lazy-refcounts", IMG_FEATURE_COMPATIBLE);
+		f->bytes = 8;
+	}
+	if (k->has_feature_table) {
+		f = img_demote_add(r, "feature-name-table", IMG_FEATURE_COMPATIBLE);
+		f->bytes = cs;
+	}
+	if (q->nb_bitmaps || (h->autoclear & QCOW2_AUTOCLEAR_BITMAPS)) {
+		size_t used = 0;
+
+		f = img_demote_add(r, "bitmaps", IMG_FEATURE_AUTOCLEAR);
+		f->entries = k->img->nbitmaps;
+		f->bytes = 8;
+		for (int i = 0; i < k->img->nbitmaps && used < sizeof(f->note); i++)
+			used += (size_t)snprintf(f->note + used,
+						 sizeof(f->note) - used, "%s'%s'",
+						 i ? ", " : "dropped: ",
+						 k->img->bitmaps[i].name);
+	}
+	if (h->autoclear & QCOW2_AUTOCLEAR_DATA_RAW)
+		cannot(img_demote_add(r, "raw-data-file", IMG_FEATURE_AUTOCLEAR),
+		       "it goes with the external data file");
+	f = img_demote_add(r, "version-3", IMG_FEATURE_INCOMPATIBLE);
+	f->bytes = cs;
+	snprintf(f->note, sizeof(f->note), "compat 1.1 -> 0.10");
+	for (int i = 0; i < r->n - 1; i++)
+		if (!r->f[i].removable && r->f[i].cls != IMG_FEATURE_COMPATIBLE)
+			cannot(f, "a feature it depends on cannot be removed");
+}
+
+static struct img_feature *find(struct img_demote_result *r, const char *name)
+{
+	for (int i = 0; i < r->n; i++)
+		if (!strcmp(r->f[i].name, name))
+			return &r->f[i];
+	return NULL;
+}
+
+/* Whether feature name is used and to be removed (refused if it cannot). */
+static int wanted(struct q2demote *k, struct img_demote_result *r,
+		  const char *name, int *err)
+{
+	struct img_feature *f = find(r, name);
+
+	if (!f || *err)
+		return 0;
+	if (!img_demote_wanted(k->o, name) &&
+	    !img_demote_wanted(k->o, "version-3"))
+		return 0;
+	if (!f->removable)
+		*err = img_error(k->img, IMG_E_UNSUPPORTED, "%s: %s", name,
+				 f->why_not);
+	return !*err;
+}
+
+/* ---- the whole job -------------------------------------------------------- */
+
+static int do_demote(struct q2demote *k, struct img_demote_result *r)
+{
+	struct img_qcow2 *q = k->q;
+	int err = 0, ret, all = img_demote_wanted(k->o, "version-3");
+	int w_zero = wanted(k, r, "zero-clusters", &err);
+	int w_bitmaps = wanted(k, r, "bitmaps", &err);
+	int w_lazy = wanted(k, r, "lazy-refcounts", &err);
+	int w_names = wanted(k, r, "feature-name-table", &err);
+	int w_dirty = wanted(k, r, "dirty", &err);
+	int w_zstd = wanted(k, r, "zstd", &err);
+	struct img_feature *f;
+
+	if (err)
+		return err;
+	if (all)
+		for (int i = 0; i < r->n; i++)
+			if (!r->f[i].removable)
+				return img_error(k->img, IMG_E_UNSUPPORTED,
+						 "%s: %s", r->f[i].name,
+						 r->f[i].why_not);
+	ret = img_demote_room(k->img, r, w_zero ? k->allocs * q->cluster_size : 0);
+	if (ret < 0)
+		return ret;
+	if (w_dirty && (f = find(r, "dirty")))
+		f->removed = !(q->h.incompat & QCOW2_INCOMPAT_DIRTY);
+	if (w_bitmaps) {
+		/* Without the autoclear bit the directory means nothing: its
+		 * clusters are leaks, which the repair then gives back. */
+		ret = set_field(k, "header (autoclear features)", 88,
+				q->h.autoclear & ~QCOW2_AUTOCLEAR_BITMAPS);
+		if (ret < 0)
+			return ret;
+		q->h.autoclear &= ~QCOW2_AUTOCLEAR_BITMAPS;
+		q->nb_bitmaps = 0;
+		ret = exact_refcounts(k);
+		if (ret < 0)
+			return ret;
+		find(r, "bitmaps")->removed = 1;
+		if (!all)
+			ret = write_header(k, 3, !w_names);
+		if (ret < 0)
+			return ret;
+	}
+	if (w_zero) {
+		ret = allocate(k);
+		if (ret == 0)
+			ret = zero_in_place(k);
+		if (ret == 0)
+			ret = img_check_flush(&k->c);
+		if (ret == 0)
+			ret = rewrite_tables(k);
+		if (ret == 0)
+			ret = exact_refcounts(k);
+		if (ret < 0)
+			return ret;
+		find(r, "zero-clusters")->removed = 1;
+	}
+	if (w_lazy && !all) {
+		ret = set_field(k, "header (compatible features)", 80,
+				q->h.compat & ~QCOW2_COMPAT_LAZY_REFCOUNTS);
+		if (ret < 0)
+			return ret;
+		q->h.compat &= ~QCOW2_COMPAT_LAZY_REFCOUNTS;
+		find(r, "lazy-refcounts")->removed = 1;
+	}
+	if (w_names && !all) {
+		ret = write_header(k, 3, 0);
+		if (ret < 0)
+			return ret;
+		find(r, "feature-name-table")->removed = 1;
+	}
+	if (all) {
+		/* The refcounts are exact: the v2 header, last, in one write. */
+		ret = write_header(k, 2, 0);
+		if (ret < 0)
+			return ret;
+		q->h.version = 2;
+		for (int i = 0; i < r->n; i++)
+			r->f[i].removed = 1;
+		k->img->dirty = 0;
+	}
+	(void)w_zstd;
+	if (all && find(r, "zstd"))
+		find(r, "zstd")->removed = 1;
+	return 0;
+}
+
+int img_qcow2_demote(struct img *img, const struct img_demote_opts *o,
+		     struct img_demote_result *r)
+{
+	struct q2demote k = { .img = img, .q = img->priv, .o = o };
+	int ret;
+
+	k.c = (struct img_check_ctx){ .img = img, .res = &k.res,
+				      .msg = o->msg, .msg_arg = o->msg_arg,
+				      .cancel = o->cancel };
+	if (img->encrypted)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "demoting encrypted images is not supported");
+	k.buf = malloc(k.q->cluster_size);
+	if (!k.buf)
+		return img_error(img, -ENOMEM, "cannot allocate a cluster buffer");
+	ret = read_header(&k);
+	/* A corrupt image is refused before anything else (a dirty one is
+	 * repaired first when writing, as QEMU repairs one it opens; its
+	 * stored refcounts mean nothing before). */
+	if (ret == 0 && k.q->h.version >= 3) {
+		int dirty = !!(k.q->h.incompat & QCOW2_INCOMPAT_DIRTY);
+
+		k.was_dirty = dirty;
+		int corrupt = !!(k.q->h.incompat & QCOW2_INCOMPAT_CORRUPT);
+
+		if (!r->dry_run && !corrupt)
+			ret = exact_refcounts(&k);
+		else if (!dirty)
+			ret = run_check(&k, IMG_CHECK_NO_FIX);
+	}
+	if (ret == 0 && k.q->h.version >= 3)
+		ret = find_zero_clusters(&k);
+	if (ret == 0)
+		list_features(&k, r);
+	if (ret == 0 && k.q->h.version < 3)
+		r->oldest = 1;
+	if (ret == 0 && !r->dry_run && k.q->h.version >= 3)
+		ret = do_demote(&k, r);
+	if (ret == 0 && k.q->h.version < 3)
+		r->version_after = "0.10";
+	else if (ret == 0 && !r->dry_run)
+		r->version_after = k.q->h.version < 3 ? "0.10" : "1.1";
+	if (o->progress)
+		o->progress(img->size, img->size, o->progress_arg);
+	free(k.acts);
+	free(k.hdr);
+	free(k.buf);
+	return ret;
+}

@@ -1,0 +1,218 @@
+#!/bin/sh
+# 7020-demote-qcow2.sh: img-demote on qcow2 v3 images: compat 0.10 with zero clusters in the active and snapshot tables, preallocated zero clusters, over a backing file, lazy refcounts with the dirty bit, bitmaps dropped without leaks, --feature, features not supported yet refused, crash safety at every write.
+test_description='img-demote on qcow2 images'
+. "$(dirname "$0")/lib.sh"
+. "$TEST_DIRECTORY/lib-demote.sh"
+
+# snapshot_reads IMG SNAP REF: snapshot SNAP of IMG reads as REF.
+snapshot_reads() {
+	qemu-img convert -l "snapshot.name=$2" -O raw "$1" snap.raw &&
+	cmp "$3" snap.raw
+}
+
+# z.qcow2: zero clusters in the active table and in snapshot s1's (a table
+# they share, and ones copied since), lazy refcounts.
+# over.qcow2: zero clusters over base.qcow2 (data): they must be stored.
+# pre.qcow2: metadata preallocation, then zeros written: preallocated zero
+# clusters (offset + zero flag), over stale data.
+test_expect_success 'setup' '
+	qemu-img create -q -f qcow2 base.qcow2 4M &&
+	qemu-io -c "write -P 7 0 3M" base.qcow2 >/dev/null &&
+	qemu-img create -q -f qcow2 -o lazy_refcounts=on z.qcow2 4M &&
+	qemu-io -c "write -P 1 0 1M" -c "write -z 1M 256k" -c "write -P 2 2M 64k" \
+		z.qcow2 >/dev/null &&
+	qemu-img snapshot -c s1 z.qcow2 &&
+	qemu-io -c "write -z 0 128k" -c "write -P 3 3M 64k" -c "write -z 2M 64k" \
+		z.qcow2 >/dev/null &&
+	qemu-img convert -O raw z.qcow2 z.raw &&
+	qemu-img convert -l snapshot.name=s1 -O raw z.qcow2 z.s1.raw &&
+	qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 over.qcow2 &&
+	qemu-io -c "write -z 0 128k" -c "write -z -u 1M 64k" -c "write -z 3M 64k" \
+		over.qcow2 >/dev/null &&
+	qemu-img convert -O raw over.qcow2 over.raw &&
+	qemu-img create -q -f qcow2 -o preallocation=metadata pre.qcow2 1M &&
+	qemu-io -c "write -P 5 0 1M" -c "write -z 0 256k" pre.qcow2 >/dev/null &&
+	qemu-img convert -O raw pre.qcow2 pre.raw &&
+	for i in z over pre; do
+		test_expect_code 0 qemu-img check $i.qcow2 >/dev/null || return 1
+	done
+'
+
+test_expect_success '--list: each image its features and costs' '
+	demote_features z.qcow2 >got &&
+	cat >want <<-\EOT &&
+	zero-clusters incompatible removable 11 131072 0
+	lazy-refcounts compatible removable 0 8 0
+	feature-name-table compatible removable 0 65536 0
+	version-3 incompatible removable 0 65536 0
+	EOT
+	test_cmp want got &&
+	demote_features over.qcow2 >got &&
+	head -n 1 got >got1 &&
+	echo "zero-clusters incompatible removable 4 262144 196608" >want &&
+	test_cmp want got1 &&
+	img-demote --list over.qcow2 >out &&
+	grep -F "1 unallocated, 0 preallocated written as zeros, 3 stored as zero clusters" out &&
+	demote_features pre.qcow2 >got &&
+	head -n 1 got >got1 &&
+	echo "zero-clusters incompatible removable 4 327680 0" >want &&
+	test_cmp want got1
+'
+
+test_expect_success 'dry run writes nothing' '
+	cp over.qcow2 dry.qcow2 &&
+	img-demote -n dry.qcow2 >out &&
+	cmp over.qcow2 dry.qcow2 &&
+	grep "^Would remove zero-clusters" out &&
+	grep "^File size: .* (estimate)$" out
+'
+
+test_expect_success 'zero clusters in the active and snapshot tables: compat 0.10, clean, same data' '
+	cp z.qcow2 d.qcow2 &&
+	img-demote d.qcow2 >out &&
+	grep "^Version: 1.1 -> 0.10$" out &&
+	demoted_clean d.qcow2 z.raw &&
+	snapshot_reads d.qcow2 s1 z.s1.raw &&
+	qemu-img snapshot -l d.qcow2 | grep " s1 " &&
+	test "$(img-poke d.qcow2 4 read be32)" = 2 &&
+	test "$(stat -c %s d.qcow2)" -le "$(stat -c %s z.qcow2)"
+'
+
+test_expect_success 'over a backing file: zeros stored where it holds data' '
+	cp over.qcow2 d2.qcow2 &&
+	img-demote d2.qcow2 &&
+	demoted_clean d2.qcow2 over.raw &&
+	qemu-img convert -O raw d2.qcow2 after.raw &&
+	cmp over.raw after.raw &&
+	qemu-img info d2.qcow2 | grep "^backing file: base.qcow2$" &&
+	qemu-img info d2.qcow2 | grep "^backing file format: qcow2$"
+'
+
+test_expect_success 'preallocated zero clusters are written as zeros' '
+	cp pre.qcow2 d3.qcow2 &&
+	img-demote d3.qcow2 &&
+	demoted_clean d3.qcow2 pre.raw &&
+	img-convert -O raw d3.qcow2 after3.raw &&
+	cmp pre.raw after3.raw
+'
+
+test_expect_success 'the result matches what qemu-img amend makes of a copy' '
+	cp z.qcow2 amend.qcow2 &&
+	qemu-img amend -o compat=0.10 amend.qcow2 &&
+	qemu-img compare -q amend.qcow2 d.qcow2 &&
+	qemu-img info amend.qcow2 | grep "compat: 0.10"
+'
+
+test_expect_success 'lazy refcounts with the dirty bit after a killed qemu-io' '
+	qemu-img create -q -f qcow2 -o lazy_refcounts=on dirty.qcow2 4M &&
+	qio_crash qcow2 dirty.qcow2 "write -P 9 0 1M" "write -z 1M 128k" &&
+	qemu-img info dirty.qcow2 | grep "corrupt: false" &&
+	test $(($(img-poke dirty.qcow2 72 read be64) & 1)) = 1 &&
+	demote_features dirty.qcow2 >got &&
+	head -n 1 got >got1 &&
+	echo "dirty incompatible removable 0 8 0" >want &&
+	test_cmp want got1 &&
+	img-demote dirty.qcow2 >out &&
+	grep "^Removed dirty" out &&
+	grep "^Removed lazy-refcounts" out &&
+	test_expect_code 0 qemu-img check dirty.qcow2 &&
+	qemu-io -c "read -P 9 0 1M" -c "read -P 0 1M 128k" dirty.qcow2 >/dev/null
+'
+
+test_expect_success 'bitmaps: dropped, named, their clusters freed (no leak)' '
+	qemu-img create -q -f qcow2 bm.qcow2 4M &&
+	qemu-io -c "write -P 4 0 2M" bm.qcow2 >/dev/null &&
+	qemu-img bitmap --add bm.qcow2 b0 &&
+	qemu-img bitmap --add -g 128k bm.qcow2 b1 &&
+	qemu-io -c "write -P 6 0 64k" bm.qcow2 >/dev/null &&
+	qemu-img info bm.qcow2 | grep "name: b1" &&
+	qemu-img convert -O raw bm.qcow2 bm.raw &&
+	demote_features bm.qcow2 >got &&
+	grep "^bitmaps autoclear removable 2 8 0$" got &&
+	img-demote --list bm.qcow2 | grep -F "dropped: '\''b0'\'', '\''b1'\''" &&
+	img-demote bm.qcow2 >out &&
+	grep -F "Removed bitmaps: dropped: '\''b0'\'', '\''b1'\''" out &&
+	demoted_clean bm.qcow2 bm.raw &&
+	! qemu-img info bm.qcow2 | grep bitmaps
+'
+
+test_expect_success '--feature: one feature at a time, the image stays v3' '
+	cp z.qcow2 f.qcow2 &&
+	img-demote --feature zero-clusters f.qcow2 >out &&
+	grep "^Removed zero-clusters" out &&
+	demoted_clean f.qcow2 z.raw 1.1 &&
+	demote_features f.qcow2 >got &&
+	cat >want <<-\EOT &&
+	lazy-refcounts compatible removable 0 8 0
+	feature-name-table compatible removable 0 65536 0
+	version-3 incompatible removable 0 65536 0
+	EOT
+	test_cmp want got &&
+	img-demote --feature lazy-refcounts --feature feature-name-table f.qcow2 &&
+	demoted_clean f.qcow2 z.raw 1.1 &&
+	demote_features f.qcow2 >got &&
+	echo "version-3 incompatible removable 0 65536 0" >want &&
+	test_cmp want got &&
+	img-demote --feature version-3 f.qcow2 &&
+	demoted_clean f.qcow2 z.raw &&
+	snapshot_reads f.qcow2 s1 z.s1.raw
+'
+
+test_expect_success 'features not supported yet: refused before writing, listed as fixed' '
+	qemu-img create -q -f qcow2 -o refcount_bits=1 r1.qcow2 1M &&
+	demote_features r1.qcow2 >got &&
+	grep "^refcount-bits incompatible fixed" got &&
+	grep "^version-3 incompatible fixed" got &&
+	cp r1.qcow2 r1.orig &&
+	test_expect_code 1 img-demote r1.qcow2 2>err &&
+	grep -F "img-demote: cannot demote '\''r1.qcow2'\'': refcount-bits: " err &&
+	cmp r1.orig r1.qcow2 &&
+	qemu-img create -q -f qcow2 -o extended_l2=on x.qcow2 1M &&
+	demote_features x.qcow2 >got &&
+	grep "^extended-l2 incompatible fixed" got &&
+	test_expect_code 1 img-demote x.qcow2 2>err &&
+	qemu-img create -q -f qcow2 -o compression_type=zstd zs.qcow2 1M &&
+	qemu-io -c "write -c -P 3 0 64k" zs.qcow2 >/dev/null &&
+	demote_features zs.qcow2 >got &&
+	grep "^zstd incompatible fixed 1 " got &&
+	test_expect_code 1 img-demote zs.qcow2 2>err
+'
+
+test_expect_success 'zstd without compressed clusters: only the header says zstd' '
+	qemu-img create -q -f qcow2 -o compression_type=zstd zn.qcow2 1M &&
+	qemu-io -c "write -P 3 0 64k" zn.qcow2 >/dev/null &&
+	qemu-img convert -O raw zn.qcow2 zn.raw &&
+	demote_features zn.qcow2 >got &&
+	grep "^zstd incompatible removable 0 " got &&
+	img-demote zn.qcow2 &&
+	demoted_clean zn.qcow2 zn.raw
+'
+
+test_expect_success 'a corrupt image is refused with the advice to repair it' '
+	cp z.qcow2 bad.qcow2 &&
+	l1=$(img-poke bad.qcow2 40 read be64) &&
+	img-poke bad.qcow2 $l1 be64 $((0x8000000000000000 | (1 << 30))) &&
+	cp bad.qcow2 bad.orig &&
+	test_expect_code 1 img-demote bad.qcow2 2>err &&
+	grep -F "img-check -r all" err &&
+	cmp bad.orig bad.qcow2
+'
+
+test_expect_success 'kill -9 at every write: zero clusters with snapshots' '
+	demote_survives_kills z.qcow2 z.raw
+'
+
+test_expect_success 'kill -9 at every write: over a backing file' '
+	demote_survives_kills over.qcow2 over.raw
+'
+
+test_expect_success 'kill -9 at every write: preallocated zero clusters, bitmaps' '
+	demote_survives_kills pre.qcow2 pre.raw &&
+	qemu-img create -q -f qcow2 bk.qcow2 4M &&
+	qemu-io -c "write -P 4 0 1M" -c "write -z 1M 64k" bk.qcow2 >/dev/null &&
+	qemu-img bitmap --add bk.qcow2 b0 &&
+	qemu-img convert -O raw bk.qcow2 bk.raw &&
+	demote_survives_kills bk.qcow2 bk.raw
+'
+
+test_done
