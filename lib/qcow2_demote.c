@@ -194,7 +194,7 @@ static int run_check(struct q2demote *k, enum img_check_fix fix)
 {
 	struct img_check_ctx c = {
 		.img = k->img, .fix = fix, .res = &k->res,
-		.msg = fix ? k->o->msg : NULL, .msg_arg = k->o->msg_arg,
+		.msg = NULL,
 		.cancel = k->o->cancel,
 	};
 	int ret;
@@ -600,9 +600,15 @@ static void list_features(struct q2demote *k, struct img_demote_result *r)
 		cannot(img_demote_add(r, "external-data-file",
 				      IMG_FEATURE_INCOMPATIBLE),
 		       "moving the data into the image is not supported yet");
-	if (h->refcount_order != 4)
-		cannot(img_demote_add(r, "refcount-bits", IMG_FEATURE_INCOMPATIBLE),
-		       "rebuilding the refcounts at 16 bits is not supported yet");
+	if (h->refcount_order != 4) {
+		uint64_t g = 0;
+
+		f = img_demote_add(r, "refcount-bits", IMG_FEATURE_INCOMPATIBLE);
+		if (img_qcow2_rewidth_cost(k->img, &g) == 0)
+			f->bytes = f->growth = g;
+		snprintf(f->note, sizeof(f->note), "%u -> 16 bits",
+			 1u << h->refcount_order);
+	}
 	if (h->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) {
 		f = img_demote_add(r, "lazy-refcounts", IMG_FEATURE_COMPATIBLE);
 		f->bytes = 8;
@@ -671,6 +677,7 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 	int w_names = wanted(k, r, "feature-name-table", &err);
 	int w_dirty = wanted(k, r, "dirty", &err);
 	int w_zstd = wanted(k, r, "zstd", &err);
+	int w_refbits = wanted(k, r, "refcount-bits", &err);
 	struct img_feature *f;
 
 	if (err)
@@ -681,7 +688,12 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 				return img_error(k->img, IMG_E_UNSUPPORTED,
 						 "%s: %s", r->f[i].name,
 						 r->f[i].why_not);
-	ret = img_demote_room(k->img, r, w_zero ? k->allocs * q->cluster_size : 0);
+	uint64_t growth = 0;
+
+	for (int i = 0; i < r->n; i++)
+		if (img_demote_wanted(k->o, r->f[i].name) || all)
+			growth += r->f[i].growth;
+	ret = img_demote_room(k->img, r, growth);
 	if (ret < 0)
 		return ret;
 	if (w_dirty && (f = find(r, "dirty")))
@@ -703,6 +715,12 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 			ret = write_header(k, 3, !w_names);
 		if (ret < 0)
 			return ret;
+	}
+	if (w_refbits) {
+		ret = img_qcow2_rewidth(&k->c);
+		if (ret < 0)
+			return ret;
+		find(r, "refcount-bits")->removed = 1;
 	}
 	if (w_zero) {
 		ret = allocate(k);

@@ -101,7 +101,7 @@ static int run_check(struct qdemote *k, enum img_check_fix fix)
 {
 	struct img_check_ctx c = {
 		.img = k->img, .fix = fix, .res = &k->res, .may_grow = 1,
-		.msg = fix ? k->o->msg : NULL, .msg_arg = k->o->msg_arg,
+		.msg = NULL,
 		.cancel = k->o->cancel,
 	};
 	int ret;

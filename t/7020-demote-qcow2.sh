@@ -158,19 +158,48 @@ test_expect_success '--feature: one feature at a time, the image stays v3' '
 	snapshot_reads f.qcow2 s1 z.s1.raw
 '
 
+test_expect_success 'refcount widths 1 and 64: rebuilt at 16 bits, then compat 0.10' '
+	for w in 1 64; do
+		qemu-img create -q -f qcow2 -o refcount_bits=$w r$w.qcow2 4M &&
+		qemu-io -c "write -P 1 0 1M" -c "write -z 1M 256k" r$w.qcow2 >/dev/null &&
+		if test $w = 64; then
+			qemu-img snapshot -c s r$w.qcow2 &&
+			qemu-img convert -l snapshot.name=s -O raw r$w.qcow2 r$w.s.raw
+		fi &&
+		qemu-io -c "write -P 2 512k 64k" r$w.qcow2 >/dev/null &&
+		qemu-img convert -O raw r$w.qcow2 r$w.raw &&
+		cp r$w.qcow2 r$w.orig &&
+		demote_features r$w.qcow2 >got &&
+		grep "^refcount-bits incompatible removable 0 131072 131072$" got &&
+		img-demote --list r$w.qcow2 | grep -F "refcount-bits: $w -> 16 bits" &&
+		img-demote r$w.qcow2 >out &&
+		grep "^Removed refcount-bits" out &&
+		demoted_clean r$w.qcow2 r$w.raw || return 1
+	done &&
+	snapshot_reads r64.qcow2 s r64.s.raw
+'
+
+test_expect_success '--feature refcount-bits alone: the image stays v3, at 16 bits' '
+	qemu-img create -q -f qcow2 -o refcount_bits=1 w.qcow2 4M &&
+	qemu-io -c "write -P 1 0 1M" -c "write -z 1M 64k" w.qcow2 >/dev/null &&
+	qemu-img convert -O raw w.qcow2 w.raw &&
+	img-demote --feature refcount-bits w.qcow2 &&
+	demoted_clean w.qcow2 w.raw 1.1 &&
+	qemu-img info w.qcow2 | grep "refcount bits: 16" &&
+	demote_features w.qcow2 >got &&
+	grep "^zero-clusters" got &&
+	! grep "^refcount-bits" got
+'
+
 test_expect_success 'features not supported yet: refused before writing, listed as fixed' '
-	qemu-img create -q -f qcow2 -o refcount_bits=1 r1.qcow2 1M &&
-	demote_features r1.qcow2 >got &&
-	grep "^refcount-bits incompatible fixed" got &&
-	grep "^version-3 incompatible fixed" got &&
-	cp r1.qcow2 r1.orig &&
-	test_expect_code 1 img-demote r1.qcow2 2>err &&
-	grep -F "img-demote: cannot demote '\''r1.qcow2'\'': refcount-bits: " err &&
-	cmp r1.orig r1.qcow2 &&
 	qemu-img create -q -f qcow2 -o extended_l2=on x.qcow2 1M &&
 	demote_features x.qcow2 >got &&
 	grep "^extended-l2 incompatible fixed" got &&
+	grep "^version-3 incompatible fixed" got &&
+	cp x.qcow2 x.orig &&
 	test_expect_code 1 img-demote x.qcow2 2>err &&
+	grep -F "img-demote: cannot demote '\''x.qcow2'\'': extended-l2: " err &&
+	cmp x.orig x.qcow2 &&
 	qemu-img create -q -f qcow2 -o compression_type=zstd zs.qcow2 1M &&
 	qemu-io -c "write -c -P 3 0 64k" zs.qcow2 >/dev/null &&
 	demote_features zs.qcow2 >got &&
@@ -213,6 +242,10 @@ test_expect_success 'kill -9 at every write: preallocated zero clusters, bitmaps
 	qemu-img bitmap --add bk.qcow2 b0 &&
 	qemu-img convert -O raw bk.qcow2 bk.raw &&
 	demote_survives_kills bk.qcow2 bk.raw
+'
+
+test_expect_success 'kill -9 at every write: refcount width 64 with zero clusters and a snapshot' '
+	demote_survives_kills r64.orig r64.raw
 '
 
 test_done
