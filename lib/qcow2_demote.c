@@ -15,12 +15,21 @@ enum act_kind {
 	ACT_UNALLOC,    /* entry 0: the chain reads zeros there */
 	ACT_IN_PLACE,   /* preallocated: its cluster gets zeros, flag off */
 	ACT_ALLOC,      /* a new cluster of zeros, refcount as its table's */
+	ACT_ZSTD,       /* a zstd cluster: stored plain in a new cluster,
+			 * refcount as its table's (readable whatever the
+			 * header's compression type says) */
+	ACT_ZLIB,       /* once the header says zlib: such a plain cluster
+			 * deflated into a new cluster */
 };
 struct act {
 	uint64_t entry_off;     /* host offset of the L2 entry */
 	uint64_t old;           /* the entry as stored */
 	uint64_t refs;          /* ACT_ALLOC: refcount of its L2 table */
-	uint64_t host;          /* ACT_ALLOC: the new cluster (when writing) */
+	uint64_t host;          /* ACT_ALLOC, ACT_ZSTD, ACT_ZLIB: the new cluster */
+	uint64_t chost, clen;   /* ACT_ZSTD: the stream; ACT_ZLIB: the plain
+				 * cluster */
+	uint64_t zlen;          /* ACT_ZLIB: zlib stream length */
+	unsigned cb;            /* cluster bits */
 	enum act_kind kind;
 };
 
@@ -34,7 +43,7 @@ struct q2demote {
 	uint64_t l2_refs;            /* refcount of the table walked */
 	struct act *acts;
 	size_t nacts, cap;
-	uint64_t allocs, in_place, tables, compressed;
+	uint64_t allocs, in_place, tables, compressed, zstd_plain;
 	uint8_t *hdr;                /* cluster 0 as stored */
 	int has_feature_table;
 	int was_dirty;               /* the dirty bit was set at the start */
@@ -88,8 +97,14 @@ static int on_entry(struct img *img, struct img_walk_entry *e, void *arg)
 	int zero, ret;
 
 	if (v & QCOW2_OFLAG_COMPRESSED) {
-		k->compressed++;
-		return 0;
+		if (k->q->h.compression_type == 0 || e->beyond)
+			return 0;
+		a.kind = ACT_ZSTD;
+		a.refs = k->l2_refs;
+		a.chost = e->ext.host;
+		a.cb = k->q->h.cluster_bits;
+		a.clen = e->ext.clen;
+		return add_act(k, &a);
 	}
 	if (!(v & QCOW2_OFLAG_ZERO))
 		return 0;
@@ -145,6 +160,43 @@ static int cmp_act(const void *a, const void *b)
 	return x->entry_off < y->entry_off ? -1 : x->entry_off > y->entry_off;
 }
 
+static int new_cluster(const struct act *a)
+{
+	return a->kind == ACT_ALLOC || a->kind == ACT_ZSTD ||
+	       a->kind == ACT_ZLIB;
+}
+
+/* Counts of what the acts do (zstd ones apart). */
+static void count_acts(struct q2demote *k)
+{
+	uint64_t last = UINT64_MAX;
+
+	k->allocs = k->in_place = k->tables = k->compressed = 0;
+	for (size_t i = 0; i < k->nacts; i++) {
+		uint64_t t = k->acts[i].entry_off / k->q->cluster_size;
+
+		k->allocs += new_cluster(&k->acts[i]);
+		k->in_place += k->acts[i].kind == ACT_IN_PLACE;
+		k->compressed += k->acts[i].kind == ACT_ZSTD;
+		if (k->acts[i].kind != ACT_ZSTD && t != last)
+			k->tables++;
+		if (k->acts[i].kind != ACT_ZSTD)
+			last = t;
+	}
+}
+
+/* Only the acts of the features being removed stay. */
+static void keep_acts(struct q2demote *k, int zero, int zstd)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < k->nacts; i++)
+		if (k->acts[i].kind == ACT_ZSTD ? zstd : zero)
+			k->acts[n++] = k->acts[i];
+	k->nacts = n;
+	count_acts(k);
+}
+
 /* The active tree and every snapshot's; a table shared by several is
  * seen once per tree, its entries kept once. */
 static int find_zero_clusters(struct q2demote *k)
@@ -178,13 +230,7 @@ static int find_zero_clusters(struct q2demote *k)
 		k->acts[n++] = k->acts[i];
 	}
 	k->nacts = n;
-	for (size_t i = 0; i < n; i++) {
-		k->allocs += k->acts[i].kind == ACT_ALLOC;
-		k->in_place += k->acts[i].kind == ACT_IN_PLACE;
-		if (!i || k->acts[i].entry_off / k->q->cluster_size !=
-			  k->acts[i - 1].entry_off / k->q->cluster_size)
-			k->tables++;
-	}
+	count_acts(k);
 	return 0;
 }
 
@@ -275,6 +321,43 @@ static int write_meta(struct q2demote *k, const char *what, const void *buf,
 	return 0;
 }
 
+/* ACT_ZSTD: a zstd cluster inflated into its new cluster (a->host).
+ * ACT_ZLIB: a plain cluster deflated there (a->zlen set), or, with
+ * dry set, only whether that would be smaller (returns 1). */
+static int recompress(struct q2demote *k, struct act *a, int dry)
+{
+	uint64_t cs = k->q->cluster_size;
+	uint64_t inlen = a->kind == ACT_ZSTD ? a->clen : cs;
+	uint8_t *in = malloc(inlen ? inlen : 1), *out = malloc(cs);
+	int ret = in && out ? 0 : -ENOMEM, len = 0;
+
+	if (ret == 0)
+		ret = img_io_read_zfill(k->img->io, in, inlen, a->chost);
+	if (ret == 0 && a->kind == ACT_ZSTD) {
+		ret = img_decompress(IMG_COMPRESS_ZSTD, in, inlen, k->buf, cs);
+		if (ret == 0)
+			ret = img_io_pwrite(k->img->io, k->buf, cs, a->host);
+	} else if (ret == 0) {
+		/* worth it only if a sector is left unused */
+		len = img_compress(IMG_COMPRESS_ZLIB, in, cs, out, cs - 512);
+		if (len == -ENOSPC)
+			len = 0;
+		ret = len < 0 ? len : 0;
+		if (ret == 0 && dry)
+			ret = len > 0;
+		else if (ret == 0 && len > 0)
+			ret = img_io_pwrite(k->img->io, out, (size_t)len, a->host);
+		a->zlen = len > 0 ? (uint64_t)len : 0;
+	}
+	if (ret < 0)
+		ret = img_error(k->img, ret,
+				"cannot recompress the cluster at 0x%llx: %s",
+				(unsigned long long)a->chost, img_strerror(ret));
+	free(in);
+	free(out);
+	return ret;
+}
+
 /*
  * The new clusters go at the end of the file, one after another; a range
  * without a refcount block gets one there too (right after them). Order:
@@ -336,10 +419,13 @@ static int allocate(struct q2demote *k)
 		goto out;
 	}
 	for (size_t i = 0, j = 0; i < k->nacts; i++)
-		if (k->acts[i].kind == ACT_ALLOC) {
+		if (new_cluster(&k->acts[i])) {
 			arefs[j] = k->acts[i].refs ? k->acts[i].refs : 1;
 			k->acts[i].host = (first + j++) << cb;
 		}
+	for (size_t i = 0; ret == 0 && i < k->nacts; i++)
+		if (k->acts[i].kind == ACT_ZSTD || k->acts[i].kind == ACT_ZLIB)
+			ret = recompress(k, &k->acts[i], 0);
 	/* Refcounts, block by block: each new cluster counts as many
 	 * references as its table has; a new block counts itself. */
 	for (uint64_t c = first; ret == 0 && c < next;) {
@@ -412,6 +498,12 @@ static uint64_t new_entry(const struct act *a)
 		return 0;
 	case ACT_IN_PLACE:
 		return a->old & ~QCOW2_OFLAG_ZERO;
+	case ACT_ZLIB: {
+		unsigned shift = 62 - (a->cb - 8);
+		uint64_t extra = (a->zlen - 1) / 512;
+
+		return QCOW2_OFLAG_COMPRESSED | extra << shift | a->host;
+	}
 	default:
 		return a->host | (a->refs == 1 ? QCOW2_OFLAG_COPIED : 0);
 	}
@@ -484,11 +576,24 @@ static int write_header(struct q2demote *k, int version, int keep_names)
 	}
 	memcpy(n, k->hdr, len);
 	put_be32(n + 4, (uint32_t)version);
+	if (version >= 3) {
+		/* the feature fields as they are now */
+		put_be64(n + 72, h->incompat);
+		put_be64(n + 80, h->compat);
+		put_be64(n + 88, h->autoclear);
+		if (len > 104)
+			n[104] = h->compression_type;
+	}
 	while (pos + 8 <= end) {
 		uint32_t type = get_be32(k->hdr + pos), elen = get_be32(k->hdr + pos + 4);
 		uint64_t total = 8 + img_qcow2_align8(elen);
-		int keep = type != QCOW2_EXT_BITMAPS && type != QCOW2_EXT_DATA_FILE &&
-			   (type != QCOW2_EXT_FEATURES || keep_names);
+		int keep = version >= 3 ||
+			   (type != QCOW2_EXT_DATA_FILE && type != QCOW2_EXT_FDE);
+
+		if (type == QCOW2_EXT_BITMAPS)
+			keep = !!(h->autoclear & QCOW2_AUTOCLEAR_BITMAPS);
+		if (type == QCOW2_EXT_FEATURES)
+			keep = keep_names;
 
 		if (type == QCOW2_EXT_END || total > end - pos)
 			break;
@@ -576,22 +681,28 @@ static void list_features(struct q2demote *k, struct img_demote_result *r)
 		snprintf(f->note, sizeof(f->note),
 			 "the refcounts are repaired first");
 	}
-	if (k->nacts) {
+	if (k->nacts > k->compressed) {
+		uint64_t zeros = k->nacts - k->compressed;
+		uint64_t stored = k->allocs - k->compressed;
+
 		f = img_demote_add(r, "zero-clusters", IMG_FEATURE_INCOMPATIBLE);
-		f->entries = k->nacts;
-		f->growth = k->allocs * cs;
-		f->bytes = (k->allocs + k->in_place + k->tables) * cs;
+		f->entries = zeros;
+		f->growth = stored * cs;
+		f->bytes = (stored + k->in_place + k->tables) * cs;
 		snprintf(f->note, sizeof(f->note),
 			 "%llu unallocated, %llu preallocated written as zeros, %llu stored as zero clusters",
-			 (unsigned long long)(k->nacts - k->allocs - k->in_place),
+			 (unsigned long long)(zeros - stored - k->in_place),
 			 (unsigned long long)k->in_place,
-			 (unsigned long long)k->allocs);
+			 (unsigned long long)stored);
 	}
 	if (h->compression_type != 0) {
 		f = img_demote_add(r, "zstd", IMG_FEATURE_INCOMPATIBLE);
 		f->entries = k->compressed;
-		if (k->compressed)
-			cannot(f, "recompressing zstd clusters is not supported yet");
+		f->growth = k->compressed * cs;     /* at most */
+		f->bytes = f->growth + 8;
+		snprintf(f->note, sizeof(f->note),
+			 "%llu compressed clusters recompressed with zlib (or stored plain)",
+			 (unsigned long long)k->compressed);
 	}
 	if (q->extended_l2)
 		cannot(img_demote_add(r, "extended-l2", IMG_FEATURE_INCOMPATIBLE),
@@ -665,6 +776,42 @@ static int wanted(struct q2demote *k, struct img_demote_result *r,
 	return !*err;
 }
 
+/*
+ * Once the header no longer says zstd, the clusters stored plain in its
+ * place are deflated with zlib where that makes them smaller: new
+ * clusters, then the tables, then the plain ones given back as leaks.
+ */
+static int zlib_pass(struct q2demote *k)
+{
+	size_t n = 0;
+	int ret = 0;
+
+	for (size_t i = 0; ret >= 0 && i < k->nacts; i++) {
+		struct act a = k->acts[i];
+
+		if (a.kind != ACT_ZSTD)
+			continue;
+		a.kind = ACT_ZLIB;
+		a.chost = a.host;
+		a.host = 0;
+		ret = recompress(k, &a, 1);
+		if (ret > 0)
+			k->acts[n++] = a;
+	}
+	if (ret < 0)
+		return ret;
+	k->nacts = n;
+	count_acts(k);
+	if (!n)
+		return 0;
+	ret = img_check_flush(&k->c);
+	if (ret == 0)
+		ret = allocate(k);
+	if (ret == 0)
+		ret = rewrite_tables(k);
+	return ret == 0 ? exact_refcounts(k) : ret;
+}
+
 /* ---- the whole job -------------------------------------------------------- */
 
 static int do_demote(struct q2demote *k, struct img_demote_result *r)
@@ -722,7 +869,8 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 			return ret;
 		find(r, "refcount-bits")->removed = 1;
 	}
-	if (w_zero) {
+	if (w_zero || w_zstd) {
+		keep_acts(k, w_zero, w_zstd);
 		ret = allocate(k);
 		if (ret == 0)
 			ret = zero_in_place(k);
@@ -734,7 +882,18 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 			ret = exact_refcounts(k);
 		if (ret < 0)
 			return ret;
-		find(r, "zero-clusters")->removed = 1;
+		if (w_zero)
+			find(r, "zero-clusters")->removed = 1;
+	}
+	if (w_zstd && !all) {
+		q->h.incompat &= ~QCOW2_INCOMPAT_COMPRESSION;
+		q->h.compression_type = 0;
+		ret = write_header(k, 3, !w_names && find(r, "feature-name-table"));
+		if (ret == 0)
+			ret = zlib_pass(k);
+		if (ret < 0)
+			return ret;
+		find(r, "zstd")->removed = 1;
 	}
 	if (w_lazy && !all) {
 		ret = set_field(k, "header (compatible features)", 80,
@@ -756,13 +915,16 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 		if (ret < 0)
 			return ret;
 		q->h.version = 2;
+		q->h.compression_type = 0;
+		q->h.incompat = q->h.compat = q->h.autoclear = 0;
+		if (w_zstd)
+			ret = zlib_pass(k);
+		if (ret < 0)
+			return ret;
 		for (int i = 0; i < r->n; i++)
 			r->f[i].removed = 1;
 		k->img->dirty = 0;
 	}
-	(void)w_zstd;
-	if (all && find(r, "zstd"))
-		find(r, "zstd")->removed = 1;
 	return 0;
 }
 
@@ -800,8 +962,14 @@ int img_qcow2_demote(struct img *img, const struct img_demote_opts *o,
 		ret = find_zero_clusters(&k);
 	if (ret == 0)
 		list_features(&k, r);
-	if (ret == 0 && k.q->h.version < 3)
+	if (ret == 0 && k.q->h.version < 3) {
 		r->oldest = 1;
+		/* A run killed after the version 2 header finishes here: the
+		 * leaks it left are given back (nothing else is touched). */
+		if (!r->dry_run && run_check(&k, IMG_CHECK_NO_FIX) == 0 &&
+		    k.res.leaks)
+			ret = run_check(&k, IMG_CHECK_FIX_LEAKS);
+	}
 	if (ret == 0 && !r->dry_run && k.q->h.version >= 3)
 		ret = do_demote(&k, r);
 	if (ret == 0 && k.q->h.version < 3)

@@ -199,22 +199,48 @@ test_expect_success 'features not supported yet: refused before writing, listed 
 	cp x.qcow2 x.orig &&
 	test_expect_code 1 img-demote x.qcow2 2>err &&
 	grep -F "img-demote: cannot demote '\''x.qcow2'\'': extended-l2: " err &&
-	cmp x.orig x.qcow2 &&
-	qemu-img create -q -f qcow2 -o compression_type=zstd zs.qcow2 1M &&
-	qemu-io -c "write -c -P 3 0 64k" zs.qcow2 >/dev/null &&
-	demote_features zs.qcow2 >got &&
-	grep "^zstd incompatible fixed 1 " got &&
-	test_expect_code 1 img-demote zs.qcow2 2>err
+	cmp x.orig x.qcow2
 '
 
-test_expect_success 'zstd without compressed clusters: only the header says zstd' '
-	qemu-img create -q -f qcow2 -o compression_type=zstd zn.qcow2 1M &&
-	qemu-io -c "write -P 3 0 64k" zn.qcow2 >/dev/null &&
-	qemu-img convert -O raw zn.qcow2 zn.raw &&
-	demote_features zn.qcow2 >got &&
-	grep "^zstd incompatible removable 0 " got &&
-	img-demote zn.qcow2 &&
-	demoted_clean zn.qcow2 zn.raw
+# zs.qcow2: zstd clusters (one of random bytes, which zlib cannot make
+# smaller: stored plain), one shared with a snapshot, zero clusters.
+test_expect_success 'zstd clusters recompressed with zlib or stored plain' '
+	qemu-img create -q -f qcow2 -o compression_type=zstd zs.qcow2 4M &&
+	head -c 65536 /dev/urandom >rnd &&
+	qemu-io -c "write -c -P 3 0 64k" -c "write -c -s rnd 64k 64k" \
+		-c "write -P 4 128k 64k" -c "write -z 192k 64k" zs.qcow2 >/dev/null &&
+	qemu-img snapshot -c s zs.qcow2 &&
+	qemu-io -c "write -c -P 9 256k 64k" zs.qcow2 >/dev/null &&
+	qemu-img convert -O raw zs.qcow2 zs.raw &&
+	qemu-img convert -l snapshot.name=s -O raw zs.qcow2 zs.s.raw &&
+	cp zs.qcow2 zs.orig &&
+	demote_features zs.qcow2 >got &&
+	grep "^zstd incompatible removable 3 196616 196608$" got &&
+	cp zs.orig am.qcow2 &&
+	test_expect_code 1 qemu-img amend -o compat=0.10 am.qcow2 2>amend.err &&
+	cat amend.err &&
+	cmp zs.qcow2 zs.orig &&
+	img-demote zs.qcow2 >out &&
+	grep "^Removed zstd" out &&
+	demoted_clean zs.qcow2 zs.raw &&
+	snapshot_reads zs.qcow2 s zs.s.raw &&
+	qemu-img info zs.qcow2 | grep "compression type: zlib" &&
+	qemu-img map --output=json zs.qcow2 >map &&
+	grep "\"start\": 65536, .*\"offset\"" map &&
+	qemu-img check --output=json zs.qcow2 >chk &&
+	json_get chk compressed-clusters >got &&
+	echo "compressed-clusters=2" >want &&
+	test_cmp want got
+'
+
+test_expect_success '--feature zstd alone: still v3, zlib, the same data' '
+	cp zs.orig zf.qcow2 &&
+	img-demote --feature zstd zf.qcow2 &&
+	demoted_clean zf.qcow2 zs.raw 1.1 &&
+	qemu-img info zf.qcow2 | grep "compression type: zlib" &&
+	demote_features zf.qcow2 >got &&
+	grep "^zero-clusters" got &&
+	! grep "^zstd" got
 '
 
 test_expect_success 'a corrupt image is refused with the advice to repair it' '
@@ -246,6 +272,10 @@ test_expect_success 'kill -9 at every write: preallocated zero clusters, bitmaps
 
 test_expect_success 'kill -9 at every write: refcount width 64 with zero clusters and a snapshot' '
 	demote_survives_kills r64.orig r64.raw
+'
+
+test_expect_success 'kill -9 at every write: zstd clusters with a snapshot' '
+	demote_survives_kills zs.orig zs.raw
 '
 
 test_done
