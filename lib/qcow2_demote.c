@@ -7,51 +7,13 @@
 #include "check.h"
 #include "endian.h"
 #include "qcow2.h"
+#include "qcow2_demote.h"
 #include "relocate.h"
 #include "walk.h"
 
-/* What becomes of one zero-cluster entry. */
-enum act_kind {
-	ACT_UNALLOC,    /* entry 0: the chain reads zeros there */
-	ACT_IN_PLACE,   /* preallocated: its cluster gets zeros, flag off */
-	ACT_ALLOC,      /* a new cluster of zeros, refcount as its table's */
-	ACT_ZSTD,       /* a zstd cluster: stored plain in a new cluster,
-			 * refcount as its table's (readable whatever the
-			 * header's compression type says) */
-	ACT_ZLIB,       /* once the header says zlib: such a plain cluster
-			 * deflated into a new cluster */
-};
-struct act {
-	uint64_t entry_off;     /* host offset of the L2 entry */
-	uint64_t old;           /* the entry as stored */
-	uint64_t refs;          /* ACT_ALLOC: refcount of its L2 table */
-	uint64_t host;          /* ACT_ALLOC, ACT_ZSTD, ACT_ZLIB: the new cluster */
-	uint64_t chost, clen;   /* ACT_ZSTD: the stream; ACT_ZLIB: the plain
-				 * cluster */
-	uint64_t zlen;          /* ACT_ZLIB: zlib stream length */
-	unsigned cb;            /* cluster bits */
-	enum act_kind kind;
-};
-
-struct q2demote {
-	struct img *img;
-	struct img_qcow2 *q;
-	const struct img_demote_opts *o;
-	struct img_check_ctx c;
-	struct img_check res;
-	uint8_t *buf;                /* one cluster of scratch */
-	uint64_t l2_refs;            /* refcount of the table walked */
-	struct act *acts;
-	size_t nacts, cap;
-	uint64_t allocs, in_place, tables, compressed, zstd_plain;
-	uint8_t *hdr;                /* cluster 0 as stored */
-	int has_feature_table;
-	int was_dirty;               /* the dirty bit was set at the start */
-};
-
 /* ---- finding zero clusters in every tree ------------------------------ */
 
-static int chain_reads_zero(struct q2demote *k, uint64_t guest, int beyond)
+int q2d_chain_reads_zero(struct q2demote *k, uint64_t guest, int beyond)
 {
 	struct img *img = k->img;
 	int zero = 1, ret;
@@ -110,7 +72,7 @@ static int on_entry(struct img *img, struct img_walk_entry *e, void *arg)
 		return 0;
 	if (k->o->progress && !e->beyond)
 		k->o->progress(e->guest, img->size, k->o->progress_arg);
-	zero = chain_reads_zero(k, e->guest, e->beyond);
+	zero = q2d_chain_reads_zero(k, e->guest, e->beyond);
 	if (zero < 0)
 		return zero;
 	if (host) {
@@ -136,7 +98,7 @@ static const struct img_walk_cb find_cb = {
 	.entry = on_entry,
 };
 
-static int read_l1(struct q2demote *k, uint64_t off, uint32_t n, uint64_t **l1)
+int q2d_read_l1(struct q2demote *k, uint64_t off, uint32_t n, uint64_t **l1)
 {
 	uint8_t *raw = malloc(n ? (size_t)n * 8 : 1);
 	int ret;
@@ -212,7 +174,7 @@ static int find_zero_clusters(struct q2demote *k)
 		uint64_t *l1;
 		struct img_walk_layout sl = lay;
 
-		ret = read_l1(k, k->q->snap_l1[i].offset, k->q->snap_l1[i].size,
+		ret = q2d_read_l1(k, k->q->snap_l1[i].offset, k->q->snap_l1[i].size,
 			      &l1);
 		sl.l1 = l1;
 		sl.l1_entries = k->q->snap_l1[i].size;
@@ -260,7 +222,7 @@ static int run_check(struct q2demote *k, enum img_check_fix fix)
 
 /* Refcounts made exact: a dirty image repaired as QEMU repairs one it
  * opens, then leaks given back; errors refuse the image. */
-static int exact_refcounts(struct q2demote *k)
+int q2d_exact_refcounts(struct q2demote *k)
 {
 	int ret = 0;
 
@@ -309,7 +271,7 @@ static int load_reftable(struct q2demote *k, struct rt *t)
 	return ret;
 }
 
-static int write_meta(struct q2demote *k, const char *what, const void *buf,
+int q2d_write_meta(struct q2demote *k, const char *what, const void *buf,
 		      size_t len, uint64_t off)
 {
 	int ret = img_io_pwrite(k->img->io, buf, len, off);
@@ -359,24 +321,22 @@ static int recompress(struct q2demote *k, struct act *a, int dry)
 }
 
 /*
- * The new clusters go at the end of the file, one after another; a range
- * without a refcount block gets one there too (right after them). Order:
- * zeros and refcount blocks written and flushed, then the refcount table
- * entries of new blocks, flushed: until an L2 entry names them, the new
- * clusters are leaks at worst.
+ * n new clusters at the end of the file, one after another, cluster i
+ * counted refs[i] times; a range without a refcount block gets one right
+ * after them. The blocks are written and flushed, then the refcount table
+ * entries of new blocks, flushed: the new clusters are leaks at worst
+ * until something names them. *first: the first new cluster's offset.
  */
-static int allocate(struct q2demote *k)
+int q2d_claim_clusters(struct q2demote *k, uint64_t n, const uint64_t *refs,
+			  uint64_t *first_host)
 {
 	struct img_qcow2 *q = k->q;
-	uint64_t cs = q->cluster_size, size, first, next, *newblk = NULL, *arefs = NULL;
+	uint64_t cs = q->cluster_size, size, first, next, *newblk = NULL;
 	unsigned cb = q->h.cluster_bits, order = q->h.refcount_order;
 	struct rt t = { 0 };
 	uint64_t nnew = 0;
-	int ret;
+	int ret = img_io_size(k->img->io, &size);
 
-	if (!k->allocs)
-		return 0;
-	ret = img_io_size(k->img->io, &size);
 	if (ret < 0)
 		return img_error(k->img, ret, "cannot get size: %s",
 				 img_strerror(ret));
@@ -384,11 +344,12 @@ static int allocate(struct q2demote *k)
 	if (ret < 0)
 		goto out;
 	first = (size + cs - 1) / cs;
-	next = first + k->allocs;
+	next = first + n;
+	*first_host = first << cb;
 	/* Ranges without a block: new blocks after the data, which may
 	 * need blocks of their own (found by going on until none lacks). */
 	for (uint64_t c = first; c < next; c++) {
-		uint64_t b = c >> t.rb_bits;
+		uint64_t b = c >> t.rb_bits, *p;
 
 		if (b >= t.n) {
 			ret = img_error(k->img, IMG_E_UNSUPPORTED,
@@ -399,35 +360,15 @@ static int allocate(struct q2demote *k)
 		if (t.e[b])
 			continue;
 		t.e[b] = next++ << cb;
-		newblk = realloc(newblk, (nnew + 1) * sizeof(*newblk));
-		if (!newblk) {
+		p = realloc(newblk, (nnew + 1) * sizeof(*newblk));
+		if (!p) {
 			ret = img_error(k->img, -ENOMEM, "out of memory");
 			goto out;
 		}
+		newblk = p;
 		newblk[nnew++] = b;
 	}
-	/* Data clusters: zeros. Each ACT_ALLOC takes the next one. */
-	ret = img_write_zeros(k->img->io, first << cb, k->allocs << cb);
-	if (ret < 0) {
-		ret = img_error(k->img, ret, "cannot write zero clusters at 0x%llx: %s",
-				(unsigned long long)(first << cb), img_strerror(ret));
-		goto out;
-	}
-	arefs = malloc(k->allocs * sizeof(*arefs));
-	if (!arefs) {
-		ret = img_error(k->img, -ENOMEM, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0, j = 0; i < k->nacts; i++)
-		if (new_cluster(&k->acts[i])) {
-			arefs[j] = k->acts[i].refs ? k->acts[i].refs : 1;
-			k->acts[i].host = (first + j++) << cb;
-		}
-	for (size_t i = 0; ret == 0 && i < k->nacts; i++)
-		if (k->acts[i].kind == ACT_ZSTD || k->acts[i].kind == ACT_ZLIB)
-			ret = recompress(k, &k->acts[i], 0);
-	/* Refcounts, block by block: each new cluster counts as many
-	 * references as its table has; a new block counts itself. */
+	/* Refcounts, block by block; a new block counts itself. */
 	for (uint64_t c = first; ret == 0 && c < next;) {
 		uint64_t b = c >> t.rb_bits, blk = t.e[b];
 		uint64_t end = img_min_u64(next, (b + 1) << t.rb_bits);
@@ -440,15 +381,12 @@ static int allocate(struct q2demote *k)
 		else
 			ret = img_read_meta(k->img, "refcount block", k->buf, cs,
 					    blk);
-		for (; ret == 0 && c < end; c++) {
-			uint64_t v = 1, slot = c & ((1ull << t.rb_bits) - 1);
-
-			if (c < first + k->allocs)
-				v = arefs[c - first];
-			img_qcow2_refblock_set(k->buf, slot, order, v);
-		}
+		for (; ret == 0 && c < end; c++)
+			img_qcow2_refblock_set(k->buf, c & ((1ull << t.rb_bits) - 1),
+					       order, c < first + n ?
+					       refs[c - first] : 1);
 		if (ret == 0)
-			ret = write_meta(k, "refcount block", k->buf, cs, blk);
+			ret = q2d_write_meta(k, "refcount block", k->buf, cs, blk);
 	}
 	if (ret == 0)
 		ret = img_check_flush(&k->c);
@@ -465,9 +403,38 @@ static int allocate(struct q2demote *k)
 	img_tcache_free(q->refblock_cache);
 	q->refblock_cache = NULL;
 out:
-	free(arefs);
 	free(newblk);
 	free(t.e);
+	return ret;
+}
+
+/* The acts' new clusters: claimed (each counted as its table), then
+ * zeros or their recompressed data written (flushed by the caller). */
+static int allocate(struct q2demote *k)
+{
+	uint64_t cs = k->q->cluster_size, first = 0, *arefs;
+	int ret;
+
+	if (!k->allocs)
+		return 0;
+	arefs = malloc(k->allocs * sizeof(*arefs));
+	if (!arefs)
+		return img_error(k->img, -ENOMEM, "out of memory");
+	for (size_t i = 0, j = 0; i < k->nacts; i++)
+		if (new_cluster(&k->acts[i]))
+			arefs[j++] = k->acts[i].refs ? k->acts[i].refs : 1;
+	ret = q2d_claim_clusters(k, k->allocs, arefs, &first);
+	free(arefs);
+	if (ret == 0 && (ret = img_write_zeros(k->img->io, first,
+					       k->allocs * cs)) < 0)
+		ret = img_error(k->img, ret, "cannot write zero clusters at 0x%llx: %s",
+				(unsigned long long)first, img_strerror(ret));
+	for (size_t i = 0, j = 0; ret == 0 && i < k->nacts; i++)
+		if (new_cluster(&k->acts[i]))
+			k->acts[i].host = first + j++ * cs;
+	for (size_t i = 0; ret == 0 && i < k->nacts; i++)
+		if (k->acts[i].kind == ACT_ZSTD || k->acts[i].kind == ACT_ZLIB)
+			ret = recompress(k, &k->acts[i], 0);
 	return ret;
 }
 
@@ -509,6 +476,19 @@ static uint64_t new_entry(const struct act *a)
 	}
 }
 
+/* The reader's cached L2 tables are stale after tables changed. */
+void q2d_reset_l2_cache(struct q2demote *k)
+{
+	struct img_qcow2 *q = k->q;
+
+	img_tcache_free(q->l2_cache);
+	q->l2_cache = img_tcache_new(q->cluster_size, 16);
+	if (q->l2_cache)
+		img_tcache_past_eof_zeros(q->l2_cache);
+	q->l2 = NULL;
+	q->l2_offset = 0;
+}
+
 /* Each L2 table with zero entries read, changed and written whole. */
 static int rewrite_tables(struct q2demote *k)
 {
@@ -526,14 +506,11 @@ static int rewrite_tables(struct q2demote *k)
 			put_be64(k->buf + (k->acts[i].entry_off - t),
 				 new_entry(&k->acts[i]));
 		if (ret == 0)
-			ret = write_meta(k, "L2 table", k->buf, cs, t);
+			ret = q2d_write_meta(k, "L2 table", k->buf, cs, t);
 	}
 	if (ret == 0)
 		ret = img_check_flush(&k->c);
-	img_tcache_free(k->q->l2_cache);
-	k->q->l2_cache = NULL;
-	k->q->l2 = NULL;
-	k->q->l2_offset = 0;
+	q2d_reset_l2_cache(k);
 	return ret;
 }
 
@@ -619,7 +596,7 @@ static int write_header(struct q2demote *k, int version, int keep_names)
 	}
 	ret = img_check_flush(&k->c);
 	if (ret == 0)
-		ret = write_meta(k, "header", n, img_max_u64(len, old_end), 0);
+		ret = q2d_write_meta(k, "header", n, img_max_u64(len, old_end), 0);
 	if (ret == 0)
 		ret = img_check_flush(&k->c);
 	if (ret == 0)
@@ -704,9 +681,20 @@ static void list_features(struct q2demote *k, struct img_demote_result *r)
 			 "%llu compressed clusters recompressed with zlib (or stored plain)",
 			 (unsigned long long)k->compressed);
 	}
-	if (q->extended_l2)
-		cannot(img_demote_add(r, "extended-l2", IMG_FEATURE_INCOMPATIBLE),
-		       "rewriting extended L2 tables is not supported yet");
+	if (q->extended_l2) {
+		uint64_t g = 0, jobs = 0;
+
+		f = img_demote_add(r, "extended-l2", IMG_FEATURE_INCOMPATIBLE);
+		if (k->compressed)
+			cannot(f, "extended L2 tables with zstd clusters are not supported yet");
+		else if (q2d_unextend_cost(k, &g, &jobs) == 0) {
+			f->entries = jobs;
+			f->bytes = f->growth = g;
+			snprintf(f->note, sizeof(f->note),
+				 "%llu partly allocated clusters written whole",
+				 (unsigned long long)jobs);
+		}
+	}
 	if (q->has_data_file)
 		cannot(img_demote_add(r, "external-data-file",
 				      IMG_FEATURE_INCOMPATIBLE),
@@ -809,7 +797,7 @@ static int zlib_pass(struct q2demote *k)
 		ret = allocate(k);
 	if (ret == 0)
 		ret = rewrite_tables(k);
-	return ret == 0 ? exact_refcounts(k) : ret;
+	return ret == 0 ? q2d_exact_refcounts(k) : ret;
 }
 
 /* ---- the whole job -------------------------------------------------------- */
@@ -854,7 +842,7 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 			return ret;
 		q->h.autoclear &= ~QCOW2_AUTOCLEAR_BITMAPS;
 		q->nb_bitmaps = 0;
-		ret = exact_refcounts(k);
+		ret = q2d_exact_refcounts(k);
 		if (ret < 0)
 			return ret;
 		find(r, "bitmaps")->removed = 1;
@@ -869,6 +857,17 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 			return ret;
 		find(r, "refcount-bits")->removed = 1;
 	}
+	if (wanted(k, r, "extended-l2", &err)) {
+		/* entries of the old tables are named no more */
+		k->nacts = 0;
+		count_acts(k);
+		ret = q2d_unextend(k);
+		if (ret < 0)
+			return ret;
+		find(r, "extended-l2")->removed = 1;
+	}
+	if (err)
+		return err;
 	if (w_zero || w_zstd) {
 		keep_acts(k, w_zero, w_zstd);
 		ret = allocate(k);
@@ -879,7 +878,7 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 		if (ret == 0)
 			ret = rewrite_tables(k);
 		if (ret == 0)
-			ret = exact_refcounts(k);
+			ret = q2d_exact_refcounts(k);
 		if (ret < 0)
 			return ret;
 		if (w_zero)
@@ -954,7 +953,7 @@ int img_qcow2_demote(struct img *img, const struct img_demote_opts *o,
 		int corrupt = !!(k.q->h.incompat & QCOW2_INCOMPAT_CORRUPT);
 
 		if (!r->dry_run && !corrupt)
-			ret = exact_refcounts(&k);
+			ret = q2d_exact_refcounts(&k);
 		else if (!dirty)
 			ret = run_check(&k, IMG_CHECK_NO_FIX);
 	}

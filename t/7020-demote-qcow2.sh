@@ -191,15 +191,48 @@ test_expect_success '--feature refcount-bits alone: the image stays v3, at 16 bi
 	! grep "^refcount-bits" got
 '
 
-test_expect_success 'features not supported yet: refused before writing, listed as fixed' '
-	qemu-img create -q -f qcow2 -o extended_l2=on x.qcow2 1M &&
-	demote_features x.qcow2 >got &&
-	grep "^extended-l2 incompatible fixed" got &&
-	grep "^version-3 incompatible fixed" got &&
-	cp x.qcow2 x.orig &&
-	test_expect_code 1 img-demote x.qcow2 2>err &&
-	grep -F "img-demote: cannot demote '\''x.qcow2'\'': extended-l2: " err &&
-	cmp x.orig x.qcow2
+# xl.qcow2: extended L2 entries over base.qcow2 (data): a partly written
+# cluster, a partly zeroed one, whole zero clusters with and without
+# unmapping, a snapshot sharing tables, then a write copying one.
+test_expect_success 'extended L2 tables rewritten as standard ones, partial clusters made whole' '
+	qemu-img create -q -f qcow2 -o extended_l2=on -b base.qcow2 -F qcow2 xl.qcow2 &&
+	qemu-io -c "write -P 1 0 4k" -c "write -P 2 64k 64k" -c "write -z 128k 8k" \
+		-c "write -z 192k 64k" -c "write -z -u 256k 64k" -c "write -z 3M 64k" \
+		xl.qcow2 >/dev/null &&
+	qemu-img snapshot -c s xl.qcow2 &&
+	qemu-io -c "write -P 3 8k 4k" xl.qcow2 >/dev/null &&
+	qemu-img convert -O raw xl.qcow2 xl.raw &&
+	qemu-img convert -l snapshot.name=s -O raw xl.qcow2 xl.s.raw &&
+	cp xl.qcow2 xl.orig &&
+	demote_features xl.qcow2 >got &&
+	grep "^extended-l2 incompatible removable 8 " got &&
+	cp xl.orig am.qcow2 &&
+	test_expect_code 1 qemu-img amend -o compat=0.10 am.qcow2 2>amend.err &&
+	cat amend.err &&
+	img-demote xl.qcow2 >out &&
+	grep "^Removed extended-l2: 8 partly allocated clusters written whole" out &&
+	demoted_clean xl.qcow2 xl.raw &&
+	snapshot_reads xl.qcow2 s xl.s.raw &&
+	qemu-img info xl.qcow2 >info &&
+	! grep "extended l2" info &&
+	qemu-img convert -O raw xl.qcow2 after.raw &&
+	cmp xl.raw after.raw
+'
+
+test_expect_success '--feature extended-l2 alone: still v3, standard tables' '
+	cp xl.orig xf.qcow2 &&
+	img-demote --feature extended-l2 xf.qcow2 &&
+	demoted_clean xf.qcow2 xl.raw 1.1 &&
+	qemu-img info xf.qcow2 | grep "extended l2: false" &&
+	snapshot_reads xf.qcow2 s xl.s.raw
+'
+
+test_expect_success 'extended L2 without a backing file: unallocated parts read as zeros' '
+	qemu-img create -q -f qcow2 -o extended_l2=on xn.qcow2 1M &&
+	qemu-io -c "write -P 5 4k 8k" -c "write -z 64k 64k" xn.qcow2 >/dev/null &&
+	qemu-img convert -O raw xn.qcow2 xn.raw &&
+	img-demote xn.qcow2 &&
+	demoted_clean xn.qcow2 xn.raw
 '
 
 # zs.qcow2: zstd clusters (one of random bytes, which zlib cannot make
@@ -276,6 +309,10 @@ test_expect_success 'kill -9 at every write: refcount width 64 with zero cluster
 
 test_expect_success 'kill -9 at every write: zstd clusters with a snapshot' '
 	demote_survives_kills zs.orig zs.raw
+'
+
+test_expect_success 'kill -9 at every write: extended L2 with a snapshot, over a backing file' '
+	demote_survives_kills xl.orig xl.raw
 '
 
 test_done
