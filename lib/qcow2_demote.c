@@ -531,7 +531,7 @@ static int set_field(struct q2demote *k, const char *what, uint64_t off,
  * table unless keep_names, bitmaps and data file never), the end mark,
  * the backing file name; written in one write over what was there.
  */
-static int write_header(struct q2demote *k, int version, int keep_names)
+int q2d_write_header(struct q2demote *k, int version, int keep_names)
 {
 	struct img_qcow2 *q = k->q;
 	const struct img_qcow2_header *h = &q->h;
@@ -561,6 +561,13 @@ static int write_header(struct q2demote *k, int version, int keep_names)
 		if (len > 104)
 			n[104] = h->compression_type;
 	}
+	/* the tables as they are now */
+	put_be32(n + 36, h->l1_size);
+	put_be64(n + 40, h->l1_offset);
+	put_be64(n + 48, h->reftable_offset);
+	put_be32(n + 56, h->reftable_clusters);
+	put_be32(n + 60, h->nb_snapshots);
+	put_be64(n + 64, h->snapshots_offset);
 	while (pos + 8 <= end) {
 		uint32_t type = get_be32(k->hdr + pos), elen = get_be32(k->hdr + pos + 4);
 		uint64_t total = 8 + img_qcow2_align8(elen);
@@ -569,6 +576,8 @@ static int write_header(struct q2demote *k, int version, int keep_names)
 
 		if (type == QCOW2_EXT_BITMAPS)
 			keep = !!(h->autoclear & QCOW2_AUTOCLEAR_BITMAPS);
+		if (type == QCOW2_EXT_DATA_FILE)
+			keep = q->has_data_file;
 		if (type == QCOW2_EXT_FEATURES)
 			keep = keep_names;
 
@@ -687,7 +696,7 @@ static void list_features(struct q2demote *k, struct img_demote_result *r)
 		f = img_demote_add(r, "extended-l2", IMG_FEATURE_INCOMPATIBLE);
 		if (k->compressed)
 			cannot(f, "extended L2 tables with zstd clusters are not supported yet");
-		else if (q2d_unextend_cost(k, &g, &jobs) == 0) {
+		else if (q2d_unextend_cost(k, 0, &g, &jobs) == 0) {
 			f->entries = jobs;
 			f->bytes = f->growth = g;
 			snprintf(f->note, sizeof(f->note),
@@ -695,10 +704,21 @@ static void list_features(struct q2demote *k, struct img_demote_result *r)
 				 (unsigned long long)jobs);
 		}
 	}
-	if (q->has_data_file)
-		cannot(img_demote_add(r, "external-data-file",
-				      IMG_FEATURE_INCOMPATIBLE),
-		       "moving the data into the image is not supported yet");
+	if (q->has_data_file) {
+		uint64_t g = 0, jobs = 0;
+
+		f = img_demote_add(r, "external-data-file",
+				   IMG_FEATURE_INCOMPATIBLE);
+		if (q->extended_l2)
+			cannot(f, "a data file with extended L2 tables is not supported yet");
+		else if (q2d_unextend_cost(k, 1, &g, &jobs) == 0) {
+			f->entries = jobs;
+			f->bytes = f->growth = g;
+			snprintf(f->note, sizeof(f->note),
+				 "%llu clusters moved in from '%s' (left untouched)",
+				 (unsigned long long)jobs, q->data_file_name);
+		}
+	}
 	if (h->refcount_order != 4) {
 		uint64_t g = 0;
 
@@ -728,9 +748,11 @@ static void list_features(struct q2demote *k, struct img_demote_result *r)
 						 i ? ", " : "dropped: ",
 						 k->img->bitmaps[i].name);
 	}
-	if (h->autoclear & QCOW2_AUTOCLEAR_DATA_RAW)
-		cannot(img_demote_add(r, "raw-data-file", IMG_FEATURE_AUTOCLEAR),
-		       "it goes with the external data file");
+	if (h->autoclear & QCOW2_AUTOCLEAR_DATA_RAW) {
+		f = img_demote_add(r, "raw-data-file", IMG_FEATURE_AUTOCLEAR);
+		snprintf(f->note, sizeof(f->note),
+			 "goes with the external data file");
+	}
 	f = img_demote_add(r, "version-3", IMG_FEATURE_INCOMPATIBLE);
 	f->bytes = cs;
 	snprintf(f->note, sizeof(f->note), "compat 1.1 -> 0.10");
@@ -800,6 +822,14 @@ static int zlib_pass(struct q2demote *k)
 	return ret == 0 ? q2d_exact_refcounts(k) : ret;
 }
 
+/* After a rebuild the entries found before are named no more: found
+ * again in the new tables. */
+static int refind(struct q2demote *k)
+{
+	k->nacts = 0;
+	return find_zero_clusters(k);
+}
+
 /* ---- the whole job -------------------------------------------------------- */
 
 static int do_demote(struct q2demote *k, struct img_demote_result *r)
@@ -847,7 +877,7 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 			return ret;
 		find(r, "bitmaps")->removed = 1;
 		if (!all)
-			ret = write_header(k, 3, !w_names);
+			ret = q2d_write_header(k, 3, !w_names);
 		if (ret < 0)
 			return ret;
 	}
@@ -857,11 +887,21 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 			return ret;
 		find(r, "refcount-bits")->removed = 1;
 	}
+	if (wanted(k, r, "external-data-file", &err) ||
+	    wanted(k, r, "raw-data-file", &err)) {
+		ret = q2d_unextend(k, 1);
+		if (ret == 0)
+			ret = refind(k);
+		if (ret < 0)
+			return ret;
+		find(r, "external-data-file")->removed = 1;
+		if (find(r, "raw-data-file"))
+			find(r, "raw-data-file")->removed = 1;
+	}
 	if (wanted(k, r, "extended-l2", &err)) {
-		/* entries of the old tables are named no more */
-		k->nacts = 0;
-		count_acts(k);
-		ret = q2d_unextend(k);
+		ret = q2d_unextend(k, 0);
+		if (ret == 0)
+			ret = refind(k);
 		if (ret < 0)
 			return ret;
 		find(r, "extended-l2")->removed = 1;
@@ -887,7 +927,7 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 	if (w_zstd && !all) {
 		q->h.incompat &= ~QCOW2_INCOMPAT_COMPRESSION;
 		q->h.compression_type = 0;
-		ret = write_header(k, 3, !w_names && find(r, "feature-name-table"));
+		ret = q2d_write_header(k, 3, !w_names && find(r, "feature-name-table"));
 		if (ret == 0)
 			ret = zlib_pass(k);
 		if (ret < 0)
@@ -903,14 +943,14 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 		find(r, "lazy-refcounts")->removed = 1;
 	}
 	if (w_names && !all) {
-		ret = write_header(k, 3, 0);
+		ret = q2d_write_header(k, 3, 0);
 		if (ret < 0)
 			return ret;
 		find(r, "feature-name-table")->removed = 1;
 	}
 	if (all) {
 		/* The refcounts are exact: the v2 header, last, in one write. */
-		ret = write_header(k, 2, 0);
+		ret = q2d_write_header(k, 2, 0);
 		if (ret < 0)
 			return ret;
 		q->h.version = 2;

@@ -63,9 +63,17 @@ void q2d_reset_l2_cache(struct q2demote *k);
 int q2d_claim_clusters(struct q2demote *k, uint64_t n, const uint64_t *refs,
 		       uint64_t *first_host);
 
-/* qcow2_unextend.c: extended L2 tables rewritten as standard ones: the
- * cost (bytes the file grows by, clusters written whole), and the work. */
-int q2d_unextend_cost(struct q2demote *k, uint64_t *growth, uint64_t *entries);
-int q2d_unextend(struct q2demote *k);
+/* Cluster 0 rewritten in one write from q->h (version 2: the 72-byte
+ * header), the extensions kept as q->h says (the feature name table if
+ * keep_names). */
+int q2d_write_header(struct q2demote *k, int version, int keep_names);
+
+/* qcow2_unextend.c: the tree rebuilt with standard tables and every data
+ * cluster in the image: extended L2 made standard, or (data_file) the
+ * data file's clusters moved in. The cost (bytes the file grows by,
+ * clusters written), and the work. */
+int q2d_unextend_cost(struct q2demote *k, int data_file, uint64_t *growth,
+		      uint64_t *entries);
+int q2d_unextend(struct q2demote *k, int data_file);
 
 #endif

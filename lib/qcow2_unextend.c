@@ -1,4 +1,4 @@
-/* qcow2_unextend.c: qcow2 extended L2 tables rewritten as standard ones, past the end of the file, for the active disk and every snapshot, switched to with one header write. */
+/* qcow2_unextend.c: qcow2 trees rebuilt past the end of the file and switched to with one header write: extended L2 tables made standard, an external data file's clusters moved into the image. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +24,8 @@ struct tree {
 
 struct unext {
 	struct q2demote *k;
+	int data_file;           /* moving the data in, else extended L2 */
+	unsigned esz;            /* bytes per old entry */
 	struct tree *t;
 	uint32_t nt;
 	struct job *jobs;
@@ -60,6 +62,11 @@ static int merged(struct q2demote *k, const struct job *j, uint8_t *buf)
 	uint64_t sub = k->q->cluster_size / QCOW2_SUBCLUSTERS;
 	int ret = 0;
 
+	if (!k->q->extended_l2)
+		return img_io_read_zfill(k->img->data_io, buf, k->q->cluster_size,
+					 j->host) < 0 ?
+		       img_error(k->img, -EIO, "cannot read the data file at 0x%llx",
+				 (unsigned long long)j->host) : 0;
 	for (unsigned i = 0; ret == 0 && i < QCOW2_SUBCLUSTERS; i++) {
 		uint8_t *p = buf + i * sub;
 
@@ -91,15 +98,81 @@ static struct job *job_find(struct unext *u, uint64_t entry_off)
 }
 
 /*
+ * What an old entry becomes: *v, or (returns 1) a job: a new cluster
+ * holding what the guest reads there. Moving the data in, every cluster
+ * stored in the data file is a job and the zero flag stays (plain);
+ * making extended L2 standard, a job is a cluster allocated or zeroed in
+ * part, or zeroed whole over a backing chain that does not read zeros.
+ */
+static int map_entry(struct unext *u, uint64_t e, uint64_t bm, uint64_t guest,
+		     uint64_t *v)
+{
+	uint64_t full = 0xffffffffull, host = e & QCOW2_OFFSET_MASK;
+	int zero;
+
+	*v = 0;
+	if (u->data_file) {
+		if (e & QCOW2_OFLAG_ZERO) {
+			*v = QCOW2_OFLAG_ZERO;
+			return 0;
+		}
+		/* offset 0 is data when COPIED */
+		return host || (e & QCOW2_OFLAG_COPIED);
+	}
+	if ((e & QCOW2_OFLAG_COMPRESSED) || (uint32_t)bm == full) {
+		*v = e;
+		return 0;
+	}
+	if (!(uint32_t)bm && !(bm >> 32))
+		return 0;
+	if (!(uint32_t)bm && bm >> 32 == full) {
+		zero = q2d_chain_reads_zero(u->k, guest, 0);
+		return zero < 0 ? zero : !zero;
+	}
+	return 1;
+}
+
+static int add_job(struct unext *u, const struct job *jb)
+{
+	if (u->njobs == u->cap) {
+		size_t cap = u->cap ? 2 * u->cap : 64;
+		struct job *p = realloc(u->jobs, cap * sizeof(*p));
+
+		if (!p)
+			return img_error(u->k->img, -ENOMEM, "out of memory");
+		u->jobs = p;
+		u->cap = cap;
+	}
+	u->jobs[u->njobs++] = *jb;
+	return 0;
+}
+
+/* Entry v for guest cluster g of tree t, in its new table. */
+static int put_new(struct unext *u, struct tree *t, uint64_t g, uint64_t v)
+{
+	uint64_t ni = g / u->new_n;
+
+	if (!v)
+		return 0;
+	if (!t->l2[ni]) {
+		t->l2[ni] = calloc(1, u->k->q->cluster_size);
+		if (!t->l2[ni])
+			return img_error(u->k->img, -ENOMEM, "out of memory");
+		u->new_tables++;
+	}
+	put_be64(t->l2[ni] + 8 * (g % u->new_n), v);
+	return 0;
+}
+
+/*
  * One pass over every old table of every tree: with build unset, the
- * jobs are collected (a partly allocated entry, or zeros over a backing
- * file that does not read zeros); with build set, the new tables are
- * filled in memory.
+ * jobs are collected; with build set, the new tables are filled in
+ * memory (jobs found by their old entry).
  */
 static int unext_pass(struct unext *u, int build)
 {
 	struct q2demote *k = u->k;
-	uint64_t cs = k->q->cluster_size, full = 0xffffffffull;
+	uint64_t cs = k->q->cluster_size;
 	uint8_t *tbl = malloc(cs);
 	int ret = tbl ? 0 : img_error(k->img, -ENOMEM, "out of memory");
 
@@ -113,62 +186,31 @@ static int unext_pass(struct unext *u, int build)
 				continue;
 			ret = img_read_meta(k->img, "L2 table", tbl, cs, l2);
 			for (uint64_t j = 0; ret == 0 && j < u->old_n; j++) {
-				uint64_t e = get_be64(tbl + 16 * j);
-				uint64_t bm = get_be64(tbl + 16 * j + 8);
-				uint64_t g = (uint64_t)i * u->old_n + j, v = 0;
-				uint64_t host = e & QCOW2_OFFSET_MASK;
-				uint64_t guest = g * cs, ni = g / u->new_n;
-				struct job jb = { .entry_off = l2 + 16 * j,
-						  .guest = guest, .host = host,
+				uint64_t e = get_be64(tbl + u->esz * j);
+				uint64_t bm = u->esz == 16 ?
+					      get_be64(tbl + 16 * j + 8) : 0;
+				uint64_t g = (uint64_t)i * u->old_n + j, v;
+				struct job jb = { .entry_off = l2 + u->esz * j,
+						  .guest = g * cs,
+						  .host = e & QCOW2_OFFSET_MASK,
 						  .bitmap = bm };
-				int zero;
+				struct job *p;
 
-				if (guest >= k->img->size)
+				if (jb.guest >= k->img->size)
 					break;
-				if (e & QCOW2_OFLAG_COMPRESSED) {
-					v = e;
-				} else if ((uint32_t)bm == full) {
-					v = e;
-				} else if (!(uint32_t)bm && !(bm >> 32)) {
-					v = 0;
-				} else if (!(uint32_t)bm && bm >> 32 == full &&
-					   (zero = q2d_chain_reads_zero(k, guest, 0)) != 0) {
-					if (zero < 0)
-						ret = zero;
-					v = 0;
-				} else if (!build) {
-					struct job *p = u->njobs ? u->jobs + u->njobs - 1 : NULL;
-
-					if (u->njobs == u->cap) {
-						size_t cap = u->cap ? 2 * u->cap : 64;
-
-						p = realloc(u->jobs, cap * sizeof(*p));
-						if (!p) {
-							ret = img_error(k->img, -ENOMEM, "out of memory");
-							break;
-						}
-						u->jobs = p;
-						u->cap = cap;
-					}
-					u->jobs[u->njobs++] = jb;
+				ret = map_entry(u, e, bm, jb.guest, &v);
+				if (ret < 0)
+					break;
+				if (ret && !build) {
+					ret = add_job(u, &jb);
 					continue;
-				} else {
-					struct job *p = job_find(u, jb.entry_off);
-
+				}
+				if (ret) {
+					p = job_find(u, jb.entry_off);
 					v = p->new_host |
 					    (p->refs == 1 ? QCOW2_OFLAG_COPIED : 0);
 				}
-				if (!build || !v)
-					continue;
-				if (!t->l2[ni]) {
-					t->l2[ni] = calloc(1, cs);
-					if (!t->l2[ni]) {
-						ret = img_error(k->img, -ENOMEM, "out of memory");
-						break;
-					}
-					u->new_tables++;
-				}
-				put_be64(t->l2[ni] + 8 * (g % u->new_n), v);
+				ret = build ? put_new(u, t, g, v) : 0;
 			}
 		}
 	}
@@ -241,12 +283,31 @@ static void unext_free(struct unext *u)
 }
 
 /* The cost, for --list: the new clusters, tables and L1 tables. */
-int q2d_unextend_cost(struct q2demote *k, uint64_t *growth, uint64_t *entries)
+/* The rebuild's settings; the data file opened when it is moved in. */
+static int unext_init(struct unext *u, struct q2demote *k, int data_file)
 {
-	struct unext u = { .k = k, .old_n = k->q->cluster_size / 16,
-			   .new_n = k->q->cluster_size / 8 };
+	uint64_t cs = k->q->cluster_size;
+
+	u->k = k;
+	u->data_file = data_file;
+	u->esz = k->q->entry_len;
+	u->old_n = cs / u->esz;
+	u->new_n = cs / 8;
+	if (data_file && k->img->data_io == k->img->io) {
+		int ret = img_qcow2_open_data_file(k->img);
+
+		if (ret < 0)
+			return ret;
+	}
+	return unext_trees(u);
+}
+
+int q2d_unextend_cost(struct q2demote *k, int data_file, uint64_t *growth,
+		      uint64_t *entries)
+{
+	struct unext u = { 0 };
 	uint64_t cs = k->q->cluster_size, n = 0;
-	int ret = unext_trees(&u);
+	int ret = unext_init(&u, k, data_file);
 
 	if (ret == 0)
 		ret = unext_pass(&u, 0);
@@ -272,15 +333,15 @@ int q2d_unextend_cost(struct q2demote *k, uint64_t *growth, uint64_t *entries)
  * table, the incompatible bits) switches to them, and the old tables and
  * clusters are given back by the leak repair.
  */
-int q2d_unextend(struct q2demote *k)
+int q2d_unextend(struct q2demote *k, int data_file)
 {
 	struct img_qcow2 *q = k->q;
 	uint64_t cs = q->cluster_size, n, first = 0, pos, *refs = NULL;
 	uint64_t snap_len = q->h.nb_snapshots ? q->snapshot_table_len : 0;
 	uint64_t snap_host = 0, snap_cl = img_div_up(snap_len, cs);
-	struct unext u = { .k = k, .old_n = cs / 16, .new_n = cs / 8 };
-	uint8_t *snaps = NULL, hdr[44];
-	int ret = unext_trees(&u);
+	struct unext u = { 0 };
+	uint8_t *snaps = NULL;
+	int ret = unext_init(&u, k, data_file);
 
 	if (ret == 0)
 		ret = unext_pass(&u, 0);
@@ -375,27 +436,31 @@ int q2d_unextend(struct q2demote *k)
 		ret = img_check_flush(&k->c);
 	if (ret < 0)
 		goto out;
-	/* The switch: one write of header bytes 36-79. */
-	ret = img_read_meta(k->img, "header", hdr, sizeof(hdr), 36);
-	if (ret < 0)
-		goto out;
-	put_be32(hdr, u.t[0].new_size);
-	put_be64(hdr + 4, u.t[0].l1_host);
+	/* The switch: the header rewritten in one write. */
+	q->h.l1_size = u.t[0].new_size;
+	q->h.l1_offset = u.t[0].l1_host;
 	if (snap_len)
-		put_be64(hdr + 28, snap_host);
-	put_be64(hdr + 36, q->h.incompat & ~QCOW2_INCOMPAT_EXTL2);
-	ret = q2d_write_meta(k, "header", hdr, sizeof(hdr), 36);
-	if (ret == 0)
-		ret = img_check_flush(&k->c);
+		q->h.snapshots_offset = snap_host;
+	if (data_file) {
+		q->h.incompat &= ~QCOW2_INCOMPAT_DATA_FILE;
+		q->h.autoclear &= ~QCOW2_AUTOCLEAR_DATA_RAW;
+		q->has_data_file = 0;
+	} else {
+		q->h.incompat &= ~QCOW2_INCOMPAT_EXTL2;
+	}
+	ret = q2d_write_header(k, 3, 1);
 	if (ret < 0)
 		goto out;
 	/* The reader's state follows: standard tables from now on. */
-	q->h.incompat &= ~QCOW2_INCOMPAT_EXTL2;
 	q->extended_l2 = 0;
 	q->entry_len = 8;
 	q->l2_bits = q->h.cluster_bits - 3;
-	q->h.l1_size = u.t[0].new_size;
-	q->h.l1_offset = u.t[0].l1_host;
+	if (data_file && k->img->data_io != k->img->io) {
+		img_io_close(k->img->data_io);
+		k->img->data_io = k->img->io;
+		free(k->img->data_path);
+		k->img->data_path = NULL;
+	}
 	free(q->l1);
 	q->l1 = calloc(u.t[0].new_size ? u.t[0].new_size : 1, 8);
 	if (!q->l1) {
@@ -415,8 +480,6 @@ int q2d_unextend(struct q2demote *k)
 			q->l1[j] = get_be64(raw + 8 * j);
 		free(raw);
 	}
-	if (snap_len)
-		q->h.snapshots_offset = snap_host;
 	for (uint32_t i = 0; i < q->h.nb_snapshots; i++) {
 		q->snap_l1[i].offset = u.t[i + 1].l1_host;
 		q->snap_l1[i].size = u.t[i + 1].new_size;

@@ -235,6 +235,34 @@ test_expect_success 'extended L2 without a backing file: unallocated parts read 
 	demoted_clean xn.qcow2 xn.raw
 '
 
+# df-off.qcow2, df-on.qcow2: external data files (data_file_raw off and
+# on), with data, zero clusters and data at host offset 0 of the file.
+test_expect_success 'external data file: its data moved into the image, the file untouched' '
+	for raw in off on; do
+		qemu-img create -q -f qcow2 -o data_file=df-$raw.bin,data_file_raw=$raw \
+			df-$raw.qcow2 4M &&
+		qemu-io -c "write -P 1 0 64k" -c "write -P 2 128k 192k" \
+			-c "write -z 64k 64k" -c "write -z 1M 64k" df-$raw.qcow2 >/dev/null &&
+		qemu-img convert -O raw df-$raw.qcow2 df-$raw.raw &&
+		cp df-$raw.qcow2 df-$raw.orig &&
+		cp df-$raw.bin df-$raw.bin.orig &&
+		cp df-$raw.qcow2 am.qcow2 &&
+		test_expect_code 1 qemu-img amend -o compat=0.10 am.qcow2 2>/dev/null &&
+		demote_features df-$raw.qcow2 >got &&
+		grep "^external-data-file incompatible removable " got &&
+		img-demote df-$raw.qcow2 >out &&
+		grep "^Removed external-data-file" out &&
+		demoted_clean df-$raw.qcow2 df-$raw.raw &&
+		cmp df-$raw.bin df-$raw.bin.orig &&
+		qemu-img info df-$raw.qcow2 >info &&
+		! grep "data file" info &&
+		mv df-$raw.bin df-$raw.bin.away &&
+		qemu-img compare -q df-$raw.raw df-$raw.qcow2 &&
+		mv df-$raw.bin.away df-$raw.bin || return 1
+	done &&
+	grep "^raw-data-file autoclear removable" got
+'
+
 # zs.qcow2: zstd clusters (one of random bytes, which zlib cannot make
 # smaller: stored plain), one shared with a snapshot, zero clusters.
 test_expect_success 'zstd clusters recompressed with zlib or stored plain' '
@@ -313,6 +341,11 @@ test_expect_success 'kill -9 at every write: zstd clusters with a snapshot' '
 
 test_expect_success 'kill -9 at every write: extended L2 with a snapshot, over a backing file' '
 	demote_survives_kills xl.orig xl.raw
+'
+
+test_expect_success 'kill -9 at every write: external data file' '
+	demote_survives_kills df-off.orig df-off.raw &&
+	cmp df-off.bin df-off.bin.orig
 '
 
 test_done
