@@ -537,7 +537,7 @@ int q2d_write_header(struct q2demote *k, int version, int keep_names)
 	const struct img_qcow2_header *h = &q->h;
 	uint64_t cs = q->cluster_size, len = version >= 3 ? h->header_length :
 							    QCOW2_V2_HEADER_LEN;
-	uint64_t pos = h->header_length, old_end = h->header_length;
+	uint64_t pos = h->header_length, old_end = h->header_length, name_at = 0;
 	uint64_t end = h->backing_offset ? h->backing_offset : cs;
 	uint8_t *n = calloc(1, cs);
 	int ret;
@@ -600,6 +600,7 @@ int q2d_write_header(struct q2demote *k, int version, int keep_names)
 		}
 		memcpy(n + len, k->hdr + h->backing_offset, h->backing_size);
 		put_be64(n + 8, len);
+		name_at = len;
 		old_end = h->backing_offset + h->backing_size;
 		len += h->backing_size;
 	}
@@ -608,8 +609,14 @@ int q2d_write_header(struct q2demote *k, int version, int keep_names)
 		ret = q2d_write_meta(k, "header", n, img_max_u64(len, old_end), 0);
 	if (ret == 0)
 		ret = img_check_flush(&k->c);
-	if (ret == 0)
+	if (ret == 0) {
 		memcpy(k->hdr, n, cs);
+		/* where the next rewrite finds the name */
+		if (name_at)
+			q->h.backing_offset = name_at;
+		if (version < 3)
+			q->h.header_length = QCOW2_V2_HEADER_LEN;
+	}
 	free(n);
 	return ret;
 }
@@ -694,9 +701,7 @@ static void list_features(struct q2demote *k, struct img_demote_result *r)
 		uint64_t g = 0, jobs = 0;
 
 		f = img_demote_add(r, "extended-l2", IMG_FEATURE_INCOMPATIBLE);
-		if (k->compressed)
-			cannot(f, "extended L2 tables with zstd clusters are not supported yet");
-		else if (q2d_unextend_cost(k, 0, &g, &jobs) == 0) {
+		if (q2d_unextend_cost(k, 0, &g, &jobs) == 0) {
 			f->entries = jobs;
 			f->bytes = f->growth = g;
 			snprintf(f->note, sizeof(f->note),
@@ -709,9 +714,7 @@ static void list_features(struct q2demote *k, struct img_demote_result *r)
 
 		f = img_demote_add(r, "external-data-file",
 				   IMG_FEATURE_INCOMPATIBLE);
-		if (q->extended_l2)
-			cannot(f, "a data file with extended L2 tables is not supported yet");
-		else if (q2d_unextend_cost(k, 1, &g, &jobs) == 0) {
+		if (q2d_unextend_cost(k, 1, &g, &jobs) == 0) {
 			f->entries = jobs;
 			f->bytes = f->growth = g;
 			snprintf(f->note, sizeof(f->note),
@@ -897,8 +900,10 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 		find(r, "external-data-file")->removed = 1;
 		if (find(r, "raw-data-file"))
 			find(r, "raw-data-file")->removed = 1;
+		if (find(r, "extended-l2"))
+			find(r, "extended-l2")->removed = 1;
 	}
-	if (wanted(k, r, "extended-l2", &err)) {
+	if (wanted(k, r, "extended-l2", &err) && q->extended_l2) {
 		ret = q2d_unextend(k, 0);
 		if (ret == 0)
 			ret = refind(k);

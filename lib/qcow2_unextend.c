@@ -111,6 +111,16 @@ static int map_entry(struct unext *u, uint64_t e, uint64_t bm, uint64_t guest,
 	int zero;
 
 	*v = 0;
+	if (u->data_file && u->esz == 16) {
+		/* extended too: whatever is stored is in the data file */
+		if (!(uint32_t)bm && !(bm >> 32))
+			return 0;
+		if (!(uint32_t)bm && bm >> 32 == full) {
+			zero = q2d_chain_reads_zero(u->k, guest, 0);
+			return zero < 0 ? zero : !zero;
+		}
+		return 1;
+	}
 	if (u->data_file) {
 		if (e & QCOW2_OFLAG_ZERO) {
 			*v = QCOW2_OFLAG_ZERO;
@@ -445,9 +455,9 @@ int q2d_unextend(struct q2demote *k, int data_file)
 		q->h.incompat &= ~QCOW2_INCOMPAT_DATA_FILE;
 		q->h.autoclear &= ~QCOW2_AUTOCLEAR_DATA_RAW;
 		q->has_data_file = 0;
-	} else {
-		q->h.incompat &= ~QCOW2_INCOMPAT_EXTL2;
 	}
+	/* the new tables are standard ones in any case */
+	q->h.incompat &= ~QCOW2_INCOMPAT_EXTL2;
 	ret = q2d_write_header(k, 3, 1);
 	if (ret < 0)
 		goto out;

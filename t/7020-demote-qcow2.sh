@@ -304,6 +304,49 @@ test_expect_success '--feature zstd alone: still v3, zlib, the same data' '
 	! grep "^zstd" got
 '
 
+# all.qcow2: every feature at once that can go together: extended L2,
+# zstd clusters, lazy refcounts left dirty by a killed qemu-io, refcount
+# width 64, a bitmap, a snapshot, zero clusters, over base.qcow2.
+# dfx.qcow2: an external data file with extended L2 tables.
+test_expect_success 'all features together: compat 0.10, clean, same data and snapshot' '
+	qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 \
+		-o extended_l2=on,compression_type=zstd,lazy_refcounts=on,refcount_bits=64 \
+		all.qcow2 &&
+	qemu-io -c "write -c -P 3 0 64k" -c "write -P 4 64k 4k" -c "write -z 128k 8k" \
+		-c "write -z 192k 64k" -c "write -z 3M 64k" all.qcow2 >/dev/null &&
+	qemu-img bitmap --add all.qcow2 b0 &&
+	qemu-img snapshot -c s all.qcow2 &&
+	qio_crash qcow2 all.qcow2 "write -c -P 5 256k 64k" "write -P 6 68k 4k" &&
+	test $(($(img-poke all.qcow2 72 read be64) & 1)) = 1 &&
+	qemu-img convert -O raw all.qcow2 all.raw &&
+	qemu-img convert -l snapshot.name=s -O raw all.qcow2 all.s.raw &&
+	cp all.qcow2 all.orig &&
+	demote_features all.qcow2 | cut -d" " -f1-3 >got &&
+	cat >want <<-\EOT &&
+	dirty incompatible removable
+	zstd incompatible removable
+	extended-l2 incompatible removable
+	refcount-bits incompatible removable
+	lazy-refcounts compatible removable
+	feature-name-table compatible removable
+	bitmaps autoclear removable
+	version-3 incompatible removable
+	EOT
+	test_cmp want got &&
+	img-demote all.qcow2 >out &&
+	demoted_clean all.qcow2 all.raw &&
+	snapshot_reads all.qcow2 s all.s.raw &&
+	qemu-img create -q -f qcow2 -o extended_l2=on,data_file=dfx.bin dfx.qcow2 4M &&
+	qemu-io -c "write -P 3 0 64k" -c "write -P 4 64k 4k" -c "write -z 128k 64k" \
+		dfx.qcow2 >/dev/null &&
+	qemu-img convert -O raw dfx.qcow2 dfx.raw &&
+	cp dfx.qcow2 dfx.orig &&
+	img-demote dfx.qcow2 >out &&
+	grep "^Removed extended-l2" out &&
+	grep "^Removed external-data-file" out &&
+	demoted_clean dfx.qcow2 dfx.raw
+'
+
 test_expect_success 'a corrupt image is refused with the advice to repair it' '
 	cp z.qcow2 bad.qcow2 &&
 	l1=$(img-poke bad.qcow2 40 read be64) &&
@@ -346,6 +389,10 @@ test_expect_success 'kill -9 at every write: extended L2 with a snapshot, over a
 test_expect_success 'kill -9 at every write: external data file' '
 	demote_survives_kills df-off.orig df-off.raw &&
 	cmp df-off.bin df-off.bin.orig
+'
+
+test_expect_success 'kill -9 at every write: all features together' '
+	demote_survives_kills all.orig all.raw
 '
 
 test_done
