@@ -151,7 +151,7 @@ fuzz: fuzz-deps
 
 bench: check-deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)./t/perf/run.sh; r=$$?; ./t/perf/zerocopy.sh || r=1; exit $$r
+	$(Q)./t/perf/run.sh; r=$$?; ./t/perf/zerocopy.sh || r=1; ./t/perf/demote.sh || r=1; exit $$r
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

@@ -32,6 +32,26 @@ static int on_table(struct img *img, uint64_t l1i, uint64_t l2_off, void *arg)
 	struct q2demote *k = arg;
 	int ret = img_qcow2_refcount(img, l2_off / k->q->cluster_size,
 				     &k->l2_refs);
+	uint64_t guest = l1i << (k->q->h.cluster_bits + k->q->l2_bits);
+
+	/* a table shared by trees is seen once */
+	for (size_t i = 0; i < k->nseen; i++)
+		if (k->seen[i] == l2_off)
+			return IMG_WALK_SKIP;
+	if (k->nseen == k->capseen) {
+		size_t cap = k->capseen ? 2 * k->capseen : 64;
+		uint64_t *p = realloc(k->seen, cap * sizeof(*p));
+
+		if (!p)
+			return img_error(img, -ENOMEM, "out of memory");
+		k->seen = p;
+		k->capseen = cap;
+	}
+	k->seen[k->nseen++] = l2_off;
+	k->table_zero = 0;
+	/* progress once a table: the walk of the active tree */
+	if (k->o->progress && guest < img->size)
+		k->o->progress(guest, img->size, k->o->progress_arg);
 
 	return ret < 0 ? ret : 0;
 }
@@ -59,7 +79,8 @@ static int on_entry(struct img *img, struct img_walk_entry *e, void *arg)
 	int zero, ret;
 
 	if (v & QCOW2_OFLAG_COMPRESSED) {
-		if (k->q->h.compression_type == 0 || e->beyond)
+		if (k->q->h.compression_type == 0 || e->beyond ||
+		    k->write_unalloc)
 			return 0;
 		a.kind = ACT_ZSTD;
 		a.refs = k->l2_refs;
@@ -70,8 +91,6 @@ static int on_entry(struct img *img, struct img_walk_entry *e, void *arg)
 	}
 	if (!(v & QCOW2_OFLAG_ZERO))
 		return 0;
-	if (k->o->progress && !e->beyond)
-		k->o->progress(e->guest, img->size, k->o->progress_arg);
 	zero = q2d_chain_reads_zero(k, e->guest, e->beyond);
 	if (zero < 0)
 		return zero;
@@ -89,6 +108,19 @@ static int on_entry(struct img *img, struct img_walk_entry *e, void *arg)
 		a.kind = ACT_UNALLOC;
 	else
 		a.kind = ACT_ALLOC;
+	if (!k->table_zero)
+		k->tables++;
+	k->table_zero = 1;
+	if (a.kind == ACT_UNALLOC && k->write_unalloc) {
+		put_be64(e->raw, 0);
+		return IMG_WALK_CHANGED;
+	}
+	if (k->write_unalloc)
+		return 0;
+	if (a.kind == ACT_UNALLOC) {
+		k->unalloc++;
+		return 0;
+	}
 	a.refs = k->l2_refs;
 	return add_act(k, &a);
 }
@@ -133,17 +165,15 @@ static void count_acts(struct q2demote *k)
 {
 	uint64_t last = UINT64_MAX;
 
-	k->allocs = k->in_place = k->tables = k->compressed = 0;
+	k->allocs = k->in_place = k->compressed = 0;
 	for (size_t i = 0; i < k->nacts; i++) {
 		uint64_t t = k->acts[i].entry_off / k->q->cluster_size;
 
 		k->allocs += new_cluster(&k->acts[i]);
 		k->in_place += k->acts[i].kind == ACT_IN_PLACE;
 		k->compressed += k->acts[i].kind == ACT_ZSTD;
-		if (k->acts[i].kind != ACT_ZSTD && t != last)
-			k->tables++;
-		if (k->acts[i].kind != ACT_ZSTD)
-			last = t;
+		(void)t;
+		(void)last;
 	}
 }
 
@@ -161,12 +191,15 @@ static void keep_acts(struct q2demote *k, int zero, int zstd)
 
 /* The active tree and every snapshot's; a table shared by several is
  * seen once per tree, its entries kept once. */
-static int find_zero_clusters(struct q2demote *k)
+/* Every tree walked with the callbacks above (each table once). */
+static int walk_trees(struct q2demote *k)
 {
 	struct img_walk_layout lay;
 	int ret = img_qcow2_walk_layout(k->img, &lay);
-	size_t n = 0;
 
+	k->nseen = 0;
+	k->unalloc = 0;
+	k->tables = 0;
 	lay.past_size = 1;
 	if (ret == 0)
 		ret = img_walk(k->img, &lay, &find_cb, k);
@@ -182,18 +215,38 @@ static int find_zero_clusters(struct q2demote *k)
 			ret = img_walk(k->img, &sl, &find_cb, k);
 		free(l1);
 	}
+	return ret;
+}
+
+static int find_zero_clusters(struct q2demote *k)
+{
+	int ret, sorted = 1;
+
+	k->nacts = 0;
+	ret = walk_trees(k);
 	if (ret < 0)
 		return ret;
-	if (k->nacts)
+	for (size_t i = 1; i < k->nacts && sorted; i++)
+		sorted = k->acts[i - 1].entry_off < k->acts[i].entry_off;
+	if (!sorted)
 		qsort(k->acts, k->nacts, sizeof(*k->acts), cmp_act);
-	for (size_t i = 0; i < k->nacts; i++) {
-		if (n && k->acts[n - 1].entry_off == k->acts[i].entry_off)
-			continue;
-		k->acts[n++] = k->acts[i];
-	}
-	k->nacts = n;
 	count_acts(k);
 	return 0;
+}
+
+/* The zero entries that become unallocated, cleared where they are (the
+ * walker writes each changed piece of table back). */
+static int clear_unalloc(struct q2demote *k)
+{
+	uint64_t n = k->unalloc, tables = k->tables;
+	int ret;
+
+	k->write_unalloc = 1;
+	ret = walk_trees(k);
+	k->write_unalloc = 0;
+	k->unalloc = n;
+	k->tables = tables;
+	return ret;
 }
 
 /* ---- the checker --------------------------------------------------------- */
@@ -284,9 +337,9 @@ int q2d_write_meta(struct q2demote *k, const char *what, const void *buf,
 }
 
 /* ACT_ZSTD: a zstd cluster inflated into its new cluster (a->host).
- * ACT_ZLIB: a plain cluster deflated there (a->zlen set), or, with
- * dry set, only whether that would be smaller (returns 1). */
-static int recompress(struct q2demote *k, struct act *a, int dry)
+ * ACT_ZLIB: a plain cluster deflated there (a->zlen set; 0 when that
+ * is not smaller: nothing is written). */
+static int recompress(struct q2demote *k, struct act *a)
 {
 	uint64_t cs = k->q->cluster_size;
 	uint64_t inlen = a->kind == ACT_ZSTD ? a->clen : cs;
@@ -305,9 +358,7 @@ static int recompress(struct q2demote *k, struct act *a, int dry)
 		if (len == -ENOSPC)
 			len = 0;
 		ret = len < 0 ? len : 0;
-		if (ret == 0 && dry)
-			ret = len > 0;
-		else if (ret == 0 && len > 0)
+		if (ret == 0 && len > 0)
 			ret = img_io_pwrite(k->img->io, out, (size_t)len, a->host);
 		a->zlen = len > 0 ? (uint64_t)len : 0;
 	}
@@ -434,7 +485,7 @@ static int allocate(struct q2demote *k)
 			k->acts[i].host = first + j++ * cs;
 	for (size_t i = 0; ret == 0 && i < k->nacts; i++)
 		if (k->acts[i].kind == ACT_ZSTD || k->acts[i].kind == ACT_ZLIB)
-			ret = recompress(k, &k->acts[i], 0);
+			ret = recompress(k, &k->acts[i]);
 	return ret;
 }
 
@@ -469,6 +520,8 @@ static uint64_t new_entry(const struct act *a)
 		unsigned shift = 62 - (a->cb - 8);
 		uint64_t extra = (a->zlen - 1) / 512;
 
+		if (!a->zlen)   /* not smaller: stays plain */
+			return a->chost | (a->refs == 1 ? QCOW2_OFLAG_COPIED : 0);
 		return QCOW2_OFLAG_COMPRESSED | extra << shift | a->host;
 	}
 	default:
@@ -674,8 +727,8 @@ static void list_features(struct q2demote *k, struct img_demote_result *r)
 		snprintf(f->note, sizeof(f->note),
 			 "the refcounts are repaired first");
 	}
-	if (k->nacts > k->compressed) {
-		uint64_t zeros = k->nacts - k->compressed;
+	if (k->nacts > k->compressed || k->unalloc) {
+		uint64_t zeros = k->unalloc + k->nacts - k->compressed;
 		uint64_t stored = k->allocs - k->compressed;
 
 		f = img_demote_add(r, "zero-clusters", IMG_FEATURE_INCOMPATIBLE);
@@ -797,9 +850,9 @@ static int wanted(struct q2demote *k, struct img_demote_result *r,
 static int zlib_pass(struct q2demote *k)
 {
 	size_t n = 0;
-	int ret = 0;
+	int ret;
 
-	for (size_t i = 0; ret >= 0 && i < k->nacts; i++) {
+	for (size_t i = 0; i < k->nacts; i++) {
 		struct act a = k->acts[i];
 
 		if (a.kind != ACT_ZSTD)
@@ -807,19 +860,20 @@ static int zlib_pass(struct q2demote *k)
 		a.kind = ACT_ZLIB;
 		a.chost = a.host;
 		a.host = 0;
-		ret = recompress(k, &a, 1);
-		if (ret > 0)
-			k->acts[n++] = a;
+		k->acts[n++] = a;
 	}
-	if (ret < 0)
-		return ret;
 	k->nacts = n;
 	count_acts(k);
 	if (!n)
 		return 0;
+	/* Every one gets a new cluster and is deflated once; one that does
+	 * not shrink keeps its plain cluster, the new one is given back
+	 * with the rest. */
 	ret = img_check_flush(&k->c);
 	if (ret == 0)
 		ret = allocate(k);
+	if (ret == 0)
+		ret = img_check_flush(&k->c);
 	if (ret == 0)
 		ret = rewrite_tables(k);
 	return ret == 0 ? q2d_exact_refcounts(k) : ret;
@@ -829,7 +883,6 @@ static int zlib_pass(struct q2demote *k)
  * again in the new tables. */
 static int refind(struct q2demote *k)
 {
-	k->nacts = 0;
 	return find_zero_clusters(k);
 }
 
@@ -915,7 +968,9 @@ static int do_demote(struct q2demote *k, struct img_demote_result *r)
 		return err;
 	if (w_zero || w_zstd) {
 		keep_acts(k, w_zero, w_zstd);
-		ret = allocate(k);
+		ret = w_zero ? clear_unalloc(k) : 0;
+		if (ret == 0)
+			ret = allocate(k);
 		if (ret == 0)
 			ret = zero_in_place(k);
 		if (ret == 0)
@@ -1023,6 +1078,7 @@ int img_qcow2_demote(struct img *img, const struct img_demote_opts *o,
 	if (o->progress)
 		o->progress(img->size, img->size, o->progress_arg);
 	free(k.acts);
+	free(k.seen);
 	free(k.hdr);
 	free(k.buf);
 	return ret;

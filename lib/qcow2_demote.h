@@ -44,6 +44,14 @@ struct q2demote {
 	uint8_t *hdr;                /* cluster 0 as stored */
 	int has_feature_table;
 	int was_dirty;               /* the dirty bit was set at the start */
+	/* The walks: zero entries that become unallocated are counted (or,
+	 * with write_unalloc, cleared on the spot: nothing else depends on
+	 * them); each table is walked once, shared or not. */
+	int write_unalloc;
+	uint64_t unalloc;
+	uint64_t *seen;              /* tables walked */
+	size_t nseen, capseen;
+	int table_zero;              /* the table walked has zero entries */
 };
 
 /* qcow2_demote.c */

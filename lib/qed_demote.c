@@ -46,6 +46,9 @@ static int on_table(struct img *img, uint64_t l1i, uint64_t l2_off, void *arg)
 	struct qdemote *k = arg;
 
 	k->table_counted = 0;
+	if (k->o->progress && l1i << k->q->l1_shift < img->size)
+		k->o->progress(l1i << k->q->l1_shift, img->size,
+			       k->o->progress_arg);
 	/* Before a table: those before it are written whole. */
 	return img_cancel_point(img, k->o->cancel) < 0 ? -ECANCELED : 0;
 }
@@ -57,8 +60,6 @@ static int on_entry(struct img *img, struct img_walk_entry *e, void *arg)
 
 	if (get_le64(e->raw) != IMG_QED_L2_ZERO)
 		return 0;
-	if (k->o->progress && !e->beyond)
-		k->o->progress(e->guest, img->size, k->o->progress_arg);
 	need = needs_cluster(k, e);
 	if (need < 0)
 		return need;

@@ -112,4 +112,8 @@ test_expect_success 'kill -9 at every write: over a backing file' '
 	demote_survives_kills over.qed over.raw
 '
 
+test_expect_success 'SIGTERM at every write stops at a safe point' '
+	demote_survives_term over.qed over.raw
+'
+
 test_done

@@ -395,4 +395,8 @@ test_expect_success 'kill -9 at every write: all features together' '
 	demote_survives_kills all.orig all.raw
 '
 
+test_expect_success 'SIGTERM at every write stops at a safe point (all features)' '
+	demote_survives_term all.orig all.raw
+'
+
 test_done

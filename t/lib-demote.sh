@@ -60,3 +60,33 @@ demote_survives_kills() {
 	test "$dsk_n_" -gt 3 || { echo >&2 "fewer than three kills"; return 1; }
 	demoted_clean kill.img "$2" "$3"
 }
+
+# demote_survives_term IMAGE REF: img-demote on a copy of IMAGE is sent
+# SIGTERM (IMG_FAULT_MODE=term) at its 1st, 2nd, ... write until it runs
+# to the end. Each time it dies by SIGTERM (143) after the one line
+# "img-demote: interrupted by SIGTERM: 'term.img' is consistent; run
+# img-demote again to finish", the image checks clean but for leaks and
+# reads as REF, and a rerun leaves it demoted and clean.
+demote_survives_term() {
+	dst_n_=1
+	while :; do
+		cp "$1" term.img &&
+		( exec env IMG_FAULT_WRITE=$dst_n_ IMG_FAULT_MODE=term \
+			img-demote -q term.img ) >/dev/null 2>term.err
+		dst_rc_=$?
+		test $dst_rc_ = 0 && break
+		test $dst_rc_ = 143 ||
+			{ echo >&2 "write $dst_n_: exit $dst_rc_"; cat >&2 term.err; return 1; }
+		echo "img-demote: interrupted by SIGTERM: 'term.img' is consistent; run img-demote again to finish" >term.expect &&
+		tail -n 1 term.err >term.last &&
+		test_cmp term.expect term.last &&
+		fault_consistent term.img &&
+		qemu-img compare -q "$2" term.img &&
+		img-demote -q term.img &&
+		demoted_clean term.img "$2" ||
+		{ echo >&2 "interrupted at write $dst_n_"; return 1; }
+		dst_n_=$((dst_n_ + 1))
+	done
+	echo >&2 "$1: interrupted at each of $((dst_n_ - 1)) writes"
+	test $dst_n_ -gt 3 && demoted_clean term.img "$2"
+}
