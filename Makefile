@@ -59,7 +59,7 @@ HELPERS := t/helper/img-poke t/helper/img-walk t/helper/no-ofd-locks.so
 MANS := $(sort $(wildcard man/*.[15]))
 # Fuzz targets: each also links with replay.c into t/fuzz/replay-NAME,
 # built like everything else, which make check runs on the corpus.
-FUZZ_TARGETS := read check leaks all compact
+FUZZ_TARGETS := read check leaks all compact demote
 FUZZ_COMMON := t/fuzz/common.o t/fuzz/write.o
 FUZZ_REPLAYS := $(FUZZ_TARGETS:%=t/fuzz/replay-%)
 
