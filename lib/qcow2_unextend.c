@@ -31,6 +31,7 @@ struct unext {
 	struct job *jobs;
 	size_t njobs, cap;
 	uint64_t old_n, new_n;   /* entries per old and new table */
+	struct img_io_holes holes; /* of the data file: zeros, not copied */
 	uint64_t new_tables;
 };
 
@@ -127,7 +128,17 @@ static int map_entry(struct unext *u, uint64_t e, uint64_t bm, uint64_t guest,
 			return 0;
 		}
 		/* offset 0 is data when COPIED */
-		return host || (e & QCOW2_OFLAG_COPIED);
+		if (!host && !(e & QCOW2_OFLAG_COPIED))
+			return 0;
+		/* a hole of the data file (preallocated metadata, a sparse
+		 * raw data file) is zeros: no copy where the chain reads
+		 * zeros too */
+		if (img_io_is_hole(u->k->img->data_io, &u->holes, host,
+				   u->k->q->cluster_size)) {
+			zero = q2d_chain_reads_zero(u->k, guest, 0);
+			return zero < 0 ? zero : !zero;
+		}
+		return 1;
 	}
 	if ((e & QCOW2_OFLAG_COMPRESSED) || (uint32_t)bm == full) {
 		*v = e;

@@ -237,6 +237,8 @@ test_expect_success 'extended L2 without a backing file: unallocated parts read 
 
 # df-off.qcow2, df-on.qcow2: external data files (data_file_raw off and
 # on), with data, zero clusters and data at host offset 0 of the file.
+# With data_file_raw every cluster is allocated (metadata preallocation):
+# the holes of the data file are not copied, so both move 4 clusters.
 test_expect_success 'external data file: its data moved into the image, the file untouched' '
 	for raw in off on; do
 		qemu-img create -q -f qcow2 -o data_file=df-$raw.bin,data_file_raw=$raw \
@@ -249,7 +251,7 @@ test_expect_success 'external data file: its data moved into the image, the file
 		cp df-$raw.qcow2 am.qcow2 &&
 		test_expect_code 1 qemu-img amend -o compat=0.10 am.qcow2 2>/dev/null &&
 		demote_features df-$raw.qcow2 >got &&
-		grep "^external-data-file incompatible removable " got &&
+		grep "^external-data-file incompatible removable 4 393216 393216$" got &&
 		img-demote df-$raw.qcow2 >out &&
 		grep "^Removed external-data-file" out &&
 		demoted_clean df-$raw.qcow2 df-$raw.raw &&
