@@ -114,9 +114,7 @@ static void print_human(const struct img_demote_result *r, struct img *img)
 	}
 	if (!any)
 		printf("Nothing to do.\n");
-	if (strcmp(r->version_before, r->version_after) && r->dry_run)
-		printf("Version: %s -> %s\n", r->version_before, r->version_after);
-	else if (strcmp(r->version_before, r->version_after))
+	if (strcmp(r->version_before, r->version_after))
 		printf("Version: %s -> %s\n", r->version_before, r->version_after);
 	printf("File size: %s -> %s%s\n",
 	       cli_human_size(r->file_size_before, a, sizeof(a)),

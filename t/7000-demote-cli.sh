@@ -81,6 +81,22 @@ test_expect_success '--feature of a feature the image does not use: nothing to d
 	cmp v3.qcow2 f.qcow2
 '
 
+test_expect_success '-p and --progress=json report progress on stderr' '
+	cp v3.qcow2 p.qcow2 &&
+	img-demote -p p.qcow2 >/dev/null 2>err &&
+	tr "\r" "\n" <err | grep -F "(100.00/100%)" &&
+	cp v3.qcow2 p2.qcow2 &&
+	img-demote --progress=json p2.qcow2 >/dev/null 2>err &&
+	tail -n 1 err >last &&
+	json_get last done total >got &&
+	printf "done=1048576\ntotal=1048576\n" >want &&
+	test_cmp want got &&
+	cp v3.qcow2 p3.qcow2 &&
+	img-demote -q -p p3.qcow2 >out 2>err &&
+	test_line_count = 0 out &&
+	test_line_count = 0 err
+'
+
 test -r /proc/locks && test_set_prereq LOCKS
 
 # hold IMAGE: a qemu-io process keeps IMAGE open for writing (as a VM
