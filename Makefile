@@ -59,7 +59,7 @@ HELPERS := t/helper/img-poke t/helper/img-walk t/helper/no-ofd-locks.so
 MANS := $(sort $(wildcard man/*.[15]))
 # Fuzz targets: each also links with replay.c into t/fuzz/replay-NAME,
 # built like everything else, which make check runs on the corpus.
-FUZZ_TARGETS := read check leaks all compact stream
+FUZZ_TARGETS := read check leaks all compact stream demote
 FUZZ_COMMON := t/fuzz/common.o t/fuzz/write.o
 FUZZ_REPLAYS := $(FUZZ_TARGETS:%=t/fuzz/replay-%)
 
@@ -151,7 +151,7 @@ fuzz: fuzz-deps
 
 bench: check-deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)./t/perf/run.sh; r=$$?; ./t/perf/zerocopy.sh || r=1; ./t/perf/streams.sh || r=1; exit $$r
+	$(Q)./t/perf/run.sh; r=$$?; ./t/perf/zerocopy.sh || r=1; ./t/perf/streams.sh || r=1; ./t/perf/demote.sh || r=1; exit $$r
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

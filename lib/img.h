@@ -386,6 +386,55 @@ struct img_compact_result {
 int img_compact(struct img *img, const struct img_compact_opts *o,
 		struct img_compact_result *r);
 
+/*
+ * Demoting an image in place (img-demote): the features an older reader
+ * refuses or misreads are removed without changing a byte of guest data.
+ * img_demote with o->list set (or dry_run) only reports; otherwise every
+ * step is ordered so that an interruption leaves an image that opens and
+ * reads the same, with leaked clusters at worst, and a rerun finishes.
+ * Open with img_open_opts.check and .no_backing (and .writable to write).
+ */
+enum img_feature_class {
+	IMG_FEATURE_INCOMPATIBLE, /* an older reader must refuse the image */
+	IMG_FEATURE_COMPATIBLE,   /* an older reader may ignore it */
+	IMG_FEATURE_AUTOCLEAR,    /* valid only while kept in sync */
+};
+#define IMG_DEMOTE_MAX_FEATURES 16
+struct img_feature {
+	const char *name;         /* as --feature takes it, e.g. "zero-clusters" */
+	enum img_feature_class cls;
+	int removable;            /* this version can remove it */
+	const char *why_not;      /* when not removable: why (else NULL) */
+	uint64_t entries;         /* table entries to rewrite */
+	uint64_t bytes;           /* bytes to write */
+	uint64_t growth;          /* bytes the file grows by */
+	int removed;              /* img_demote removed it */
+	char note[256];           /* e.g. the names of the bitmaps dropped */
+};
+struct img_demote_opts {
+	int list;                  /* report the features only */
+	int dry_run;               /* report what would be done, write nothing */
+	const char *const *only;   /* NULL, or the names to remove (NULL-ended) */
+	img_check_msg_fn msg;      /* lines saying what was done (may be NULL) */
+	void *msg_arg;
+	img_progress_fn progress;
+	void *progress_arg;
+	const volatile sig_atomic_t *cancel;  /* stop at a safe point */
+};
+struct img_demote_result {
+	struct img_feature f[IMG_DEMOTE_MAX_FEATURES];
+	int n;
+	int oldest;                /* already the oldest form: nothing to do */
+	const char *version_before, *version_after; /* e.g. "1.1", "0.10" */
+	uint64_t file_size_before, file_size_after; /* dry run: an estimate */
+	uint64_t free_space;       /* bytes the file system has for the growth */
+	int dry_run;
+};
+/* Names of the features a format can have, for --feature checks; NULL-ended. */
+const char *const *img_demote_feature_names(void);
+int img_demote(struct img *img, const struct img_demote_opts *o,
+	       struct img_demote_result *r);
+
 /* A file name stored in an image (a backing file), resolved against the
  * image's directory as readers do; malloc'ed, NULL without memory. */
 char *img_path_beside(const char *image_path, const char *name);

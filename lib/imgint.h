@@ -77,6 +77,10 @@ struct img_driver {
 	 * supported yet. */
 	int (*compact)(struct img *img, const struct img_compact_opts *o,
 		       struct img_compact_result *r);
+	/* Demote in place or list the features (img_demote, demote.c):
+	 * fill r->f; NULL: the format is already its oldest form. */
+	int (*demote)(struct img *img, const struct img_demote_opts *o,
+		      struct img_demote_result *r);
 };
 
 /* raw.c, for every format's create: zero bytes [off, off+n) of io; size
@@ -243,6 +247,17 @@ int img_backing_reads_zero(struct img *img, uint64_t off, uint64_t len,
  * error) into buf, one cluster. */
 int img_compact_read_cluster(struct img *img, void *buf, uint64_t host,
 			     uint64_t guest);
+
+/* demote.c: for the drivers' demote. A feature entry added to r (zeroed,
+ * named, classed, removable); whether o asks to remove feature name. */
+struct img_feature *img_demote_add(struct img_demote_result *r,
+				   const char *name,
+				   enum img_feature_class cls);
+int img_demote_wanted(const struct img_demote_opts *o, const char *name);
+/* Before the first write: the file system has room for growth bytes more
+ * (statvfs), else an error naming the image and what is missing. */
+int img_demote_room(struct img *img, struct img_demote_result *r,
+		    uint64_t growth);
 
 /*
  * Status of the run at guest offset off through the backing chain, the way

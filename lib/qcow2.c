@@ -720,4 +720,5 @@ const struct img_driver img_qcow2_driver = {
 	.writer = &img_qcow2_writer,
 	.check = img_qcow2_check,
 	.compact = img_qcow2_compact,
+	.demote = img_qcow2_demote,
 };

@@ -177,6 +177,17 @@ struct img_compact_result;
 int img_qcow2_compact(struct img *img, const struct img_compact_opts *o,
 		      struct img_compact_result *r);
 
+/* qcow2_demote.c: the driver's demote. */
+struct img_demote_opts;
+struct img_demote_result;
+int img_qcow2_demote(struct img *img, const struct img_demote_opts *o,
+		     struct img_demote_result *r);
+/* qcow2_rewidth.c: refcounts rebuilt at 16 bits past the end of the file
+ * (the stored ones must be exact), the header switched in one write; and
+ * how much that grows the file. */
+int img_qcow2_rewidth(struct img_check_ctx *c);
+int img_qcow2_rewidth_cost(struct img *img, uint64_t *growth);
+
 /* qcow2_create.c: the creation options and the image writer. */
 #include "opts.h"
 extern const struct img_opt_desc img_qcow2_create_opts[];

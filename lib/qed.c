@@ -437,4 +437,5 @@ const struct img_driver img_qed_driver = {
 	.writer = &img_qed_writer,
 	.check = img_qed_check,
 	.compact = img_qed_compact,
+	.demote = img_qed_demote,
 };

@@ -77,6 +77,12 @@ struct img_compact_result;
 int img_qed_compact(struct img *img, const struct img_compact_opts *o,
 		    struct img_compact_result *r);
 
+/* qed_demote.c: the driver's demote. */
+struct img_demote_opts;
+struct img_demote_result;
+int img_qed_demote(struct img *img, const struct img_demote_opts *o,
+		   struct img_demote_result *r);
+
 /* Largest virtual size the geometry can address (saturating). */
 uint64_t img_qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
 

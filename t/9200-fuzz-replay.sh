@@ -4,7 +4,7 @@ test_description='fuzz targets replay the seeds and the findings'
 . "$(dirname "$0")/lib.sh"
 
 fuzz=$TEST_DIRECTORY/fuzz
-targets='read check leaks all compact stream'
+targets='read check leaks all compact stream demote'
 
 # A finding still open for a target says so in a line "# open: TARGET...".
 open_for() {   # open_for TARGET FINDING-SCRIPT

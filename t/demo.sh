@@ -61,5 +61,18 @@ run img-compact vm.qcow2
 run wc -c vm.qcow2
 run qemu-img check vm.qcow2
 run qemu-img compare vm-before.qcow2 vm.qcow2
+
+# An older reader refuses a qcow2 v3 image (zero clusters, lazy
+# refcounts, a bitmap...): img-demote lists what it uses and what removing
+# each costs, then makes it compat 0.10 in place, same guest data.
+run img-create -f qcow2 -o lazy_refcounts=on new.qcow2 8M
+qemu-io -f qcow2 -c 'write -q -P 0x55 0 2M' -c 'write -q -z 1M 512k' new.qcow2 >/dev/null
+qemu-img bitmap --add new.qcow2 backup0
+cp new.qcow2 new-before.qcow2
+run img-demote --list new.qcow2
+run img-demote new.qcow2
+run qemu-img info new.qcow2
+run qemu-img check new.qcow2
+run qemu-img compare new-before.qcow2 new.qcow2
 echo "demo: qcow converted to QED, a leak found and repaired, a zero-filled qcow2"
-echo "compacted; qemu-img agrees"
+echo "compacted, a qcow2 v3 demoted to compat 0.10; qemu-img agrees"

@@ -92,7 +92,8 @@ int fuzz_check_bytes(const void *bytes, size_t len, struct img_check *res,
 
 /* The writing paths (write.c): one in-place command on a copy of the
  * input, then its post-conditions. */
-enum fuzz_write { FUZZ_REPAIR_LEAKS, FUZZ_REPAIR_ALL, FUZZ_COMPACT };
+enum fuzz_write { FUZZ_REPAIR_LEAKS, FUZZ_REPAIR_ALL, FUZZ_COMPACT,
+		  FUZZ_DEMOTE };
 int fuzz_write_path(const uint8_t *data, size_t size, enum fuzz_write what);
 
 #endif

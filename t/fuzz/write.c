@@ -9,6 +9,7 @@ static const char *const names[] = {
 	[FUZZ_REPAIR_LEAKS] = "check -r leaks",
 	[FUZZ_REPAIR_ALL] = "check -r all",
 	[FUZZ_COMPACT] = "compact",
+	[FUZZ_DEMOTE] = "demote",
 };
 
 /* FUZZ_KEEP=FILE (for replaying by hand): the bytes the command left are
@@ -51,6 +52,12 @@ int fuzz_write_path(const uint8_t *data, size_t size, enum fuzz_write what)
 		struct img_compact_opts co = { .msg = fuzz_collect_msg,
 					       .msg_arg = &lost };
 		ret = img_compact(img, &co, &cr);
+	} else if (what == FUZZ_DEMOTE) {
+		struct img_demote_opts dopt = { .msg = fuzz_collect_msg,
+						.msg_arg = &lost };
+		struct img_demote_result dr;
+
+		ret = img_demote(img, &dopt, &dr);
 	} else {
 		struct img_check_opts co = {
 			.fix = what == FUZZ_REPAIR_ALL ? IMG_CHECK_FIX_ALL
@@ -69,9 +76,11 @@ int fuzz_write_path(const uint8_t *data, size_t size, enum fuzz_write what)
 	img_free(img);
 	keep_output(copy, len);
 
-	/* Compaction loses nothing: only repairs may clear entries. */
-	if (what == FUZZ_COMPACT)
-		FUZZ_ASSERT(!lost.n, "compact: says a guest range lost its data");
+	/* Compaction and demotion lose nothing: only repairs may clear
+	 * entries. */
+	if (what == FUZZ_COMPACT || what == FUZZ_DEMOTE)
+		FUZZ_ASSERT(!lost.n, "%s: says a guest range lost its data",
+			    names[what]);
 	ret2 = fuzz_check_bytes(copy, len, &again, NULL);
 	/* A repair never makes an image corrupt that was not. */
 	if (pre_ret == 0 && !pre.corruptions && !pre.check_errors)
@@ -80,17 +89,24 @@ int fuzz_write_path(const uint8_t *data, size_t size, enum fuzz_write what)
 			    "%s: a fresh check finds %llu errors, %llu check errors (%d) where there were none",
 			    names[what], (unsigned long long)again.corruptions,
 			    (unsigned long long)again.check_errors, ret2);
-	if (what == FUZZ_COMPACT && ret == 0)
+	/* A demotion that wrote anything leaves a clean image; one that
+	 * wrote nothing (an image already in its oldest form, or without
+	 * features) leaves it as it was. */
+	if ((what == FUZZ_COMPACT ||
+	     (what == FUZZ_DEMOTE && (len != size || memcmp(copy, data, size)))) &&
+	    ret == 0)
 		FUZZ_ASSERT(ret2 == 0 && !again.check_errors &&
 			    !again.corruptions && !again.leaks,
-			    "compact: succeeded, but a fresh check finds %llu errors, %llu leaks, %llu check errors (%d)",
+			    "%s: succeeded, but a fresh check finds %llu errors, %llu leaks, %llu check errors (%d)",
+			    names[what],
 			    (unsigned long long)again.corruptions,
 			    (unsigned long long)again.leaks,
 			    (unsigned long long)again.check_errors, ret2);
 	/* A repair that ran through leaves no more than the errors and
 	 * leaks its counts say remain (those count what was not fixed: a
 	 * leak between used clusters may stay, punched). */
-	if (what != FUZZ_COMPACT && ret == 0 && !res.check_errors)
+	if (what != FUZZ_COMPACT && what != FUZZ_DEMOTE && ret == 0 &&
+	    !res.check_errors)
 		FUZZ_ASSERT(ret2 == 0 && !again.check_errors &&
 			    again.leaks <= res.leaks &&
 			    (res.corruptions || !again.corruptions),
