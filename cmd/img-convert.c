@@ -93,12 +93,20 @@ static void cleanup(void)
  * included (cli_signal.c). */
 static void start_output(const char *dst)
 {
-	int ret = img_outfile_create(&out, dst);
+	sigset_t all, old;
+	int ret;
 
+	/* no signal between the file's creation and its cleanup's setup */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	ret = img_outfile_create(&out, dst);
+	if (ret == 0) {
+		atexit(cleanup);
+		cli_signals_cleanup(cleanup);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (ret < 0)
 		cli_die(EXIT_FAIL, "cannot create '%s': %s", dst, strerror(-ret));
-	atexit(cleanup);
-	cli_signals_cleanup(cleanup);
 }
 
 /* A conversion into an existing target (-n) stopped by a signal at a safe
