@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "check.h"
 #include "imgint.h"
 
 static const char *const feature_names[] = {
@@ -99,4 +100,22 @@ int img_demote(struct img *img, const struct img_demote_opts *o,
 		return 0;
 	}
 	return file_size(img, &r->file_size_after);
+}
+
+int img_demote_check(struct img_check_ctx *c,
+		     int (*check)(struct img_check_ctx *c))
+{
+	int ret;
+
+	memset(c->res, 0, sizeof(*c->res));
+	ret = check(c);
+	if (ret < 0)
+		return ret;
+	if (c->res->corruptions || c->res->check_errors)
+		return img_error(c->img, IMG_E_CORRUPT,
+				 "'%s' has %llu errors (repair it first: img-check -r all)",
+				 c->img->path,
+				 (unsigned long long)(c->res->corruptions +
+						      c->res->check_errors));
+	return 0;
 }

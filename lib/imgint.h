@@ -258,6 +258,11 @@ int img_demote_wanted(const struct img_demote_opts *o, const char *name);
  * (statvfs), else an error naming the image and what is missing. */
 int img_demote_room(struct img *img, struct img_demote_result *r,
 		    uint64_t growth);
+/* Run check (a driver's checker) on c, its counts zeroed first; an image
+ * with errors is refused, with the advice to repair it. */
+struct img_check_ctx;
+int img_demote_check(struct img_check_ctx *c,
+		     int (*check)(struct img_check_ctx *c));
 
 /*
  * Status of the run at guest offset off through the backing chain, the way

@@ -105,19 +105,8 @@ static int run_check(struct qdemote *k, enum img_check_fix fix)
 		.msg = NULL,
 		.cancel = k->o->cancel,
 	};
-	int ret;
 
-	memset(&k->res, 0, sizeof(k->res));
-	ret = img_qed_check(&c);
-	if (ret < 0)
-		return ret;
-	if (k->res.corruptions || k->res.check_errors)
-		return img_error(k->img, IMG_E_CORRUPT,
-				 "'%s' has %llu errors (repair it first: img-check -r all)",
-				 k->img->path,
-				 (unsigned long long)(k->res.corruptions +
-						      k->res.check_errors));
-	return 0;
+	return img_demote_check(&c, img_qed_check);
 }
 
 /* Before the first entry changes, the header says the image needs a
