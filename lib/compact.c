@@ -14,13 +14,12 @@ static int file_size(struct img *img, uint64_t *size)
 	return 0;
 }
 
-int img_backing_reads_zero(struct img *img, uint64_t off, uint64_t len,
-			   void *buf, int *zero)
+int img_backing_read(struct img *img, uint64_t off, void *buf, size_t len)
 {
 	struct img *b;
 	int ret;
 
-	*zero = 1;
+	memset(buf, 0, len);
 	if (!img->backing_name)
 		return 0;
 	ret = img_open_backing(img);
@@ -29,13 +28,20 @@ int img_backing_reads_zero(struct img *img, uint64_t off, uint64_t len,
 	b = img->backing;
 	if (off >= b->size)
 		return 0;
-	len = img_min_u64(len, b->size - off);
-	ret = img_read(b, off, buf, (size_t)len);
+	ret = img_read(b, off, buf, (size_t)img_min_u64(len, b->size - off));
 	if (ret < 0)
 		return img_error(img, ret, "backing file '%s': %s",
 				 b->path, img_errmsg(b));
-	*zero = img_is_zero(buf, (size_t)len);
 	return 0;
+}
+
+int img_backing_reads_zero(struct img *img, uint64_t off, uint64_t len,
+			   void *buf, int *zero)
+{
+	int ret = img_backing_read(img, off, buf, (size_t)len);
+
+	*zero = ret == 0 && img_is_zero(buf, (size_t)len);
+	return ret;
 }
 
 /* The largest the file was: its size before or the highest end written

@@ -243,6 +243,9 @@ int img_open_backing(struct img *img);
  * holds. */
 int img_backing_reads_zero(struct img *img, uint64_t off, uint64_t len,
 			   void *buf, int *zero);
+/* What img's backing chain reads at [off, off+len) into buf: zeros where
+ * it has none (no backing file, past its end). Opens the chain first. */
+int img_backing_read(struct img *img, uint64_t off, void *buf, size_t len);
 /* Read the data cluster at host (for guest offset guest, named in the
  * error) into buf, one cluster. */
 int img_compact_read_cluster(struct img *img, void *buf, uint64_t host,

@@ -35,26 +35,6 @@ struct unext {
 	uint64_t new_tables;
 };
 
-static int backing_read(struct q2demote *k, uint64_t off, uint8_t *buf,
-			size_t len)
-{
-	struct img *img = k->img, *b;
-	int ret;
-
-	memset(buf, 0, len);
-	if (!img->backing_name)
-		return 0;
-	ret = img_open_backing(img);
-	if (ret < 0)
-		return ret;
-	b = img->backing;
-	if (off >= b->size)
-		return 0;
-	ret = img_read(b, off, buf, (size_t)img_min_u64(len, b->size - off));
-	return ret < 0 ? img_error(img, ret, "backing file '%s': %s", b->path,
-				   img_errmsg(b)) : 0;
-}
-
 /* What the guest reads in the cluster of an extended entry: allocated
  * subclusters from the image, zero ones as zeros, the rest from the
  * backing chain. */
@@ -77,7 +57,7 @@ static int merged(struct q2demote *k, const struct job *j, uint8_t *buf)
 		else if (j->bitmap >> (32 + i) & 1)
 			memset(p, 0, sub);
 		else
-			ret = backing_read(k, j->guest + i * sub, p, sub);
+			ret = img_backing_read(k->img, j->guest + i * sub, p, sub);
 	}
 	return ret < 0 ? img_error(k->img, ret, "cannot read guest offset 0x%llx: %s",
 				   (unsigned long long)j->guest,
