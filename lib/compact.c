@@ -97,7 +97,11 @@ int img_compact(struct img *img, const struct img_compact_opts *o,
 		return ret;
 	if (o->dry_run) {
 		r->file_size_peak = r->file_size_before;
-		r->file_size_after = r->file_size_before > r->bytes_freed ?
+		/* space freed in an add-cow's image file leaves the size
+		 * of the add-cow file as it is */
+		r->file_size_after = img->data_io != img->io ?
+			r->file_size_before :
+			r->file_size_before > r->bytes_freed ?
 			r->file_size_before - r->bytes_freed : 0;
 		return 0;
 	}

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addcow.h"
 #include "imgint.h"
 #include "opts.h"
 #include "outfile.h"
@@ -105,8 +106,8 @@ static int probe_backing(struct img *img, const char *path,
 
 /* Check the options and settle the size (taken from the backing file
  * when none is given, rounded up to whole sectors). */
-static int settle_options(struct img *img, const char *path, struct img_opts *o,
-			  unsigned flags, uint64_t *sizep)
+static int settle_options(struct img *img, const char *path, const char *fmt,
+			  struct img_opts *o, unsigned flags, uint64_t *sizep)
 {
 	uint64_t size = 0, backing_size = 0;
 	char num[32], err[256];
@@ -126,7 +127,11 @@ static int settle_options(struct img *img, const char *path, struct img_opts *o,
 	}
 	if (img_opt_isset(o, "size"))
 		size = img_opt_num(o, "size");
-	else if (img_opt_str(o, "backing_file") && !(flags & IMG_CREATE_UNSAFE))
+	else if (!strcmp(fmt, "add-cow") &&
+		 (ret = img_addcow_create_size(img, path, o, &size)) != 0) {
+		if (ret < 0)
+			return ret;
+	} else if (img_opt_str(o, "backing_file") && !(flags & IMG_CREATE_UNSAFE))
 		size = backing_size;
 	else
 		return img_error(img, -EINVAL, "the image size is missing");
@@ -153,7 +158,7 @@ int img_create_fd(struct img *img, const char *path, int fd, const char *fmt,
 	if (!drv || !drv->create)
 		return img_error(img, IMG_E_UNKNOWN_FMT,
 				 "format '%s' cannot be created", fmt);
-	ret = settle_options(img, path, o, flags, &size);
+	ret = settle_options(img, path, fmt, o, flags, &size);
 	if (ret < 0)
 		return ret;
 	img->drv = drv;
@@ -161,6 +166,7 @@ int img_create_fd(struct img *img, const char *path, int fd, const char *fmt,
 	if (!img->path)
 		return img_error(img, -ENOMEM, "out of memory");
 	img->size = size;
+	img->create_flags = flags;
 	dfd = dup(fd);
 	ret = dfd < 0 ? -errno : img_io_from_fd(&img->io, dfd, 0);
 	if (ret < 0) {

@@ -10,7 +10,7 @@ static const char *const feature_names[] = {
 	"zero-clusters", "dirty", "lazy-refcounts", "feature-name-table",
 	"bitmaps", "refcount-bits", "zstd", "extended-l2",
 	"external-data-file", "raw-data-file", "corrupt", "need-check",
-	"version-3", NULL,
+	"version-3", "backing-file", NULL,
 };
 
 const char *const *img_demote_feature_names(void)

@@ -12,7 +12,8 @@
 
 /* Probe order matters only for ties; raw is the fallback, never probed. */
 static const struct img_driver *const drivers[] = {
-	&img_qcow2_driver, &img_qcow_driver, &img_qed_driver, &img_raw_driver,
+	&img_qcow2_driver, &img_qcow_driver, &img_qed_driver,
+	&img_addcow_driver, &img_raw_driver,
 };
 #define NDRIVERS (sizeof(drivers) / sizeof(drivers[0]))
 
@@ -392,6 +393,7 @@ static int lock_image(struct img *img, const struct img_open_opts *o)
 				  IMG_LOCK_IMAGE;
 	int ret;
 
+	img->lock_use = use;
 	if (img->io->fd < 0)
 		return 0;       /* an image in memory: no file, no locks */
 	ret = img_lock_fd(img->io->fd, use, role, o->force_share);

@@ -288,6 +288,9 @@ struct img_opts;
 struct img_opt_desc;
 #define IMG_CREATE_UNSAFE 0x1   /* do not open the backing file (-u) */
 #define IMG_CREATE_SYNC   0x2   /* fsync before the image appears */
+#define IMG_CREATE_NEW_FILES 0x4 /* a file the format keeps beside the
+				  * image (add-cow's image file) must not
+				  * exist yet: img-convert writes it whole */
 const struct img_opt_desc *img_create_options(const char *fmt);
 int img_create(struct img *img, const char *path, const char *fmt,
 	       struct img_opts *o, unsigned flags);
@@ -428,6 +431,9 @@ struct img_demote_result {
 	const char *version_before, *version_after; /* e.g. "1.1", "0.10" */
 	uint64_t file_size_before, file_size_after; /* dry run: an estimate */
 	uint64_t free_space;       /* bytes the file system has for the growth */
+	const char *standalone;    /* add-cow: the image file, which stands
+				    * alone once no cluster reads from the
+				    * backing file (NULL: not add-cow) */
 	int dry_run;
 };
 /* Names of the features a format can have, for --feature checks; NULL-ended. */

@@ -146,6 +146,9 @@ struct img {
 				  * opened later (backing, data file) */
 	int no_writers;          /* img_open_opts.no_writers, or writable: the
 				  * same for the files opened later */
+	unsigned create_flags;   /* img_create's flags, for the driver */
+	int lock_use;            /* enum img_lock_use the file was locked
+				  * for (lock.h), for files opened later */
 	int checking;            /* opened for img_check: drivers leave table
 				  * problems to the check to report */
 	int write_in_place;      /* the writer edits an existing image (not a
@@ -336,6 +339,7 @@ extern const struct img_driver img_raw_driver;
 extern const struct img_driver img_qcow_driver;
 extern const struct img_driver img_qcow2_driver;
 extern const struct img_driver img_qed_driver;
+extern const struct img_driver img_addcow_driver;
 
 /* compress.c: inflate exactly outlen bytes of a compressed cluster. */
 int img_decompress(enum img_compress type, const uint8_t *in, size_t inlen,
