@@ -179,20 +179,22 @@ int img_addcow_open_image_file(struct img *img)
 	return 0;
 }
 
-/* The disk's size: the image file's, in whole sectors as raw reads it;
- * in memory (fuzzing: no other file is opened), the bitmap's reach, with
- * the add-cow file standing in for the image file. */
+/* The disk's size: the image file's, in whole sectors as raw reads it.
+ * In memory (fuzzing: no other file is opened) an empty memory file
+ * stands in for the image file, and the disk is as big as the bitmap
+ * reaches, at most 64 MiB. */
 static int settle_size(struct img *img, struct addcow *a)
 {
 	uint64_t cs = 1ULL << a->h.cluster_bits, size;
 	int ret;
 
 	if (img->in_memory) {
-		uint64_t most = (1ULL << 40) >> a->h.cluster_bits;
+		uint64_t most = (64ULL << 20) >> a->h.cluster_bits;
 
 		img->size = img_min_u64(a->bitmap_stored * 8, most)
 			    << a->h.cluster_bits;
-		return 0;
+		ret = img_io_open_mem(&img->data_io, "", 0);
+		return ret < 0 ? img_error(img, ret, "out of memory") : 0;
 	}
 	ret = img_addcow_open_image_file(img);
 	if (ret < 0)
