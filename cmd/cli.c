@@ -22,7 +22,7 @@ int cli_force_share;
 
 struct poptOption cli_image_options[] = {
 	{ "format", 'f', POPT_ARG_STRING, &cli_format, 0,
-	  "image format (default: probe; raw, qcow, qcow2, qed)", "FMT" },
+	  "image format (default: probe; raw, qcow, qcow2, qed, add-cow)", "FMT" },
 	{ "key-file", 0, POPT_ARG_STRING, &cli_key_file, 0,
 	  "password of an AES-encrypted image", "FILE" },
 	{ "force-share", 'U', POPT_ARG_NONE, &cli_force_share, 0,

@@ -80,12 +80,17 @@ static struct poptOption opts_table[] = {
 	POPT_TABLEEND
 };
 
-/* The temporary output, removed if we die or are interrupted. */
+/* The temporary output, removed if we die or are interrupted; and an
+ * add-cow output's image file, made under its own name before the data
+ * goes in, removed the same way until the add-cow file appears. */
 static struct img_outfile out = { .fd = -1 };
+static char *new_image_file;
 
 static void cleanup(void)
 {
 	img_outfile_abort(&out);
+	if (new_image_file)
+		unlink(new_image_file);
 }
 
 /* Create the temporary output beside the file dst names; from now on it
@@ -126,6 +131,7 @@ static void commit_output(const char *dst)
 
 	if (ret < 0)
 		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(-ret));
+	new_image_file = NULL;    /* kept: the add-cow file names it now */
 }
 
 /* --salvage: one warning per unreadable range, and a tally for the end. */
@@ -152,7 +158,7 @@ static void check_options(void)
 	const struct img_opt_desc *desc = img_create_options(out_format);
 
 	if (!desc)
-		cli_die(EXIT_USAGE, "unknown output format '%s' (raw, qcow, qcow2, qed)",
+		cli_die(EXIT_USAGE, "unknown output format '%s' (raw, qcow, qcow2, qed, add-cow)",
 			out_format);
 	if (target_is_zero && !no_create)
 		cli_die(EXIT_USAGE, "--target-is-zero needs -n");
@@ -162,9 +168,12 @@ static void check_options(void)
 		cli_die(EXIT_USAGE, "-B cannot be used with -n: the target exists");
 	if (backing_fmt && !backing)
 		cli_die(EXIT_USAGE, "-F needs a backing file (-B)");
+	if (!strcmp(out_format, "add-cow") && target_dir)
+		cli_die(EXIT_USAGE, "-t cannot make add-cow outputs: each needs an image file of its own (-o image_file)");
 	if (!strcmp(out_format, "raw") && backing)
 		cli_die(EXIT_FAIL, "raw images have no backing file (-B)");
-	if (compress && (!strcmp(out_format, "raw") || !strcmp(out_format, "qed")))
+	if (compress && (!strcmp(out_format, "raw") || !strcmp(out_format, "qed") ||
+			 !strcmp(out_format, "add-cow")))
 		cli_die(EXIT_FAIL, "the %s format does not support compression (-c)",
 			out_format);
 }
@@ -249,6 +258,55 @@ static void fill_target(const struct source *src, struct img *target,
 	img_free(target);
 }
 
+static void refuse_protected(struct img *src, const struct stat *from,
+			     struct img *tb, const char *dst);
+
+/* An add-cow output's image file: a new file (an existing one is never
+ * written over; -n writes into a pair), not one the source or the new
+ * backing file needs; removed again if the conversion fails. */
+static void claim_image_file(const struct source *src,
+			     const struct img_convert_opts *co, const char *dst,
+			     const struct img_opts *o)
+{
+	const char *name = img_opt_str(o, "image_file");
+	struct stat st;
+	char *where;
+
+	if (!name || !*name)
+		cli_die(EXIT_USAGE, "an add-cow output needs an image file: -o image_file=NAME");
+	where = img_path_beside(dst, name);
+	if (!where)
+		cli_die(EXIT_FAIL, "out of memory");
+	refuse_protected(src->img, NULL, co->target_backing, where);
+	if (lstat(where, &st) == 0)
+		cli_die(EXIT_FAIL, "image file '%s' exists: img-convert makes a new one (to write into an existing pair, use -n)",
+			where);
+	new_image_file = where;
+}
+
+/* The image file of an add-cow target for -n: never the source nor a
+ * file it needs (looked up before the target is opened for writing,
+ * whose locks would clash with the source's first). */
+static void refuse_protected_data(const struct source *src,
+				  const struct img_convert_opts *co,
+				  const char *dst)
+{
+	struct img_open_opts po = { .format = out_format, .metadata_only = 1,
+				    .no_backing = 1, .force_share = 1 };
+	struct img *peek = img_new();
+	struct img_info info;
+
+	if (!peek)
+		cli_die(EXIT_FAIL, "out of memory");
+	if (img_open(peek, dst, &po) < 0)
+		cli_die_open(EXIT_FAIL, dst, peek);
+	img_get_info(peek, &info);
+	if (info.data_path)
+		refuse_protected(src->img, NULL, co->target_backing,
+				 info.data_path);
+	img_free(peek);
+}
+
 /* A new image of out_format as big as src, then filled by the format
  * writer under a temporary name. */
 static void convert_to_new(const struct source *src, const char *dst,
@@ -267,8 +325,11 @@ static void convert_to_new(const struct source *src, const char *dst,
 		set_option(&o, "backing_fmt", img_format(co->target_backing));
 	}
 	set_target_size(&o, src);
+	if (!strcmp(out_format, "add-cow"))
+		claim_image_file(src, co, dst, &o);
 	start_output(dst);
-	if (img_create_fd(created, dst, out.fd, out_format, &o, 0) < 0)
+	if (img_create_fd(created, dst, out.fd, out_format, &o,
+			  IMG_CREATE_NEW_FILES) < 0)
 		cli_die(EXIT_FAIL, "cannot create '%s': %s", dst,
 			img_errmsg(created));
 	img_free(created);
@@ -373,6 +434,8 @@ static void convert_to_stream(const struct source *src, const char *dst,
 
 	if (co->target_backing)
 		cli_die(EXIT_USAGE, "-B writes a backing file name relative to DST: not to a stream");
+	if (!strcmp(out_format, "add-cow"))
+		cli_die(EXIT_USAGE, "an add-cow output is two files: not to a stream");
 	fd = strcmp(dst, "-") ? open(dst, O_WRONLY | O_CLOEXEC) : STDOUT_FILENO;
 	if (fd < 0)
 		cli_die(EXIT_FAIL, "cannot open '%s': %s", dst, strerror(errno));
@@ -427,6 +490,8 @@ static void convert_in_place(const struct source *src, const char *dst,
 	if (repaired && !quiet)
 		cli_warn("'%s' was marked dirty by an interrupted writer: its metadata is repaired",
 			 dst);
+	if (!strcmp(out_format, "add-cow"))
+		refuse_protected_data(src, co, dst);
 	if (img_open(target, dst, &wo) < 0)
 		cli_die_open(EXIT_FAIL, dst, target);
 	fill_target(src, target, dst, co, 1);

@@ -13,7 +13,7 @@ static int unsafe, quiet, durable;
 
 static struct poptOption opts_table[] = {
 	{ "format", 'f', POPT_ARG_STRING, &format, 0,
-	  "format of the new image (raw, qcow, qcow2, qed; default raw)",
+	  "format of the new image (raw, qcow, qcow2, qed, add-cow; default raw)",
 	  "FMT" },
 	{ NULL, 'o', POPT_ARG_ARGV, &options, 0,
 	  "format options, name=value,...; -o help lists them", "OPTIONS" },
@@ -88,7 +88,7 @@ int main(int argc, const char **argv)
 			 2, &nargs);
 	desc = img_create_options(format);
 	if (!desc)
-		cli_die(EXIT_USAGE, "unknown format '%s' (raw, qcow, qcow2, qed)",
+		cli_die(EXIT_USAGE, "unknown format '%s' (raw, qcow, qcow2, qed, add-cow)",
 			format);
 	for (int i = 0; options && options[i]; i++) {
 		if (!strcmp(options[i], "help")) {

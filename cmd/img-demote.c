@@ -89,6 +89,16 @@ static void print_list(const struct img_demote_result *r)
 	}
 }
 
+/* add-cow: no cluster reads from the backing file any more (nothing
+ * was left to remove, or what was is removed). */
+static int stands_alone(const struct img_demote_result *r)
+{
+	for (int i = 0; i < r->n; i++)
+		if (!r->f[i].removed)
+			return 0;
+	return 1;
+}
+
 static void print_human(const struct img_demote_result *r, struct img *img)
 {
 	char a[32], b[32];
@@ -120,6 +130,9 @@ static void print_human(const struct img_demote_result *r, struct img *img)
 	       cli_human_size(r->file_size_before, a, sizeof(a)),
 	       cli_human_size(r->file_size_after, b, sizeof(b)),
 	       r->dry_run ? " (estimate)" : "");
+	if (r->standalone && !r->dry_run && stands_alone(r))
+		printf("'%s' now holds the whole disk: '%s' and its backing file are no longer needed.\n",
+		       r->standalone, img_path(img));
 }
 
 static void print_json(const struct img_demote_result *r, struct img *img)
@@ -157,6 +170,10 @@ static void print_json(const struct img_demote_result *r, struct img *img)
 	json_end_array(&j);
 	json_uint(&j, "file-size-before", r->file_size_before);
 	json_uint(&j, "file-size-after", r->file_size_after);
+	if (r->standalone) {
+		json_str(&j, "image-file", r->standalone);
+		json_bool(&j, "standalone", !r->dry_run && stands_alone(r));
+	}
 	json_end_object(&j);
 	json_done(&j);
 }

@@ -622,6 +622,7 @@ void img_get_info(const struct img *img, struct img_info *info)
 	info->backing_file = img->backing_name;
 	info->backing_path = img->backing_path;
 	info->backing_format = img->backing_fmt;
+	info->data_path = img->data_path;
 	info->props = img->props;
 	info->nprops = img->nprops;
 	info->snapshots = img->snapshots;

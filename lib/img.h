@@ -183,6 +183,10 @@ struct img_info {
 	const char *backing_file;     /* as stored in the image */
 	const char *backing_path;     /* resolved path, when opened */
 	const char *backing_format;   /* as stored, NULL if none */
+	const char *data_path;        /* where the data lives when not in
+				       * the image file (a qcow2 external
+				       * data file, add-cow's image file),
+				       * resolved; else NULL */
 	const struct img_prop *props; /* format-specific, nprops entries */
 	int nprops;
 	const struct img_snapshot *snapshots;
