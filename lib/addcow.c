@@ -296,8 +296,8 @@ static int addcow_open(struct img *img)
 				 (unsigned long long)a->clusters, img->data_path,
 				 (unsigned long long)a->bitmap_bytes);
 	a->win_at = UINT64_MAX;
-	img_prop_str(img, "image file", a->image_name);
-	img_prop_str(img, "image format", a->h.image_fmt[0] ? a->h.image_fmt : "raw");
+	img_prop_str(img, "image-file", a->image_name);
+	img_prop_str(img, "image-format", a->h.image_fmt[0] ? a->h.image_fmt : "raw");
 	return 0;
 }
 
