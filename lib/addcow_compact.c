@@ -111,14 +111,18 @@ int img_addcow_compact(struct img *img, const struct img_compact_opts *o,
 		pos = img_max_u64(end, pos + 1);
 		pos = img_div_up(pos, img->cluster_size) * img->cluster_size;
 	}
-	if (ret == 0 && !o->dry_run) {
-		ret = img_addcow_flush_bits(img);
-		if (ret == 0)
-			ret = img_io_flush(img->data_io);
-		if (ret == 0)
-			ret = img_io_flush(img->io);
-		if (ret < 0 && !img->errmsg[0])
-			img_error(img, ret, "cannot flush: %s", img_strerror(ret));
+	/* interrupted too: the bits cleared so far are kept */
+	if ((ret == 0 || ret == -ECANCELED) && !o->dry_run) {
+		int fret = img_addcow_flush_bits(img);
+
+		if (fret == 0)
+			fret = img_io_flush(img->data_io);
+		if (fret == 0)
+			fret = img_io_flush(img->io);
+		if (fret < 0 && !img->errmsg[0])
+			img_error(img, fret, "cannot flush: %s", img_strerror(fret));
+		if (fret < 0)
+			ret = fret;
 	}
 out:
 	free(k.buf);
