@@ -289,6 +289,10 @@ static int addcow_open(struct img *img)
 		return ret;
 	a->clusters = img_div_up(img->size, img->cluster_size);
 	a->bitmap_bytes = img_addcow_bitmap_bytes(img->size, a->h.cluster_bits);
+	if (a->bitmap_bytes > IMG_ADDCOW_MAX_BITMAP)
+		return img_error(img, IMG_E_TOOBIG,
+				 "image file '%s' too large: its COW bitmap would exceed 1 GiB (%llu clusters)",
+				 img->data_path, (unsigned long long)a->clusters);
 	if (a->bitmap_stored < a->bitmap_bytes && !img->checking)
 		return img_error(img, IMG_E_CORRUPT,
 				 "COW bitmap too short: %llu bytes for the %llu clusters of image file '%s' (%llu bytes needed)",
@@ -389,6 +393,35 @@ int img_addcow_set_bits(struct img *img, uint64_t first, uint64_t n, int set)
 			a->dirty_from = img_min_u64(a->dirty_from, i);
 			a->dirty_to = img_max_u64(a->dirty_to, i + 1);
 		}
+	}
+	return 0;
+}
+
+int img_addcow_count_set(struct img *img, uint64_t first, uint64_t n,
+			 uint64_t *set)
+{
+	struct addcow *a = img->priv;
+	uint64_t cl = first, end = first + n;
+
+	*set = 0;
+	while (cl < end) {
+		int ret;
+
+		if (cl % 8 || end - cl < 8) {
+			ret = img_addcow_bit(img, cl);
+			if (ret < 0)
+				return ret;
+			*set += (uint64_t)ret;
+			cl++;
+			continue;
+		}
+		/* whole bytes, as many as the window holds */
+		ret = load_window(img, cl / 8);
+		if (ret < 0)
+			return ret;
+		for (uint64_t i = cl / 8 - a->win_at;
+		     i < a->win_len && end - cl >= 8; i++, cl += 8)
+			*set += (uint64_t)__builtin_popcount(a->win[i]);
 	}
 	return 0;
 }

@@ -25,6 +25,9 @@
 #define IMG_ADDCOW_HEADER_SIZE  4096u    /* what we write */
 #define IMG_ADDCOW_MAX_HEADER   (2u << 20)
 #define IMG_ADDCOW_F_KNOWN      0ULL     /* no incompatible feature yet */
+/* Our cap on the bitmap (2^33 clusters: 512 TiB with 64 KiB clusters),
+ * which every pass over it walks. */
+#define IMG_ADDCOW_MAX_BITMAP   (1ULL << 30)
 
 struct img_addcow_header {
 	uint32_t backing_offset, backing_size;
@@ -62,6 +65,9 @@ uint64_t img_addcow_bitmap_bytes(uint64_t size, unsigned bits);
 
 /* Whether guest cluster cl is set (1), clear (0), or an error. */
 int img_addcow_bit(struct img *img, uint64_t cl);
+/* How many of clusters [first, first + n) are set, a byte at a time. */
+int img_addcow_count_set(struct img *img, uint64_t first, uint64_t n,
+			 uint64_t *set);
 /* Set or clear bits of clusters [first, first + n) in the window, to be
  * written back by img_addcow_flush_bits; moving the window writes the
  * dirty part back first (after flushing the image file when in place). */

@@ -6,34 +6,41 @@
 #include "check.h"
 
 /* Bits set past the last cluster of the disk, in the last byte the disk
- * needs and in any bytes after it: clusters written to an image file that
- * has since shrunk (or noise). They are unreachable: leaks. */
+ * needs and in any bytes the file holds after it: clusters written to an
+ * image file that has since shrunk (or noise). They are unreachable:
+ * leaks. Only the data the file stores past the bitmap is read. */
 static int stray_bits(struct img_check_ctx *c, struct addcow *a,
 		      uint64_t *stray)
 {
 	struct img *img = c->img;
-	uint64_t from = a->clusters, to = a->bitmap_stored * 8;
+	uint64_t pos = a->h.header_size + a->bitmap_bytes, start, end, n;
+	uint8_t buf[4096];
+	int ret;
 
 	*stray = 0;
-	for (uint64_t cl = from; cl < to; cl++) {
-		int bit;
-
-		/* whole zero bytes at a time */
-		if (cl % 8 == 0 && to - cl >= 8) {
-			uint8_t b;
-			int ret = img_read_meta(img, "COW bitmap", &b, 1,
-						a->h.header_size + cl / 8);
+	if (a->bitmap_stored < a->bitmap_bytes)
+		return 0;
+	ret = img_addcow_count_set(img, a->clusters,
+				   a->bitmap_bytes * 8 - a->clusters, &n);
+	if (ret < 0)
+		return ret;
+	*stray = n;
+	while (pos < img->file_size) {
+		ret = img_io_next_data(img->io, pos, &start, &end);
+		if (ret == -ENXIO)
+			break;
+		if (ret < 0)
+			return img_error(img, ret, "cannot find data in '%s': %s",
+					 img->path, img_strerror(ret));
+		end = img_min_u64(end, img->file_size);
+		for (pos = start; pos < end; pos += n) {
+			n = img_min_u64(sizeof(buf), end - pos);
+			ret = img_read_meta(img, "COW bitmap", buf, n, pos);
 			if (ret < 0)
 				return ret;
-			if (!b) {
-				cl += 7;
-				continue;
-			}
+			for (uint64_t i = 0; i < n; i++)
+				*stray += (uint64_t)__builtin_popcount(buf[i]);
 		}
-		bit = img_addcow_bit(img, cl);
-		if (bit < 0)
-			return bit;
-		*stray += (uint64_t)bit;
 	}
 	return 0;
 }
@@ -65,17 +72,12 @@ static int fix_stray(struct img_check_ctx *c, struct addcow *a, uint64_t n)
 
 static void count_allocated(struct img_check_ctx *c, struct addcow *a)
 {
-	for (uint64_t cl = 0; cl < a->clusters; cl++) {
-		int bit = img_addcow_bit(c->img, cl);
+	uint64_t set;
 
-		if (bit < 0) {
-			c->res->check_errors++;
-			return;
-		}
-		c->res->allocated_clusters += (uint64_t)bit;
-		if (cl % 65536 == 0)
-			img_check_progress(c, cl, a->clusters);
-	}
+	if (img_addcow_count_set(c->img, 0, a->clusters, &set) < 0)
+		c->res->check_errors++;
+	else
+		c->res->allocated_clusters = set;
 }
 
 int img_addcow_check(struct img_check_ctx *c)
