@@ -85,38 +85,38 @@ test_expect_success 'refcount table grows (1 GiB sparse, 512-byte clusters)' '
 
 # Refcounts are written block by block as clusters are allocated: many
 # blocks per conversion with narrow and wide counts, packed streams too.
-test_expect_success 'setup: 48 MiB of data' '
-	qemu-img create -q -f raw data48.raw 48M &&
-	qio raw data48.raw "write -P 0x31 0 20M" "write -P 0x32 20M 28M" \
-		"write -z 30M 1M"
+test_expect_success 'setup: 24 MiB of data' '
+	qemu-img create -q -f raw data24.raw 24M &&
+	qio raw data24.raw "write -P 0x31 0 10M" "write -P 0x32 10M 14M" \
+		"write -z 15M 1M"
 '
 
 for o in refcount_bits=1 refcount_bits=2 refcount_bits=16 refcount_bits=64; do
 	test_expect_success "many refcount blocks, 512-byte clusters, $o" "
-		img-convert -O qcow2 -o cluster_size=512,$o data48.raw rb-$o.qcow2 &&
-		good rb-$o.qcow2 data48.raw raw &&
-		img-convert -c -O qcow2 -o cluster_size=512,$o data48.raw rbc-$o.qcow2 &&
-		good rbc-$o.qcow2 data48.raw raw
+		img-convert -O qcow2 -o cluster_size=512,$o data24.raw rb-$o.qcow2 &&
+		good rb-$o.qcow2 data24.raw raw &&
+		img-convert -c -O qcow2 -o cluster_size=512,$o data24.raw rbc-$o.qcow2 &&
+		good rbc-$o.qcow2 data24.raw raw
 	"
 done
 
 test_expect_success 'in place over many compressed clusters (released in batches)' '
-	qemu-img create -q -f raw src48.raw 48M &&
-	qio raw src48.raw "write -P 0x77 0 16M" "write -z 16M 16M" &&
-	qemu-img convert -c -f raw -O qcow2 -o cluster_size=512 data48.raw zb.qcow2 &&
-	img-convert -n -O qcow2 src48.raw zb.qcow2 &&
-	good zb.qcow2 src48.raw raw &&
+	qemu-img create -q -f raw src24.raw 24M &&
+	qio raw src24.raw "write -P 0x77 0 8M" "write -z 8M 8M" &&
+	qemu-img convert -c -f raw -O qcow2 -o cluster_size=512 data24.raw zb.qcow2 &&
+	img-convert -n -O qcow2 src24.raw zb.qcow2 &&
+	good zb.qcow2 src24.raw raw &&
 	qemu-img convert -c -f raw -O qcow2 -o cluster_size=512,compat=0.10 \
-		data48.raw zb10.qcow2 &&
-	img-convert -n -O qcow2 src48.raw zb10.qcow2 &&
-	good zb10.qcow2 src48.raw raw
+		data24.raw zb10.qcow2 &&
+	img-convert -n -O qcow2 src24.raw zb10.qcow2 &&
+	good zb10.qcow2 src24.raw raw
 '
 
 test_expect_success 'in place, compressed, over compressed data, refcount_bits=2' '
 	qemu-img convert -c -f raw -O qcow2 -o cluster_size=512,refcount_bits=2 \
-		data48.raw zb2.qcow2 &&
-	img-convert -c -n -O qcow2 data48.raw zb2.qcow2 &&
-	good zb2.qcow2 data48.raw raw
+		data24.raw zb2.qcow2 &&
+	img-convert -c -n -O qcow2 data24.raw zb2.qcow2 &&
+	good zb2.qcow2 data24.raw raw
 '
 
 # In place (-n): targets with preallocated metadata, old data, old

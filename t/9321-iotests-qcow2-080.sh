@@ -165,7 +165,8 @@ test_expect_success '080: snapshot table offset not cluster aligned' '
 # opens it (the table reads as zeros there); creating one more fails.
 # Ours opens it too, checks it as qemu-img does, reads the same.
 # Deliberately, -r all does not rewrite the 65536 incomplete entries as
-# qemu-img does (img-check(1): nothing is written, the damage reported).
+# qemu-img does (img-check(1): nothing is written, the damage reported;
+# qemu-img's rewrite, 15 s, is not timed here).
 test_expect_success '080: hitting the snapshot table size limit' '
 	fresh t.qcow2 &&
 	img-poke t.qcow2 64 be64 0x1000000 &&
@@ -182,10 +183,7 @@ test_expect_success '080: hitting the snapshot table size limit' '
 	cp t.qcow2 ro.img &&
 	test_expect_code 2 ours img-check -r all ro.img >/dev/null 2>ro.err &&
 	grep -x "ERROR snapshot table entry 0 is incomplete: nothing repaired" ro.err &&
-	cmp t.qcow2 ro.img &&
-	cp t.qcow2 rq.img &&
-	qemu-img check -r all rq.img >/dev/null 2>&1 &&
-	qemu-img compare -q t.qcow2 rq.img
+	cmp t.qcow2 ro.img
 '
 
 test_expect_success '080: active L1 table too large (0xffffffff entries)' '
