@@ -157,26 +157,10 @@ static int refuse_loops(struct img *img, const struct addcow *a)
 
 int img_addcow_open_image_file(struct img *img)
 {
-	enum img_lock_use use = img->writable ? IMG_LOCK_WRITE :
-				img->lock_use;
-	struct img_io *io;
-	int ret;
-
-	ret = img_io_open_file(&io, img->data_path,
-			       img->writable ? 0 : IMG_IO_RDONLY);
-	if (ret < 0)
-		return img_error(img, ret, "cannot open image file '%s': %s",
-				 img->data_path, img_strerror(ret));
 	/* the image file is as much the format's as the add-cow file: the
 	 * two are locked alike */
-	ret = img_lock_fd(io->fd, use, IMG_LOCK_IMAGE, img->force_share);
-	if (ret < 0) {
-		img_io_close(io);
-		return img_error(img, ret, "image file '%s': %s",
-				 img->data_path, img_strerror(ret));
-	}
-	img->data_io = io;
-	return 0;
+	return img_open_data_io(img, "image file", img->lock_use,
+				IMG_LOCK_IMAGE);
 }
 
 /* The disk's size: the image file's, in whole sectors as raw reads it.

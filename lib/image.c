@@ -402,6 +402,31 @@ static int lock_image(struct img *img, const struct img_open_opts *o)
 	return 0;
 }
 
+int img_open_data_io(struct img *img, const char *what, int use, int role)
+{
+	struct img_io *io;
+	int ret;
+
+	if (img->in_memory)
+		return img_error(img, IMG_E_UNSUPPORTED,
+				 "%s '%s': an image in memory opens no files",
+				 what, img->data_path);
+	ret = img_io_open_file(&io, img->data_path,
+			       img->writable ? 0 : IMG_IO_RDONLY);
+	if (ret < 0)
+		return img_error(img, ret, "cannot open %s '%s': %s", what,
+				 img->data_path, img_strerror(ret));
+	ret = img_lock_fd(io->fd, img->writable ? IMG_LOCK_WRITE : use, role,
+			  img->force_share);
+	if (ret < 0) {
+		img_io_close(io);
+		return img_error(img, ret, "%s '%s': %s", what, img->data_path,
+				 img_strerror(ret));
+	}
+	img->data_io = io;
+	return 0;
+}
+
 /* What img_open and img_open_mem share: the handle takes its name and
  * what it is opened for. */
 static int open_begin(struct img *img, const char *name,

@@ -234,6 +234,11 @@ static inline int img_mul_overflows(uint64_t a, uint64_t b, uint64_t *r)
 	return __builtin_mul_overflow(a, b, r);
 }
 
+/* Open img->data_path as img->data_io (read-write when img is), locked
+ * as a file of role (enum img_lock_role) is for use (enum img_lock_use;
+ * writing when img is writable); errors name it as what ("data file"). */
+int img_open_data_io(struct img *img, const char *what, int use, int role);
+
 /* Open the backing chain (read-only) of an image opened without it
  * (img_open_opts.check or .no_backing); nothing to do if it is open or
  * there is none. Errors name the backing file. */

@@ -465,28 +465,9 @@ static int resolve_data_file(struct img *img, struct img_qcow2 *q)
 
 int img_qcow2_open_data_file(struct img *img)
 {
-	struct img_io *io;
-	int ret;
-
-	if (img->in_memory)
-		return img_error(img, IMG_E_UNSUPPORTED,
-				 "data file '%s': an image in memory opens no files",
-				 img->data_path);
-	ret = img_io_open_file(&io, img->data_path,
-			       img->writable ? 0 : IMG_IO_RDONLY);
-	if (ret < 0)
-		return img_error(img, ret, "cannot open data file '%s': %s",
-				 img->data_path, img_strerror(ret));
-	ret = img_lock_fd(io->fd, img->writable ? IMG_LOCK_WRITE :
-			  img->no_writers ? IMG_LOCK_COPY : IMG_LOCK_READ,
-			  IMG_LOCK_DATA, img->force_share);
-	if (ret < 0) {
-		img_io_close(io);
-		return img_error(img, ret, "data file '%s': %s",
-				 img->data_path, img_strerror(ret));
-	}
-	img->data_io = io;
-	return 0;
+	return img_open_data_io(img, "data file",
+				img->no_writers ? IMG_LOCK_COPY : IMG_LOCK_READ,
+				IMG_LOCK_DATA);
 }
 
 /* ---- tables ---------------------------------------------------------- */
