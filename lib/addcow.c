@@ -155,7 +155,7 @@ static int refuse_loops(struct img *img, const struct addcow *a)
 	return 0;
 }
 
-int img_addcow_open_image_file(struct img *img)
+static int open_image_file(struct img *img)
 {
 	/* the image file is as much the format's as the add-cow file: the
 	 * two are locked alike */
@@ -180,7 +180,7 @@ static int settle_size(struct img *img, struct addcow *a)
 		ret = img_io_open_mem(&img->data_io, "", 0);
 		return ret < 0 ? img_error(img, ret, "out of memory") : 0;
 	}
-	ret = img_addcow_open_image_file(img);
+	ret = open_image_file(img);
 	if (ret < 0)
 		return ret;
 	ret = img_io_size(img->data_io, &size);

@@ -76,9 +76,6 @@ int img_addcow_set_bits(struct img *img, uint64_t first, uint64_t n, int set);
  * the image file's data is made durable first, then the bitmap. */
 int img_addcow_flush_bits(struct img *img);
 
-/* Open the image file named by the header (done at open). */
-int img_addcow_open_image_file(struct img *img);
-
 extern const struct img_opt_desc img_addcow_create_opts[];
 struct img_opts;
 int img_addcow_create(struct img *img, const struct img_opts *o);
