@@ -95,6 +95,9 @@ int img_addcow_check(struct img_check_ctx *c)
 	}
 	if (img->backing_name && !img->in_memory) {
 		ret = img_open_backing(img);
+		/* a backing file someone writes is no damage: say who holds it */
+		if (ret == IMG_E_LOCKED)
+			return ret;
 		if (ret < 0) {
 			img_check_say(c, "ERROR %s", img_errmsg(img));
 			c->res->check_errors++;
