@@ -79,6 +79,40 @@ static int scan_extent(struct acompact *k, uint64_t start, uint64_t end)
 	return 0;
 }
 
+/* Set bits over holes of the image file read zeros: cleared where the
+ * backing chain reads zeros too (the data extents are done by then). */
+static int clear_hole_bits(struct acompact *k)
+{
+	struct img *img = k->img;
+	struct addcow *a = img->priv;
+	struct img_io_holes holes = { 0 };
+	uint64_t cs = img->cluster_size;
+
+	for (uint64_t cl = 0; cl < a->clusters; cl++) {
+		uint64_t off = cl * cs, len = img_min_u64(cs, img->size - off);
+		int bit = img_addcow_bit(img, cl), zero = 0, ret;
+
+		if (bit <= 0) {
+			if (bit < 0)
+				return bit;
+			continue;
+		}
+		if (!img_io_is_hole(img->data_io, &holes, off, len))
+			continue;
+		ret = img_cancel_point(img, k->o->cancel);
+		if (ret == 0)
+			ret = img_backing_reads_zero(img, off, len, k->scratch, &zero);
+		if (ret < 0)
+			return ret;
+		if (!zero)
+			continue;
+		k->r->zero_clusters++;
+		if (!k->o->dry_run && (ret = img_addcow_set_bits(img, cl, 1, 0)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
 int img_addcow_compact(struct img *img, const struct img_compact_opts *o,
 		       struct img_compact_result *r)
 {
@@ -111,6 +145,8 @@ int img_addcow_compact(struct img *img, const struct img_compact_opts *o,
 		pos = img_max_u64(end, pos + 1);
 		pos = img_div_up(pos, img->cluster_size) * img->cluster_size;
 	}
+	if (ret == 0 && img->backing_name)
+		ret = clear_hole_bits(&k);
 	if (ret == 0 && !o->dry_run) {
 		ret = img_addcow_flush_bits(img);
 		if (ret == 0)

@@ -176,6 +176,17 @@ test_expect_success 'img-compact: zero clusters punched, a set bit cleared only 
 	grep "^zero-clusters=0$" c.ac.counts
 '
 
+# A set bit over a hole of the image file where the backing file reads
+# zeros too reads zeros either way: it is cleared.
+test_expect_success 'img-compact: a set bit over a hole and backing zeros is cleared' '
+	pair h &&
+	setbit h.ac 45 1 &&
+	img-compact -q h.ac &&
+	bits h.ac >got &&
+	echo 1100000010000000000000000000000110000000000000001000000000000000 >want &&
+	test_cmp want got
+'
+
 test_expect_success 'img-compact --dry-run changes nothing' '
 	make_c cd.ac &&
 	cp cd.ac c.orig && cp c.raw c.raw.orig &&
