@@ -148,7 +148,10 @@ int img_addcow_compact(struct img *img, const struct img_compact_opts *o,
 	if (ret == 0 && img->backing_name)
 		ret = clear_hole_bits(&k);
 	if (ret == 0 && !o->dry_run) {
-		ret = img_addcow_flush_bits(img);
+		/* bits past the disk are leaks: a compacted pair has none */
+		ret = img_addcow_clear_stray(img);
+		if (ret == 0)
+			ret = img_addcow_flush_bits(img);
 		if (ret == 0)
 			ret = img_io_flush(img->data_io);
 		if (ret == 0)

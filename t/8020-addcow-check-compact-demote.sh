@@ -250,6 +250,22 @@ test_expect_success 'img-demote: the image file then stands alone' '
 	test_cmp want got
 '
 
+test_expect_success 'img-demote and img-compact leave no stray bits past the disk' '
+	pair g &&
+	truncate -s 3M g.raw &&
+	img-convert -O raw g.ac g.before &&
+	test_expect_code 3 img-check -q g.ac 2>/dev/null &&
+	img-demote -q g.ac &&
+	test_expect_code 0 img-check g.ac &&
+	test "$(stat -c %s g.ac)" = $((4096 + 6)) &&
+	qemu-img compare -q -f raw -F raw g.before g.raw &&
+	pair g2 &&
+	truncate -s 3M g2.raw &&
+	img-compact -q g2.ac &&
+	test_expect_code 0 img-check g2.ac &&
+	reads_as g2.ac g.before
+'
+
 test_expect_success 'img-demote survives kills, a rerun finishes' '
 	n=1 &&
 	while :; do
