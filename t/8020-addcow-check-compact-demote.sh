@@ -259,11 +259,11 @@ test_expect_success 'img-demote and img-compact leave no stray bits past the dis
 	test_expect_code 0 img-check g.ac &&
 	test "$(stat -c %s g.ac)" = $((4096 + 6)) &&
 	qemu-img compare -q -f raw -F raw g.before g.raw &&
-	pair g2 &&
-	truncate -s 3M g2.raw &&
-	img-compact -q g2.ac &&
-	test_expect_code 0 img-check g2.ac &&
-	reads_as g2.ac g.before
+	pair q &&
+	truncate -s 3M q.raw &&
+	img-compact -q q.ac &&
+	test_expect_code 0 img-check q.ac &&
+	reads_as q.ac g.before
 '
 
 test_expect_success 'img-demote survives kills, a rerun finishes' '
