@@ -87,6 +87,9 @@ int img_addcow_create_size(struct img *img, const char *path,
 extern const struct img_writer_ops img_addcow_writer;
 struct img_check_ctx;
 int img_addcow_check(struct img_check_ctx *c);
+/* Clear the bits past the disk and cut the bitmap to the length the
+ * disk needs (check -r, and demote, which leaves a clean pair). */
+int img_addcow_clear_stray(struct img *img);
 int img_addcow_compact(struct img *img, const struct img_compact_opts *o,
 		       struct img_compact_result *r);
 int img_addcow_demote(struct img *img, const struct img_demote_opts *o,

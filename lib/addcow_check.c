@@ -45,10 +45,9 @@ static int stray_bits(struct img_check_ctx *c, struct addcow *a,
 	return 0;
 }
 
-/* -r: clear the stray bits and cut the bitmap to its length. */
-static int fix_stray(struct img_check_ctx *c, struct addcow *a, uint64_t n)
+int img_addcow_clear_stray(struct img *img)
 {
-	struct img *img = c->img;
+	struct addcow *a = img->priv;
 	uint64_t end = a->h.header_size + a->bitmap_bytes;
 	int ret = img_addcow_set_bits(img, a->clusters,
 				      a->bitmap_bytes * 8 - a->clusters, 0);
@@ -64,6 +63,16 @@ static int fix_stray(struct img_check_ctx *c, struct addcow *a, uint64_t n)
 				 img->path, img_strerror(ret));
 	a->bitmap_stored = a->bitmap_bytes;
 	a->win_at = UINT64_MAX;
+	return 0;
+}
+
+/* -r: clear the stray bits and cut the bitmap to its length. */
+static int fix_stray(struct img_check_ctx *c, uint64_t n)
+{
+	int ret = img_addcow_clear_stray(c->img);
+
+	if (ret < 0)
+		return ret;
 	c->res->leaks_fixed += n;
 	img_check_say(c, "Cleared %llu bits past the end of the disk",
 		      (unsigned long long)n);
@@ -97,6 +106,9 @@ int img_addcow_check(struct img_check_ctx *c)
 	}
 	if (img->backing_name && !img->in_memory) {
 		ret = img_open_backing(img);
+		/* a backing file someone writes is no damage: say who holds it */
+		if (ret == IMG_E_LOCKED)
+			return ret;
 		if (ret < 0) {
 			img_check_say(c, "ERROR %s", img_errmsg(img));
 			c->res->check_errors++;
@@ -115,7 +127,7 @@ int img_addcow_check(struct img_check_ctx *c)
 	/* a longer bitmap of clear bits is trimmed too, quietly */
 	if (c->fix && a->bitmap_stored >= a->bitmap_bytes &&
 	    (stray || a->bitmap_stored > a->bitmap_bytes))
-		return fix_stray(c, a, stray);
+		return fix_stray(c, stray);
 	img_check_progress(c, a->clusters, a->clusters);
 	return 0;
 }

@@ -79,13 +79,65 @@ static int scan_extent(struct acompact *k, uint64_t start, uint64_t end)
 	return 0;
 }
 
+/* Set bits over holes of the image file read zeros: cleared where the
+ * backing chain reads zeros too (the data extents are done by then). */
+static int clear_hole_bits(struct acompact *k)
+{
+	struct img *img = k->img;
+	struct addcow *a = img->priv;
+	struct img_io_holes holes = { 0 };
+	uint64_t cs = img->cluster_size;
+
+	for (uint64_t cl = 0; cl < a->clusters; cl++) {
+		uint64_t off = cl * cs, len = img_min_u64(cs, img->size - off);
+		uint64_t set;
+		int bit, zero = 0, ret;
+
+		/* eight clear bits at a time */
+		if (cl % 8 == 0 && a->clusters - cl >= 8) {
+			ret = img_addcow_count_set(img, cl, 8, &set);
+			if (ret < 0)
+				return ret;
+			if (!set) {
+				cl += 7;
+				continue;
+			}
+		}
+		bit = img_addcow_bit(img, cl);
+		if (bit <= 0) {
+			if (bit < 0)
+				return bit;
+			continue;
+		}
+		if (!img_io_is_hole(img->data_io, &holes, off, len))
+			continue;
+		ret = img_cancel_point(img, k->o->cancel);
+		if (ret == 0)
+			ret = img_backing_reads_zero(img, off, len, k->scratch, &zero);
+		if (ret < 0)
+			return ret;
+		if (!zero)
+			continue;
+		k->r->zero_clusters++;
+		if (!k->o->dry_run && (ret = img_addcow_set_bits(img, cl, 1, 0)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
 int img_addcow_compact(struct img *img, const struct img_compact_opts *o,
 		       struct img_compact_result *r)
 {
 	struct acompact k = { .img = img, .o = o, .r = r };
+	const struct addcow *a = img->priv;
 	uint64_t pos = 0, start, end;
 	int ret = 0;
 
+
+	if (a->bitmap_stored < a->bitmap_bytes)
+		return img_error(img, IMG_E_CORRUPT,
+				 "the COW bitmap of '%s' is shorter than the disk (img-check says more)",
+				 img->path);
 	k.buf = malloc(img->cluster_size);
 	k.scratch = malloc(img->cluster_size);
 	if (!k.buf || !k.scratch) {
@@ -111,6 +163,11 @@ int img_addcow_compact(struct img *img, const struct img_compact_opts *o,
 		pos = img_max_u64(end, pos + 1);
 		pos = img_div_up(pos, img->cluster_size) * img->cluster_size;
 	}
+	if (ret == 0 && img->backing_name)
+		ret = clear_hole_bits(&k);
+	/* bits past the disk are leaks: a compacted pair has none */
+	if (ret == 0 && !o->dry_run)
+		ret = img_addcow_clear_stray(img);
 	/* interrupted too: the bits cleared so far are kept */
 	if ((ret == 0 || ret == -ECANCELED) && !o->dry_run) {
 		int fret = img_addcow_flush_bits(img);

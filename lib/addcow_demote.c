@@ -141,6 +141,9 @@ int img_addcow_demote(struct img *img, const struct img_demote_opts *o,
 		ret = img_error(img, -ENOMEM, "out of memory");
 	if (ret == 0)
 		ret = fill(&k);
+	/* what demote writes must check clean: no stray bits left either */
+	if (ret == 0 && (res.leaks || k.a->bitmap_stored > k.a->bitmap_bytes))
+		ret = img_addcow_clear_stray(img);
 	free(k.buf);
 	if (o->progress)
 		o->progress(img->size, img->size, o->progress_arg);

@@ -12,7 +12,7 @@ PATH=$top/t/helper:$PATH
 mkdir -p "$dir"
 cd "$dir"
 rm -f ./*.qcow2 ./*.qed ./*.qcow ./*.raw ./*.tmp ./*.gz ./*.xz ./*.zst ./*.bz2 \
-	./*.lz4 ./*.tar ./*.zip ./*.cpio ./*.7z
+	./*.lz4 ./*.tar ./*.zip ./*.cpio ./*.7z ./*.add-cow
 
 mk() {   # mk FMT NAME SIZE [OPTIONS]
 	qemu-img create -q -f "$1" ${4:+-o "$4"} "$2" "$3"
@@ -123,6 +123,32 @@ cp plain.qcow leak.qcow
 unlink_entry leak.qcow 4096 4096 be
 mk qcow backing.qcow 256k backing_file=base.tmp,backing_fmt=raw
 io qcow backing.qcow 'write -P 0xd3 0 4k'
+
+# ---- add-cow ------------------------------------------------------------
+# Built byte by byte (the layout of lib/addcow.h): in memory the fuzzers
+# never open the image file, so the bitmap alone sets the disk's size.
+# addcow NAME BITS HEADER_SIZE BACKING BITMAP-HEX [FEATURES]
+addcow() {
+	python3 -c '
+import struct, sys
+name, bits, hs, back, bm = sys.argv[1:6]
+feat = int(sys.argv[6], 0) if len(sys.argv) > 6 else 0
+hs, img, back = int(hs), b"disk.raw", back.encode()
+h = bytearray(hs)
+h[0:8] = b"ADD_COW\xff"
+struct.pack_into("<IIIIQQII", h, 8, 80 + len(img) if back else 0, len(back),
+                 80, len(img), feat, 0, int(bits), hs)
+h[48:48 + len(back and b"raw")] = back and b"raw"
+h[64:67] = b"raw"
+h[80:80 + len(img)] = img
+h[88:88 + len(back)] = back
+open(name, "wb").write(h + bytes.fromhex(bm))' "$@"
+}
+addcow plain.add-cow 12 4096 "" 0f0155aa
+addcow c512.add-cow 9 512 "" ff00f00f0102040880
+addcow backing.add-cow 12 4096 base.raw 01ff00
+addcow stray.add-cow 16 128 "" 0380
+addcow feature.add-cow 12 256 "" ff 1
 
 # ---- compressed files and archives (the stream target) ------------------
 gzip -c plain.raw >plain.raw.gz
