@@ -472,12 +472,14 @@ static void convert_to_stream(const struct source *src, const char *dst,
 		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(errno));
 }
 
-/* -n: write into the existing image dst, which must be as big. */
+/* -n: write into the existing image dst, which must be as big. An
+ * add-cow pair's backing chain is opened too, to hold QEMU's locks on it:
+ * its clear clusters read from there while we write. */
 static void convert_in_place(const struct source *src, const char *dst,
 			     struct img_convert_opts *co)
 {
 	struct img_open_opts wo = { .format = out_format, .writable = 1,
-				    .no_backing = 1 };
+				    .no_backing = strcmp(out_format, "add-cow") };
 	struct img *target = img_new();
 
 	int repaired;
