@@ -131,7 +131,14 @@ static void commit_output(const char *dst)
 
 	if (ret < 0)
 		cli_die(EXIT_FAIL, "cannot write '%s': %s", dst, strerror(-ret));
-	new_image_file = NULL;    /* kept: the add-cow file names it now */
+	{
+		/* kept: the add-cow file names it now (the name is dropped
+		 * first, for the signal handler) */
+		char *kept = new_image_file;
+
+		new_image_file = NULL;
+		free(kept);
+	}
 }
 
 /* --salvage: one warning per unreadable range, and a tally for the end. */
