@@ -5,41 +5,7 @@ test_description='add-cow locks against qemu-io'
 
 test -r /proc/locks || skip_all 'no /proc/locks to see when a lock is taken'
 
-# held_on FILE BYTE: some open file description locks byte BYTE of FILE.
-held_on() {
-	ho_ino_=$(stat -c %i "$1") || return 1
-	awk -v ino="$ho_ino_" -v b="$2" '
-		{
-			for (i = 1; i + 2 <= NF; i++)
-				if ($i ~ (":" ino "$")) {
-					e = $(i + 2) == "EOF" ? 1e18 : $(i + 2)
-					if ($(i + 1) + 0 <= b && b <= e + 0)
-						found = 1
-				}
-		}
-		END { exit !found }' /proc/locks
-}
-
-# hold FMT FILE: a qemu-io keeps FILE open for writing until unhold.
-hold() {
-	rm -f hold.fifo && mkfifo hold.fifo || return 1
-	qemu-io -f "$1" "$2" <hold.fifo >hold.out 2>&1 &
-	hold_pid_=$!
-	exec 9>hold.fifo
-	hold_n_=0
-	until held_on "$2" 100; do
-		kill -0 "$hold_pid_" 2>/dev/null ||
-			{ echo >&2 "qemu-io on $2 ended:"; cat >&2 hold.out; return 1; }
-		hold_n_=$((hold_n_ + 1))
-		test $hold_n_ -lt 600 || { echo >&2 "no lock on $2"; return 1; }
-		sleep 0.05
-	done
-}
-
-unhold() {
-	exec 9>&-
-	wait "$hold_pid_"
-}
+. "$TEST_DIRECTORY/lib-hold.sh"
 
 # refused CMD...: CMD fails with one line saying the file is in use.
 refused() {
@@ -76,13 +42,13 @@ test_expect_success 'setup' '
 '
 
 test_expect_success 'qemu-io writing the image file: writers refuse, -U reads' '
-	hold raw disk.raw &&
+	hold disk.raw -f raw &&
 	writers_refused;
 	ret=$?; unhold; test $ret = 0
 '
 
 test_expect_success 'qemu-io writing the backing file: writers refuse, -U reads' '
-	hold qcow2 base.qcow2 &&
+	hold base.qcow2 -f qcow2 &&
 	writers_refused no-convert;
 	ret=$?; unhold; test $ret = 0
 '
@@ -91,7 +57,7 @@ test_expect_success 'qemu-io writing the backing file: writers refuse, -U reads'
 # lock there (cmd/img-convert.c: the lead's part).
 test_expect_success 'qemu-io writing the backing file: img-convert -n refuses' '
 	cp p.ac p.keep && cp disk.raw disk.keep &&
-	hold qcow2 base.qcow2 &&
+	hold base.qcow2 -f qcow2 &&
 	refused img-convert -n -O add-cow -f raw new.raw p.ac;
 	ret=$?; unhold
 	cp p.keep p.ac && cp disk.keep disk.raw && test $ret = 0
